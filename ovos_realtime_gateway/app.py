@@ -1,0 +1,41 @@
+"""`create_app(settings)`: the one aiohttp application, run by the CLI and by the PHAL plugin alike."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .rest.middleware import request_context
+from .rest.routes import add_routes
+from .security.policy import PolicyEngine
+from .services import SERVICES, GatewayServices
+from .settings import GatewaySettings
+from .store import Store
+
+
+def create_services(settings: GatewaySettings) -> GatewayServices:
+    """Build (not start) the parts of a gateway; compiling the policy fails fast on a bad file."""
+    return GatewayServices(
+        settings=settings,
+        store=Store(settings.resolved_data_dir),
+        policy=PolicyEngine.from_settings(settings.policy_file, settings.opa_url),
+    )
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    await services.store.migrate()
+    services.audit.start()
+    yield
+    await services.audit.stop()
+    await services.policy.close()
+    await services.store.close()
+
+
+def create_app(settings: GatewaySettings, services: GatewayServices | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
+    app[SERVICES] = services or create_services(settings)
+    app.cleanup_ctx.append(_lifecycle)
+    add_routes(app)
+    return app

@@ -1,0 +1,205 @@
+"""The `ovos-realtime` command: serve | keys create/list/revoke/rotate | migrate.
+
+User mistakes are one line on stderr and exit code 2 (usage) or 1 (operation); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from pydantic import ValidationError
+
+from .log import configure_logging
+from .runner import GatewayRunner
+from .security.key_admin import KeyAdminError, create_key, revoke_key, rotate_key
+from .settings import GatewaySettings, load_config_file
+from .store import Store
+from .tls import self_signed_paths
+from .version import __version__
+
+T = TypeVar("T")
+PROG = "ovos-realtime"
+
+
+class CliError(Exception):
+    """An error worth one line on stderr; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="OpenAI-Realtime-compatible voice gateway for OVOS."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", type=Path, help="directory of the store (default from settings)")
+    data_dir.add_argument("--config", type=Path, help="settings file (JSON or YAML)")
+
+    serve = sub.add_parser("serve", parents=[data_dir], help="run the gateway standalone")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port for HTTP/WebSocket, TLS when enabled (default 8080)")
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate (with --tls-key)")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
+    serve.add_argument(
+        "--tls-self-signed", action="store_true", default=None, help="serve TLS with a generated certificate"
+    )
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    serve.add_argument("--log-json", action="store_true", default=None, help="log one JSON object per line")
+
+    keys = sub.add_parser("keys", help="manage project API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_sub.add_parser(
+        "create", parents=[data_dir], help="create a key (and the project if needed)"
+    )
+    create.add_argument("--project", required=True, help="project name")
+    listing = keys_sub.add_parser("list", parents=[data_dir], help="list keys")
+    listing.add_argument("--project", help="only this project")
+    revoke = keys_sub.add_parser("revoke", parents=[data_dir], help="revoke a key at once")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    rotate = keys_sub.add_parser(
+        "rotate", parents=[data_dir], help="issue a successor; the old key works for a grace period"
+    )
+    rotate.add_argument("key_id", metavar="KEY_ID")
+    rotate.add_argument("--grace-seconds", type=int, help="how long the old key keeps working")
+
+    sub.add_parser("migrate", parents=[data_dir], help="apply store migrations")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
+    layers: list[dict[str, Any]] = []
+    if getattr(args, "config", None):
+        try:
+            layers.append(load_config_file(args.config))
+        except (OSError, ValueError) as exc:
+            raise CliError(f"cannot read config file {args.config}: {exc}", 2) from None
+    flags = {
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "data_dir": getattr(args, "data_dir", None),
+        "tls_cert": getattr(args, "tls_cert", None),
+        "tls_key": getattr(args, "tls_key", None),
+        "tls_self_signed": getattr(args, "tls_self_signed", None),
+        "log_level": getattr(args, "log_level", None),
+        "log_json": getattr(args, "log_json", None),
+    }
+    layers.append(flags)
+    try:
+        return GatewaySettings.layered(*layers)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise CliError(f"invalid setting '{where}': {first['msg']}", 2) from None
+
+
+async def _with_store(settings: GatewaySettings, action: Callable[[Store], Awaitable[T]]) -> T:
+    store = Store(settings.resolved_data_dir)
+    try:
+        await store.migrate()
+        return await action(store)
+    finally:
+        await store.close()
+
+
+async def _serve(settings: GatewaySettings) -> None:
+    runner = GatewayRunner(settings)
+    await runner.start()
+    print(
+        f"{PROG} {__version__} listening on {runner.base_url} (data dir {settings.resolved_data_dir})",
+        flush=True,
+    )
+    if settings.tls_self_signed:
+        cert, _ = self_signed_paths(settings.resolved_data_dir)
+        print(f"self-signed certificate: {cert} (Node: NODE_EXTRA_CA_CERTS={cert})", flush=True)
+    print(
+        f"create a key: {PROG} keys create --project NAME --data-dir {settings.resolved_data_dir}", flush=True
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.stop()
+        print(f"{PROG} stopped", flush=True)
+
+
+def _keys(args: argparse.Namespace, settings: GatewaySettings) -> None:
+    command = args.keys_command
+    if command == "create":
+        issued = asyncio.run(_with_store(settings, lambda s: create_key(s, args.project)))
+        if issued.project_created:
+            print(f"created project {issued.project.name} ({issued.project.id})")
+        print(f"created key {issued.record.id} for project {issued.project.name}; it is shown only once:")
+        print(issued.secret)
+    elif command == "list":
+        _print_keys(settings, args.project)
+    elif command == "revoke":
+        key = asyncio.run(_with_store(settings, lambda s: revoke_key(s, args.key_id)))
+        print(f"revoked key {key.id}")
+    elif command == "rotate":
+        grace = args.grace_seconds if args.grace_seconds is not None else settings.key_rotation_grace_seconds
+        if grace < 0:
+            raise CliError("--grace-seconds must be >= 0", 2)
+        issued = asyncio.run(_with_store(settings, lambda s: rotate_key(s, args.key_id, grace)))
+        print(f"rotated {args.key_id} -> {issued.record.id}; the old key works for {grace} more seconds")
+        print(issued.secret)
+
+
+def _print_keys(settings: GatewaySettings, project_name: str | None) -> None:
+    async def gather(store: Store) -> list[tuple[str, Any]]:
+        projects = {p.id: p.name for p in await store.list_projects()}
+        if project_name is not None and project_name not in projects.values():
+            raise KeyAdminError(f"no project named '{project_name}'")
+        project_id = next((pid for pid, name in projects.items() if name == project_name), None)
+        return [(projects.get(k.project_id, "?"), k) for k in await store.list_api_keys(project_id)]
+
+    rows = asyncio.run(_with_store(settings, gather))
+    now = time.time()
+    print(f"{'KEY_ID':22} {'PROJECT':20} {'STATUS':9} {'CREATED':20} HINT")
+    for project, key in rows:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(key.created_at))
+        print(f"{key.id:22} {project:20} {key.status(now):9} {created:20} {key.hint}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        if args.command == "serve":
+            configure_logging(settings.log_level, settings.log_json)
+            asyncio.run(_serve(settings))
+        elif args.command == "keys":
+            _keys(args, settings)
+        elif args.command == "migrate":
+            applied = asyncio.run(_with_store(settings, lambda s: s.schema_version()))
+            print(f"store {settings.resolved_data_dir} is at schema version {applied}")
+    except CliError as exc:
+        _fail(str(exc), exc.code)
+    except KeyAdminError as exc:
+        _fail(str(exc), 1)
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc} ({exc.filename or ''})".replace(" ()", ""), 1)
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,60 @@
+"""Every Prometheus metric of the gateway, in one registry per application instance."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class GatewayMetrics:
+    """The gateway's metrics; a registry per instance so several gateways can share a process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "ovos_realtime_http_requests",
+            "HTTP requests handled, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "ovos_realtime_http_request_duration_seconds",
+            "Time from request received to response ready, by route template and method.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "ovos_realtime_auth_failures",
+            "Requests refused because credentials were missing, wrong or expired.",
+            ["reason"],
+            registry=r,
+        )
+        self.policy_denials = Counter(
+            "ovos_realtime_policy_denials",
+            "Requests denied by the Rego policy, by action.",
+            ["action"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "ovos_realtime_rate_limited",
+            "Requests refused by a rate limit, by scope (project or key).",
+            ["scope"],
+            registry=r,
+        )
+        self.client_secrets_created = Counter(
+            "ovos_realtime_client_secrets_created",
+            "Ephemeral client secrets (ek_) minted, by session type.",
+            ["session_type"],
+            registry=r,
+        )
+        self.audit_backlog = Gauge(
+            "ovos_realtime_audit_backlog",
+            "Audit entries waiting to be written to the store.",
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,201 @@
+"""The beta dialect of the Realtime API, translated to and from the GA shapes by table.
+
+OpenAI retired the beta protocol on 2026-05-12; old SDKs (`client.beta.realtime`) still send it.
+The engine only ever sees GA configs: beta bodies are validated here, mapped to GA, and GA
+configs are rendered back in the beta shape for beta clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .session_config import Config
+from .session_models import MaxOutputTokens, Strict
+
+BETA_FORMAT_TO_GA: dict[str, Config] = {
+    "pcm16": {"type": "audio/pcm", "rate": 24000},
+    "g711_ulaw": {"type": "audio/pcmu"},
+    "g711_alaw": {"type": "audio/pcma"},
+}
+GA_FORMAT_TO_BETA = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
+BETA_DEFAULT_TEMPERATURE = 0.8
+
+BetaAudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+
+
+class BetaExpiresAfter(Strict):
+    anchor: Literal["created_at"] = "created_at"
+    seconds: int = Field(600, ge=10, le=7200)
+
+
+class BetaClientSecret(Strict):
+    expires_after: BetaExpiresAfter | None = None
+    # transcription_sessions in the SDK call the same object `expires_at` (a codegen quirk)
+    expires_at: BetaExpiresAfter | None = None
+
+
+class BetaNoiseReduction(Strict):
+    type: Literal["near_field", "far_field"] | None = None
+
+
+class BetaTranscription(Strict):
+    model: str | None = None
+    language: str | None = None
+    prompt: str | None = None
+
+
+class BetaTurnDetection(Strict):
+    type: Literal["server_vad", "semantic_vad"] = "server_vad"
+    threshold: float | None = Field(None, ge=0, le=1)
+    prefix_padding_ms: int | None = Field(None, ge=0)
+    silence_duration_ms: int | None = Field(None, ge=0)
+    create_response: bool | None = None
+    interrupt_response: bool | None = None
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None
+    idle_timeout_ms: int | None = None
+
+
+class BetaFunctionTool(Strict):
+    type: Literal["function"] = "function"
+    name: str | None = None
+    description: str | None = Field(None, max_length=1024)
+    parameters: dict[str, Any] | None = None
+
+
+class BetaSessionBody(Strict):
+    """Body of the beta `POST /v1/realtime/sessions`."""
+
+    client_secret: BetaClientSecret | None = None
+    model: str | None = None
+    modalities: list[Literal["text", "audio"]] | None = Field(None, min_length=1, max_length=2)
+    instructions: str | None = None
+    voice: str | None = None
+    input_audio_format: BetaAudioFormat | None = None
+    output_audio_format: BetaAudioFormat | None = None
+    input_audio_transcription: BetaTranscription | None = None
+    input_audio_noise_reduction: BetaNoiseReduction | None = None
+    turn_detection: BetaTurnDetection | None = None
+    tools: list[BetaFunctionTool] | None = None
+    tool_choice: str | None = None
+    temperature: float | None = Field(None, ge=0.6, le=1.2)
+    max_response_output_tokens: MaxOutputTokens | None = None
+    speed: float | None = Field(None, ge=0.25, le=1.5)
+    tracing: Literal["auto"] | dict[str, Any] | None = None
+
+
+class BetaTranscriptionSessionBody(Strict):
+    """Body of the beta `POST /v1/realtime/transcription_sessions`."""
+
+    client_secret: BetaClientSecret | None = None
+    modalities: list[Literal["text", "audio"]] | None = None
+    input_audio_format: BetaAudioFormat | None = None
+    input_audio_transcription: BetaTranscription | None = None
+    input_audio_noise_reduction: BetaNoiseReduction | None = None
+    turn_detection: BetaTurnDetection | None = None
+    include: list[str] | None = None
+
+
+def _drop_none(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in value.items() if v is not None}
+
+
+def beta_session_to_ga(body: BetaSessionBody | BetaTranscriptionSessionBody) -> Config:
+    """The GA partial session (as a client would send it) equivalent to a beta body."""
+    sent = body.model_dump(exclude_unset=True)
+    is_realtime = isinstance(body, BetaSessionBody)
+    ga: Config = {"type": "realtime" if is_realtime else "transcription"}
+    audio_in: Config = {}
+    audio_out: Config = {}
+    if "input_audio_format" in sent:
+        audio_in["format"] = dict(BETA_FORMAT_TO_GA[sent["input_audio_format"]])
+    if "input_audio_transcription" in sent:
+        tr = sent["input_audio_transcription"]
+        audio_in["transcription"] = None if tr is None else _drop_none(tr)
+    if "input_audio_noise_reduction" in sent:
+        nr = sent["input_audio_noise_reduction"]
+        audio_in["noise_reduction"] = None if nr is None else _drop_none(nr)
+    if "turn_detection" in sent:
+        td = sent["turn_detection"]
+        if td is not None:
+            td = _drop_none(td)
+            td.setdefault("type", "server_vad")
+            if td["type"] == "semantic_vad":
+                td = {
+                    k: v
+                    for k, v in td.items()
+                    if k in ("type", "eagerness", "create_response", "interrupt_response")
+                }
+            else:
+                td.pop("eagerness", None)
+        audio_in["turn_detection"] = td
+    if is_realtime:
+        if "output_audio_format" in sent:
+            audio_out["format"] = dict(BETA_FORMAT_TO_GA[sent["output_audio_format"]])
+        if sent.get("voice") is not None:
+            audio_out["voice"] = sent["voice"]
+        if sent.get("speed") is not None:
+            audio_out["speed"] = sent["speed"]
+        if sent.get("modalities") is not None:
+            ga["output_modalities"] = ["audio"] if "audio" in sent["modalities"] else ["text"]
+        if "max_response_output_tokens" in sent:
+            ga["max_output_tokens"] = sent["max_response_output_tokens"]
+        for same in ("model", "instructions", "tools", "tool_choice", "tracing"):
+            if same in sent:
+                ga[same] = sent[same]
+    elif "include" in sent:
+        ga["include"] = sent["include"]
+    audio: Config = {}
+    if audio_in:
+        audio["input"] = audio_in
+    if audio_out:
+        audio["output"] = audio_out
+    if audio:
+        ga["audio"] = audio
+    return ga
+
+
+def _beta_format(fmt: Any) -> str:
+    kind = fmt.get("type", "audio/pcm") if isinstance(fmt, dict) else "audio/pcm"
+    return GA_FORMAT_TO_BETA.get(kind, "pcm16")
+
+
+def ga_session_to_beta(config: Config, session_id: str, expires_at: int, temperature: float) -> Config:
+    """Render a GA effective config as the beta session object."""
+    audio = config.get("audio") or {}
+    audio_in = audio.get("input") or {}
+    audio_out = audio.get("output") or {}
+    if config.get("type") == "transcription":
+        return {
+            "id": session_id,
+            "object": "realtime.transcription_session",
+            "modalities": ["text"],
+            "input_audio_format": _beta_format(audio_in.get("format")),
+            "input_audio_transcription": audio_in.get("transcription"),
+            "input_audio_noise_reduction": audio_in.get("noise_reduction"),
+            "turn_detection": audio_in.get("turn_detection"),
+            "include": config.get("include"),
+            "expires_at": expires_at,
+        }
+    modalities = ["text", "audio"] if config.get("output_modalities") == ["audio"] else ["text"]
+    return {
+        "id": session_id,
+        "object": "realtime.session",
+        "model": config.get("model"),
+        "modalities": modalities,
+        "instructions": config.get("instructions"),
+        "voice": audio_out.get("voice"),
+        "input_audio_format": _beta_format(audio_in.get("format")),
+        "output_audio_format": _beta_format(audio_out.get("format")),
+        "input_audio_transcription": audio_in.get("transcription"),
+        "input_audio_noise_reduction": audio_in.get("noise_reduction"),
+        "turn_detection": audio_in.get("turn_detection"),
+        "tools": config.get("tools", []),
+        "tool_choice": config.get("tool_choice", "auto"),
+        "temperature": temperature,
+        "max_response_output_tokens": config.get("max_output_tokens", "inf"),
+        "speed": audio_out.get("speed", 1.0),
+        "tracing": config.get("tracing"),
+        "expires_at": expires_at,
+    }

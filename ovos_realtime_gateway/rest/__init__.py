@@ -1,0 +1,1 @@
+"""REST endpoints: thin aiohttp handlers; the logic lives in protocol/, security/ and store/."""

@@ -1,0 +1,105 @@
+"""The gate every protected request passes: authenticate, rate limit, ask the policy, audit."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..log import current_request_id
+from ..protocol import errors
+from ..security.auth import Principal, bearer_token
+from ..security.policy import PolicyUnavailable
+from ..services import SERVICES, GatewayServices
+from ..store import AuditEntry
+
+PRINCIPAL = "ovos_realtime.principal"
+RATE_STATUS = "ovos_realtime.rate_status"
+
+
+def _audit(
+    services: GatewayServices,
+    action: str,
+    decision: str,
+    status: int,
+    principal: Principal | None,
+    resource: dict[str, Any] | None,
+    **detail: Any,
+) -> None:
+    services.audit.record(
+        AuditEntry(
+            ts=time.time(),
+            request_id=current_request_id.get(),
+            action=action,
+            decision=decision,
+            status=status,
+            project_id=principal.project_id if principal else None,
+            principal=principal.credential_id if principal else None,
+            resource=(resource or {}).get("id"),
+            detail=detail,
+        )
+    )
+
+
+async def guard(
+    request: web.Request,
+    action: str,
+    resource: dict[str, Any] | None = None,
+    *,
+    transport: str = "rest",
+) -> Principal:
+    """Admit the request for `action` on `resource`, or raise the OpenAI-shaped error."""
+    services = request.app[SERVICES]
+    token = bearer_token(request.headers.get("Authorization"))
+    try:
+        principal = await services.auth.authenticate(token)
+    except errors.ApiError as exc:
+        reason = "missing" if token is None else (exc.code or "invalid")
+        services.metrics.auth_failures.labels(reason=reason).inc()
+        _audit(services, action, "unauthenticated", exc.status, None, resource, reason=reason)
+        raise
+    request[PRINCIPAL] = principal
+    await services.remember_project(principal.project_id)
+
+    status = services.limiter.check(principal.project_id, principal.credential_id)
+    request[RATE_STATUS] = status
+    if not status.allowed:
+        services.metrics.rate_limited.labels(scope=status.scope).inc()
+        _audit(services, action, "rate_limited", 429, principal, resource, scope=status.scope)
+        raise errors.rate_limited(status.scope, status.limit, status.retry_after_s)
+
+    policy_input = {
+        "principal": principal.policy_input(),
+        "project": {"id": principal.project_id},
+        "action": action,
+        "resource": resource or {},
+        "request": {
+            "method": request.method,
+            "path": request.path,
+            "transport": transport,
+            "time": time.time(),
+            "remote": request.remote,
+        },
+    }
+    try:
+        decision = await services.policy.decide(policy_input)
+    except PolicyUnavailable as exc:
+        _audit(services, action, "policy_unavailable", 503, principal, resource, error=str(exc))
+        raise errors.ApiError(
+            503,
+            "The access policy could not be evaluated; the request was refused.",
+            type=errors.SERVER_ERROR,
+            code="policy_unavailable",
+        ) from None
+    if not decision.allow:
+        services.metrics.policy_denials.labels(action=action).inc()
+        _audit(services, action, "denied", 403, principal, resource, reason=decision.reason)
+        raise errors.permission_denied(decision.reason)
+    return principal
+
+
+def audit_success(request: web.Request, action: str, resource: dict[str, Any], status: int = 200) -> None:
+    """Record a successful state-changing action in the audit trail."""
+    principal = request.get(PRINCIPAL)
+    _audit(request.app[SERVICES], action, "allowed", status, principal, resource)

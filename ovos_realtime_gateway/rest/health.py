@@ -1,0 +1,47 @@
+"""Liveness, readiness, metrics and the OpenAPI document: unauthenticated operational routes."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ..services import SERVICES
+from ..version import __version__
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    checks: dict[str, Any] = {}
+    try:
+        version = await services.store.schema_version()
+        checks["store"] = {"ok": await services.store.ping(), "schema_version": version}
+    except Exception as exc:  # reported, not raised: this route says what is wrong
+        checks["store"] = {"ok": False, "error": str(exc)}
+    policy_ok, detail = await services.policy.ready()
+    checks["policy"] = {"ok": policy_ok, "source": detail}
+    ready = all(check["ok"] for check in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "unready", "checks": checks}, status=200 if ready else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[SERVICES].metrics.render()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def openapi_text() -> str:
+    return resources.files(__package__).joinpath("openapi.yaml").read_text()
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(text=openapi_text(), content_type="application/yaml")

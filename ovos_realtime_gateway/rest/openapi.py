@@ -1,0 +1,278 @@
+"""Builds the OpenAPI 3.1 document of the REST API from the models the handlers use.
+
+`python -m ovos_realtime_gateway.rest.openapi` rewrites the shipped `openapi.yaml`; a test fails
+when the shipped file and the models drift apart.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from ..protocol.dialect import BetaSessionBody, BetaTranscriptionSessionBody
+from ..protocol.session_models import ClientSecretCreateBody
+from ..version import __version__
+from . import schemas
+
+REF = "#/components/schemas/{model}"
+JSON = "application/json"
+ERROR_STATUSES = {
+    "400": "Invalid request: the body, a field or a value is wrong (the error names the `param`).",
+    "401": "Missing, wrong or expired credentials.",
+    "403": "The policy denied this action for this key.",
+    "404": "No such resource in the caller's project.",
+    "405": "Method not allowed on this path.",
+    "413": "Request body too large.",
+    "415": "Content-Type is not application/json.",
+    "429": "Rate limit exceeded; see `retry-after`.",
+    "500": "Unexpected server error; the x-request-id header identifies it in the logs.",
+    "503": "The access policy could not be evaluated.",
+}
+COMMON_HEADERS = {
+    "x-request-id": {
+        "description": "Request id (`req_` + 32 hex), also in logs and audit rows.",
+        "schema": {"type": "string", "pattern": "^req_[0-9a-f]{32}$"},
+    },
+    "openai-processing-ms": {
+        "description": "Server processing time in milliseconds.",
+        "schema": {"type": "string"},
+    },
+    "openai-version": {"description": "API version date.", "schema": {"type": "string"}},
+}
+RATE_HEADERS = {
+    "x-ratelimit-limit-requests": {
+        "description": "Requests per minute allowed (tighter of project and key).",
+        "schema": {"type": "string"},
+    },
+    "x-ratelimit-remaining-requests": {
+        "description": "Requests left in the current window.",
+        "schema": {"type": "string"},
+    },
+    "x-ratelimit-reset-requests": {
+        "description": "Time until the window is full again, e.g. `6m0s`.",
+        "schema": {"type": "string"},
+    },
+}
+
+
+def _schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
+    requests: list[type[BaseModel]] = [ClientSecretCreateBody, BetaSessionBody, BetaTranscriptionSessionBody]
+    responses: list[type[BaseModel]] = [
+        schemas.ErrorBody,
+        schemas.ClientSecretResponse,
+        schemas.BetaSessionResponse,
+        schemas.BetaTranscriptionSessionResponse,
+        schemas.StoredSession,
+        schemas.ModelObject,
+        schemas.ModelList,
+        schemas.Health,
+        schemas.Readiness,
+    ]
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in requests]
+    pairs += [(m, "serialization") for m in responses]
+    refs, defs = models_json_schema(pairs, ref_template=REF)
+    return refs, defs.get("$defs", {})
+
+
+def _json(ref: dict[str, Any]) -> dict[str, Any]:
+    return {JSON: {"schema": ref}}
+
+
+def _responses(
+    ok_ref: dict[str, Any], errors: list[str], error_ref: dict[str, Any], *, rated: bool = True
+) -> dict[str, Any]:
+    ok_headers = {**COMMON_HEADERS, **(RATE_HEADERS if rated else {})}
+    out: dict[str, Any] = {"200": {"description": "OK", "headers": ok_headers, "content": _json(ok_ref)}}
+    for status in errors:
+        out[status] = {
+            "description": ERROR_STATUSES[status],
+            "headers": COMMON_HEADERS,
+            "content": _json(error_ref),
+        }
+    return out
+
+
+def build() -> dict[str, Any]:
+    refs, components = _schemas()
+
+    def ref(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
+        return dict(refs[(model, mode)])
+
+    err = ref(schemas.ErrorBody)
+    body_errors = ["400", "401", "403", "413", "415", "429", "500", "503"]
+    read_errors = ["401", "403", "404", "429", "500", "503"]
+
+    def post(
+        summary: str, op_id: str, body: type[BaseModel], ok: type[BaseModel], tag: str
+    ) -> dict[str, Any]:
+        return {
+            "post": {
+                "summary": summary,
+                "operationId": op_id,
+                "tags": [tag],
+                "security": [{"bearer": []}],
+                "requestBody": {"required": False, "content": _json(ref(body, "validation"))},
+                "responses": _responses(ref(ok), body_errors, err),
+            }
+        }
+
+    def get(
+        summary: str,
+        op_id: str,
+        ok: type[BaseModel],
+        tag: str,
+        errors: list[str],
+        params: list[dict[str, Any]] | None = None,
+        secured: bool = True,
+    ) -> dict[str, Any]:
+        op: dict[str, Any] = {"summary": summary, "operationId": op_id, "tags": [tag]}
+        if params:
+            op["parameters"] = params
+        if secured:
+            op["security"] = [{"bearer": []}]
+        op["responses"] = _responses(ref(ok), errors, err, rated=secured)
+        return {"get": op}
+
+    def path_param(name: str, description: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": description,
+            "schema": {"type": "string"},
+        }
+
+    paths: dict[str, Any] = {
+        "/v1/realtime/client_secrets": post(
+            "Create a client secret (ek_) bound to a realtime or transcription session",
+            "createClientSecret",
+            ClientSecretCreateBody,
+            schemas.ClientSecretResponse,
+            "realtime",
+        ),
+        "/v1/realtime/sessions": post(
+            "Create a session and client secret (beta shape, kept for older SDKs)",
+            "createBetaSession",
+            BetaSessionBody,
+            schemas.BetaSessionResponse,
+            "beta",
+        ),
+        "/v1/realtime/transcription_sessions": post(
+            "Create a transcription session and client secret (beta shape)",
+            "createBetaTranscriptionSession",
+            BetaTranscriptionSessionBody,
+            schemas.BetaTranscriptionSessionResponse,
+            "beta",
+        ),
+        "/v1/realtime/sessions/{session_id}": get(
+            "Retrieve a stored session of the caller's project (ovos-realtime extension)",
+            "retrieveSession",
+            schemas.StoredSession,
+            "realtime",
+            read_errors,
+            [path_param("session_id", "A `sess_…` id.")],
+        ),
+        "/v1/models": get(
+            "List the models this gateway answers to",
+            "listModels",
+            schemas.ModelList,
+            "models",
+            ["401", "403", "429", "500", "503"],
+        ),
+        "/v1/models/{model}": get(
+            "Retrieve a model",
+            "retrieveModel",
+            schemas.ModelObject,
+            "models",
+            read_errors,
+            [path_param("model", "A model name, e.g. `gpt-realtime`.")],
+        ),
+        "/healthz": get("Liveness", "healthz", schemas.Health, "operations", [], secured=False),
+        "/readyz": {
+            "get": {
+                "summary": "Readiness of the gateway's dependencies",
+                "operationId": "readyz",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "Ready",
+                        "headers": COMMON_HEADERS,
+                        "content": _json(ref(schemas.Readiness)),
+                    },
+                    "503": {
+                        "description": "A dependency is not ready",
+                        "headers": COMMON_HEADERS,
+                        "content": _json(ref(schemas.Readiness)),
+                    },
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "operationId": "metrics",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "headers": COMMON_HEADERS,
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.yaml": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1 YAML",
+                        "headers": COMMON_HEADERS,
+                        "content": {"application/yaml": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ovos-realtime gateway",
+            "version": __version__,
+            "description": "OpenAI-Realtime-compatible REST API served by OpenVoiceOS. The WebSocket "
+            "endpoint `/v1/realtime` is documented in docs/protocol.md.",
+        },
+        "servers": [{"url": "http://127.0.0.1:8080"}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A project key (`sk-ovos-…`) or, where allowed, a client secret (`ek_…`).",
+                }
+            },
+        },
+    }
+
+
+def render() -> str:
+    return yaml.safe_dump(build(), sort_keys=False, width=100, allow_unicode=True)
+
+
+def main() -> None:
+    target = Path(__file__).with_name("openapi.yaml")
+    target.write_text(render())
+    sys.stderr.write(f"wrote {target}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""The route table of the REST API, nothing else."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import beta_sessions, client_secrets, health, models, sessions
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics)
+    app.router.add_get("/openapi.yaml", health.openapi)
+    app.router.add_post("/v1/realtime/client_secrets", client_secrets.create_client_secret)
+    app.router.add_post("/v1/realtime/sessions", beta_sessions.create_session)
+    app.router.add_post("/v1/realtime/transcription_sessions", beta_sessions.create_transcription_session)
+    app.router.add_get("/v1/realtime/sessions/{session_id}", sessions.retrieve_session)
+    app.router.add_get("/v1/models", models.list_models)
+    app.router.add_get("/v1/models/{model}", models.retrieve_model)

@@ -1,0 +1,95 @@
+"""GatewayRunner: serve `create_app()` on the current loop (CLI) or on a loop thread (PHAL)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+from concurrent.futures import Future
+
+from aiohttp import web
+
+from .app import create_app
+from .settings import GatewaySettings
+from .tls import ensure_self_signed, server_context
+
+log = logging.getLogger("ovos_realtime.runner")
+
+
+class GatewayRunner:
+    """Starts and stops one gateway (application, listener, TLS)."""
+
+    def __init__(self, settings: GatewaySettings, app: web.Application | None = None) -> None:
+        self.settings = settings
+        self.app = app or create_app(settings)
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self.port: int = settings.port
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        s = self.settings
+        if s.tls_cert is not None and s.tls_key is not None:
+            return server_context(s.tls_cert.expanduser(), s.tls_key.expanduser())
+        if s.tls_self_signed:
+            return server_context(*ensure_self_signed(s.resolved_data_dir, s.tls_hostnames))
+        return None
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.settings.tls_enabled else "http"
+        host = self.settings.host
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{self.port}"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        self._site = web.TCPSite(
+            self._runner, self.settings.host, self.settings.port, ssl_context=self.ssl_context()
+        )
+        await self._site.start()
+        # with port 0 the OS picks the port: ask the listening socket
+        sockets = getattr(self._site._server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        log.info("gateway listening on %s", self.base_url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class ThreadedGateway:
+    """A gateway on its own event-loop thread, for hosts that are threads themselves (PHAL)."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="ovos-realtime-gateway", daemon=True)
+        self.runner: GatewayRunner | None = None
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the loop thread and the gateway; raise what start-up raised."""
+        self._thread.start()
+
+        async def boot() -> None:
+            self.runner = GatewayRunner(self.settings)
+            await self.runner.start()
+
+        asyncio.run_coroutine_threadsafe(boot(), self.loop).result(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if not self._thread.is_alive():
+            return
+        if self.runner is not None:
+            future: Future[None] = asyncio.run_coroutine_threadsafe(self.runner.stop(), self.loop)
+            future.result(timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        self.loop.close()

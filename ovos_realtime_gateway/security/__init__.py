@@ -1,0 +1,1 @@
+"""Authentication, Rego policy, and rate limiting for every entry point."""

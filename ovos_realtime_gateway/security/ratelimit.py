@@ -1,0 +1,143 @@
+"""Per-project and per-key limits: requests per minute (token buckets) and concurrent sessions."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """`capacity` requests, refilled continuously over one minute."""
+
+    capacity: int
+    tokens: float
+    updated: float
+
+    def _refill(self, now: float) -> None:
+        rate = self.capacity / 60.0
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * rate)
+        self.updated = now
+
+    def take(self, now: float) -> bool:
+        self._refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def retry_after(self) -> float:
+        """Seconds until one request is available."""
+        return max(0.0, (1.0 - self.tokens) * 60.0 / self.capacity)
+
+    def reset_after(self) -> float:
+        """Seconds until the bucket is full again."""
+        return (self.capacity - self.tokens) * 60.0 / self.capacity
+
+
+@dataclass(frozen=True, slots=True)
+class LimitStatus:
+    """What the `x-ratelimit-*-requests` headers report: the tighter of project and key."""
+
+    allowed: bool
+    scope: str
+    limit: int
+    remaining: int
+    reset_s: float
+    retry_after_s: float
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-requests": str(self.limit),
+            "x-ratelimit-remaining-requests": str(self.remaining),
+            "x-ratelimit-reset-requests": format_duration(self.reset_s),
+        }
+
+
+def format_duration(seconds: float) -> str:
+    """OpenAI's reset format: `1s`, `6m0s`, `1h2m3s`, `120ms`."""
+    if seconds < 1:
+        return f"{max(0, int(seconds * 1000))}ms"
+    total = math.ceil(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+@dataclass
+class RateLimiter:
+    """Token buckets keyed by project and by key; limits come from a per-project lookup."""
+
+    project_rpm: Callable[[str], int]
+    key_rpm: Callable[[str], int]
+    clock: Callable[[], float] = time.monotonic
+    _buckets: dict[str, TokenBucket] = field(default_factory=dict)
+
+    def _bucket(self, name: str, capacity: int, now: float) -> TokenBucket:
+        bucket = self._buckets.get(name)
+        if bucket is None or bucket.capacity != capacity:
+            bucket = TokenBucket(capacity, float(capacity), now)
+            self._buckets[name] = bucket
+        return bucket
+
+    def check(self, project_id: str, key_id: str) -> LimitStatus:
+        """Take one request from both buckets (only if both have one) and report the tighter."""
+        now = self.clock()
+        project = self._bucket(f"p:{project_id}", self.project_rpm(project_id), now)
+        key = self._bucket(f"k:{key_id}", self.key_rpm(project_id), now)
+        project._refill(now)
+        key._refill(now)
+        allowed = project.tokens >= 1.0 and key.tokens >= 1.0
+        if allowed:
+            project.take(now)
+            key.take(now)
+        tight_name, tight = min(
+            (("project", project), ("key", key)), key=lambda item: item[1].tokens / item[1].capacity
+        )
+        blocking = [b for b in (project, key) if b.tokens < 1.0]
+        retry = max((b.retry_after() for b in blocking), default=0.0)
+        return LimitStatus(
+            allowed=allowed,
+            scope=tight_name,
+            limit=tight.capacity,
+            remaining=int(tight.tokens),
+            reset_s=tight.reset_after(),
+            retry_after_s=retry,
+        )
+
+
+@dataclass
+class SessionSlots:
+    """Concurrent realtime sessions per project and per key (acquired on connect, released on close)."""
+
+    project_limit: Callable[[str], int]
+    key_limit: Callable[[str], int]
+    _counts: dict[str, int] = field(default_factory=dict)
+
+    def try_acquire(self, project_id: str, key_id: str) -> str | None:
+        """Take a slot; return None on success or the scope ("project"/"key") that is full."""
+        p, k = f"p:{project_id}", f"k:{key_id}"
+        if self._counts.get(p, 0) >= self.project_limit(project_id):
+            return "project"
+        if self._counts.get(k, 0) >= self.key_limit(project_id):
+            return "key"
+        self._counts[p] = self._counts.get(p, 0) + 1
+        self._counts[k] = self._counts.get(k, 0) + 1
+        return None
+
+    def release(self, project_id: str, key_id: str) -> None:
+        for name in (f"p:{project_id}", f"k:{key_id}"):
+            left = self._counts.get(name, 0) - 1
+            if left > 0:
+                self._counts[name] = left
+            else:
+                self._counts.pop(name, None)
+
+    def in_use(self, project_id: str) -> int:
+        return self._counts.get(f"p:{project_id}", 0)

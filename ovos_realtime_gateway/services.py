@@ -1,0 +1,51 @@
+"""The parts one gateway instance is made of, shared by REST handlers and (later) transports."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .observability.audit import AuditWriter
+from .observability.metrics import GatewayMetrics
+from .security.auth import Authenticator
+from .security.policy import PolicyEngine
+from .security.ratelimit import RateLimiter, SessionSlots
+from .settings import GatewaySettings, RateLimits
+from .store import Store
+
+
+@dataclass
+class GatewayServices:
+    settings: GatewaySettings
+    store: Store
+    policy: PolicyEngine
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    started_at: float = field(default_factory=time.time)
+    _project_names: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.auth = Authenticator(self.store)
+        self.audit = AuditWriter(self.store, self.metrics)
+        self.limiter = RateLimiter(
+            project_rpm=lambda pid: self._limits(pid).requests_per_minute,
+            key_rpm=lambda pid: self._limits(pid).requests_per_minute_per_key,
+        )
+        self.session_slots = SessionSlots(
+            project_limit=lambda pid: self._limits(pid).concurrent_sessions,
+            key_limit=lambda pid: self._limits(pid).concurrent_sessions_per_key,
+        )
+
+    def _limits(self, project_id: str) -> RateLimits:
+        return self.settings.limits_for(project_id, self._project_names.get(project_id))
+
+    async def remember_project(self, project_id: str) -> None:
+        """Cache a project's name so per-project limits can be keyed by name."""
+        if project_id not in self._project_names:
+            project = await self.store.get_project(project_id)
+            if project is not None:
+                self._project_names[project_id] = project.name
+
+
+SERVICES = web.AppKey("services", GatewayServices)

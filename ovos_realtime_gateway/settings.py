@@ -1,0 +1,155 @@
+"""GatewaySettings: every knob of the gateway, its default and what it does.
+
+Precedence, lowest first: these defaults < the `PHAL.ovos-realtime-gateway` section of
+mycroft.conf (when run as a PHAL plugin) < a `--config` file (JSON or YAML) < command-line flags.
+Unknown keys are an error at start, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .protocol.session_config import DEFAULT_INSTRUCTIONS, SessionDefaults
+
+DEFAULT_MODELS = (
+    "gpt-realtime",
+    "gpt-realtime-2",
+    "gpt-realtime-2.1",
+    "gpt-realtime-2.1-mini",
+    "gpt-realtime-1.5",
+    "gpt-realtime-mini",
+    "gpt-realtime-2025-08-28",
+    "gpt-4o-realtime-preview",
+    "gpt-4o-realtime-preview-2024-12-17",
+    "gpt-4o-realtime-preview-2025-06-03",
+    "gpt-4o-mini-realtime-preview",
+    "gpt-4o-mini-realtime-preview-2024-12-17",
+    "ovos-realtime",
+)
+DEFAULT_TRANSCRIPTION_MODELS = (
+    "whisper-1",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "gpt-transcribe",
+    "gpt-realtime-whisper",
+    "ovos-stt",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RateLimits(_Section):
+    """Limits for one project (the defaults apply to every project without an override)."""
+
+    requests_per_minute: int = Field(600, ge=1, description="REST requests per minute per project.")
+    requests_per_minute_per_key: int = Field(300, ge=1, description="REST requests per minute per key.")
+    concurrent_sessions: int = Field(20, ge=1, description="Open realtime sessions per project.")
+    concurrent_sessions_per_key: int = Field(10, ge=1, description="Open realtime sessions per key.")
+    max_session_seconds: int = Field(3600, ge=60, le=86_400, description="Realtime session lifetime cap.")
+
+
+class GatewaySettings(_Section):
+    """Configuration of one gateway instance (standalone or inside the PHAL plugin)."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port for HTTP, WebSocket (and TLS when enabled).")
+    data_dir: Path = Field(
+        Path("~/.local/share/ovos-realtime"), description="Where the store and TLS files live."
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate; serves TLS on `port` with tls_key.")
+    tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
+    tls_self_signed: bool = Field(
+        False, description="Serve TLS with a self-signed cert kept in data_dir/tls."
+    )
+    tls_hostnames: tuple[str, ...] = Field(
+        ("localhost", "127.0.0.1", "::1"), description="Names the self-signed certificate is valid for."
+    )
+    policy_file: Path | None = Field(None, description="Rego policy replacing the shipped default policy.")
+    opa_url: str | None = Field(
+        None, description="External OPA server deciding instead of the embedded policy."
+    )
+    rate_limits: RateLimits = Field(default_factory=RateLimits, description="Default limits per project.")
+    project_limits: dict[str, RateLimits] = Field(
+        default_factory=dict, description="Per-project overrides, keyed by project name or id."
+    )
+    key_rotation_grace_seconds: int = Field(
+        86_400, ge=0, description="How long a rotated key keeps working after `keys rotate`."
+    )
+    client_secret_ttl_seconds: int = Field(600, ge=10, le=7200, description="Default ek_ lifetime.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest REST request body accepted.")
+    models: tuple[str, ...] = Field(DEFAULT_MODELS, description="Realtime model names accepted and listed.")
+    transcription_models: tuple[str, ...] = Field(
+        DEFAULT_TRANSCRIPTION_MODELS, description="Transcription model names accepted and listed."
+    )
+    default_model: str = Field("gpt-realtime", description="Model of a session that names none.")
+    default_instructions: str = Field(DEFAULT_INSTRUCTIONS, description="Instructions of a new session.")
+    default_voice: str = Field("alloy", description="Voice of a new session.")
+    log_level: str = Field("INFO", description="Level of the ovos_realtime loggers (standalone).")
+    log_json: bool = Field(False, description="Log one JSON object per line (standalone).")
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> GatewaySettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        if self.tls_cert is not None and self.tls_self_signed:
+            raise ValueError("use either tls_cert/tls_key or tls_self_signed, not both")
+        if self.default_model not in self.models:
+            raise ValueError(f"default_model {self.default_model!r} is not in models")
+        return self
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser()
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_self_signed or self.tls_cert is not None
+
+    def limits_for(self, project_id: str, project_name: str | None = None) -> RateLimits:
+        for name in (project_id, project_name):
+            if name and name in self.project_limits:
+                return self.project_limits[name]
+        return self.rate_limits
+
+    def session_defaults(self) -> SessionDefaults:
+        return SessionDefaults(
+            model=self.default_model, instructions=self.default_instructions, voice=self.default_voice
+        )
+
+    @classmethod
+    def layered(cls, *layers: dict[str, Any]) -> GatewaySettings:
+        """Build settings from dicts, later layers overriding earlier ones (nested dicts merge)."""
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            merged = _deep_merge(merged, {k: v for k, v in layer.items() if v is not None})
+        return cls.model_validate(merged)
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """A settings layer from a JSON or YAML file."""
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the top level must be a mapping of settings")
+    return data

@@ -1,0 +1,117 @@
+"""Row types of the store, one frozen dataclass per table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: str
+    name: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    project_id: str
+    salt: str
+    hash: str
+    hint: str
+    created_at: int
+    revoked_at: int | None = None
+    expires_at: int | None = None
+    rotated_to: str | None = None
+    last_used_at: int | None = None
+
+    def usable_at(self, now: float) -> bool:
+        """Valid now: not revoked, and (if rotated) still inside its grace period."""
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+    def status(self, now: float) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None:
+            return "rotating" if now < self.expires_at else "expired"
+        return "active"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecret:
+    id: str
+    project_id: str
+    key_id: str | None
+    session_id: str
+    salt: str
+    hash: str
+    created_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A realtime session: its full effective config and lifecycle timestamps."""
+
+    id: str
+    project_id: str
+    type: str
+    config: dict[str, Any]
+    status: str
+    created_at: int
+    updated_at: int
+    client_secret_id: str | None = None
+    expires_at: int | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "id": self.id,
+            "project_id": self.project_id,
+            "client_secret_id": self.client_secret_id,
+            "type": self.type,
+            "model": cfg.get("model"),
+            "output_modalities": json.dumps(cfg.get("output_modalities")),
+            "audio": json.dumps(cfg.get("audio")),
+            "instructions": cfg.get("instructions"),
+            "tools": json.dumps(cfg.get("tools")),
+            "tool_choice": json.dumps(cfg.get("tool_choice")),
+            "config": json.dumps(cfg),
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "expires_at": self.expires_at,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SessionRecord:
+        return cls(
+            id=row["id"],
+            project_id=row["project_id"],
+            type=row["type"],
+            config=json.loads(row["config"]),
+            status=row["status"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            client_secret_id=row.get("client_secret_id"),
+            expires_at=row.get("expires_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One decision or action, tied to the request that caused it."""
+
+    ts: float
+    request_id: str | None
+    action: str
+    decision: str
+    status: int
+    project_id: str | None = None
+    principal: str | None = None
+    resource: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)

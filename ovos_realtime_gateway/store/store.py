@@ -1,0 +1,221 @@
+"""Async facade over the sqlite store: every query runs on one dedicated thread, never on the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+from sqlite_utils.db import NotFoundError
+
+from ..protocol import ids
+from . import migrations
+from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
+
+T = TypeVar("T")
+DB_FILENAME = "ovos-realtime.db"
+
+
+def _as(record_type: type[T], row: dict[str, Any]) -> T:
+    names = {f.name for f in fields(record_type)}  # type: ignore[arg-type]
+    return record_type(**{k: v for k, v in row.items() if k in names})
+
+
+class Store:
+    """The gateway's persistent state in one sqlite file (WAL mode) inside the data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / DB_FILENAME
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ovos-realtime-store")
+        self._db: Database | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _database(self) -> Database:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = Database(self.path)
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA busy_timeout = 5000")
+            db.enable_wal()
+            self._db = db
+        return self._db
+
+    async def _run(self, fn: Callable[[Database], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._database()))
+
+    async def close(self) -> None:
+        def _close(db: Database) -> None:
+            db.close()
+            self._db = None
+
+        if self._db is not None:
+            await self._run(_close)
+        self._executor.shutdown(wait=True)
+
+    async def migrate(self, target: int = migrations.LATEST) -> list[int]:
+        return await self._run(lambda db: migrations.migrate(db, target))
+
+    async def schema_version(self) -> int:
+        return await self._run(migrations.current_version)
+
+    async def ping(self) -> bool:
+        return await self._run(lambda db: db.execute("select 1").fetchone() == (1,))
+
+    # -- projects ---------------------------------------------------------------------------
+
+    async def ensure_project(self, name: str) -> tuple[Project, bool]:
+        """The project called `name`, created if needed; the flag says whether it was created."""
+
+        def op(db: Database) -> tuple[Project, bool]:
+            rows = list(db.table("projects").rows_where("name = ?", [name]))
+            if rows:
+                return _as(Project, rows[0]), False
+            project = Project(id=ids.project_id(), name=name, created_at=int(time.time()))
+            db.table("projects").insert(
+                {"id": project.id, "name": project.name, "created_at": project.created_at}
+            )
+            return project, True
+
+        return await self._run(op)
+
+    async def get_project(self, project_id: str) -> Project | None:
+        def op(db: Database) -> Project | None:
+            try:
+                return _as(Project, db.table("projects").get(project_id))
+            except NotFoundError:
+                return None
+
+        return await self._run(op)
+
+    async def list_projects(self) -> list[Project]:
+        return await self._run(
+            lambda db: [_as(Project, r) for r in db.table("projects").rows_where(order_by="created_at")]
+        )
+
+    # -- API keys ---------------------------------------------------------------------------
+
+    async def insert_api_key(self, key: ApiKey) -> None:
+        await self._run(lambda db: db.table("api_keys").insert(_row(key)))
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        def op(db: Database) -> ApiKey | None:
+            try:
+                return _as(ApiKey, db.table("api_keys").get(key_id))
+            except NotFoundError:
+                return None
+
+        return await self._run(op)
+
+    async def list_api_keys(self, project_id: str | None = None) -> list[ApiKey]:
+        def op(db: Database) -> list[ApiKey]:
+            where, args = ("project_id = ?", [project_id]) if project_id else (None, [])
+            return [
+                _as(ApiKey, r) for r in db.table("api_keys").rows_where(where, args, order_by="created_at")
+            ]
+
+        return await self._run(op)
+
+    async def update_api_key(self, key_id: str, **changes: Any) -> None:
+        await self._run(lambda db: db.table("api_keys").update(key_id, changes))
+
+    async def rotate_api_key(self, old_id: str, new_key: ApiKey, old_expires_at: int) -> None:
+        """Insert the successor and start the old key's grace period, atomically."""
+
+        def op(db: Database) -> None:
+            with db.conn:
+                db.table("api_keys").insert(_row(new_key))
+                db.table("api_keys").update(old_id, {"expires_at": old_expires_at, "rotated_to": new_key.id})
+
+        await self._run(op)
+
+    # -- client secrets and sessions ----------------------------------------------------------
+
+    async def create_client_secret(self, secret: ClientSecret, session: SessionRecord) -> None:
+        """Store a minted `ek_` secret and the pending session it carries, atomically."""
+
+        def op(db: Database) -> None:
+            with db.conn:
+                db.table("sessions").insert(session.to_row())
+                db.table("client_secrets").insert(_row(secret))
+
+        await self._run(op)
+
+    async def get_client_secret(self, secret_id: str) -> ClientSecret | None:
+        def op(db: Database) -> ClientSecret | None:
+            try:
+                return _as(ClientSecret, db.table("client_secrets").get(secret_id))
+            except NotFoundError:
+                return None
+
+        return await self._run(op)
+
+    async def save_session(self, session: SessionRecord) -> None:
+        await self._run(lambda db: db.table("sessions").upsert(session.to_row(), pk="id"))
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        def op(db: Database) -> SessionRecord | None:
+            try:
+                return SessionRecord.from_row(db.table("sessions").get(session_id))
+            except NotFoundError:
+                return None
+
+        return await self._run(op)
+
+    async def list_sessions(self, project_id: str) -> list[SessionRecord]:
+        return await self._run(
+            lambda db: [
+                SessionRecord.from_row(r)
+                for r in db.table("sessions").rows_where(
+                    "project_id = ?", [project_id], order_by="created_at"
+                )
+            ]
+        )
+
+    # -- audit --------------------------------------------------------------------------------
+
+    async def write_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append audit rows in one transaction (the audit writer batches them)."""
+        rows = [
+            {
+                "id": ids.audit_id(),
+                "ts": e.ts,
+                "request_id": e.request_id,
+                "project_id": e.project_id,
+                "principal": e.principal,
+                "action": e.action,
+                "resource": e.resource,
+                "decision": e.decision,
+                "status": e.status,
+                "detail": json.dumps(e.detail, sort_keys=True),
+            }
+            for e in entries
+        ]
+
+        def op(db: Database) -> None:
+            with db.conn:
+                db.table("audit_log").insert_all(rows)
+
+        if rows:
+            await self._run(op)
+
+    async def audit_rows(self, request_id: str | None = None) -> list[dict[str, Any]]:
+        def op(db: Database) -> list[dict[str, Any]]:
+            where, args = ("request_id = ?", [request_id]) if request_id else (None, [])
+            return list(db.table("audit_log").rows_where(where, args, order_by="ts"))
+
+        return await self._run(op)
+
+    async def count(self, table: str) -> int:
+        return await self._run(lambda db: db[table].count)
+
+
+def _row(record: Any) -> dict[str, Any]:
+    return {f.name: getattr(record, f.name) for f in fields(record)}

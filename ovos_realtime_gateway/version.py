@@ -1,0 +1,3 @@
+"""Version of the ovos-realtime gateway (read by setup.py)."""
+
+__version__ = "0.1.0"
