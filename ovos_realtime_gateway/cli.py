@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from .log import configure_logging
 from .runner import GatewayRunner
 from .security.key_admin import KeyAdminError, create_key, revoke_key, rotate_key
+from .security.policy import PolicyError
 from .settings import GatewaySettings, load_config_file
 from .store import Store
 from .tls import self_signed_paths
@@ -110,6 +111,23 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         raise CliError(f"invalid setting '{where}': {first['msg']}", 2) from None
 
 
+def _migrate(settings: GatewaySettings) -> None:
+    async def run() -> tuple[list[int], int]:
+        store = Store(settings.resolved_data_dir)
+        try:
+            applied = await store.migrate()
+            return applied, await store.schema_version()
+        finally:
+            await store.close()
+
+    applied, version = asyncio.run(run())
+    where = settings.resolved_data_dir
+    if applied:
+        print(f"applied {', '.join(map(str, applied))}: store {where} is at schema version {version}")
+    else:
+        print(f"store {where} is already at schema version {version}")
+
+
 async def _with_store(settings: GatewaySettings, action: Callable[[Store], Awaitable[T]]) -> T:
     store = Store(settings.resolved_data_dir)
     try:
@@ -192,12 +210,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "keys":
             _keys(args, settings)
         elif args.command == "migrate":
-            applied = asyncio.run(_with_store(settings, lambda s: s.schema_version()))
-            print(f"store {settings.resolved_data_dir} is at schema version {applied}")
+            _migrate(settings)
     except CliError as exc:
         _fail(str(exc), exc.code)
     except KeyAdminError as exc:
         _fail(str(exc), 1)
+    except PolicyError as exc:
+        _fail(str(exc), 2)
     except OSError as exc:
         _fail(f"{exc.strerror or exc} ({exc.filename or ''})".replace(" ()", ""), 1)
     except KeyboardInterrupt:

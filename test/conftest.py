@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openai
@@ -32,7 +32,25 @@ def beta_key(gateway: GatewayProcess) -> str:
     return create_key(gateway.data_dir, "beta")
 
 
+SdkFactory = Callable[..., openai.OpenAI]
+
+
 @pytest.fixture
-def client(gateway: GatewayProcess, alpha_key: str) -> openai.OpenAI:
-    """The real `openai` SDK pointed at the gateway, retries off so each call is one request."""
-    return openai.OpenAI(base_url=gateway.api_base, api_key=alpha_key, max_retries=0)
+def make_sdk() -> Iterator[SdkFactory]:
+    """Builds real `openai` SDK clients (retries off: one call, one request); closes them after."""
+    made: list[openai.OpenAI] = []
+
+    def make(base_url: str, api_key: str, **options: object) -> openai.OpenAI:
+        sdk = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, **options)  # type: ignore[arg-type]
+        made.append(sdk)
+        return sdk
+
+    yield make
+    for sdk in made:
+        sdk.close()
+
+
+@pytest.fixture
+def client(gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory) -> openai.OpenAI:
+    """The SDK pointed at the shared gateway with project alpha's key."""
+    return make_sdk(gateway.api_base, alpha_key)

@@ -54,10 +54,15 @@ def test_client_config_is_merged_into_defaults(client: openai.OpenAI) -> None:
             "instructions": "be brief",
             "output_modalities": ["text"],
             "audio": {
-                "input": {"format": {"type": "audio/pcmu"}, "turn_detection": {"type": "server_vad", "threshold": 0.7}},
+                "input": {
+                    "format": {"type": "audio/pcmu"},
+                    "turn_detection": {"type": "server_vad", "threshold": 0.7},
+                },
                 "output": {"voice": "marin"},
             },
-            "tools": [{"type": "function", "name": "lookup", "description": "d", "parameters": {"type": "object"}}],
+            "tools": [
+                {"type": "function", "name": "lookup", "description": "d", "parameters": {"type": "object"}}
+            ],
         }
     ).session
     assert isinstance(session, RealtimeSessionCreateResponse)
@@ -73,7 +78,10 @@ def test_client_config_is_merged_into_defaults(client: openai.OpenAI) -> None:
 
 def test_transcription_session(client: openai.OpenAI) -> None:
     secret = client.realtime.client_secrets.create(
-        session={"type": "transcription", "audio": {"input": {"transcription": {"model": "whisper-1", "language": "en"}}}}
+        session={
+            "type": "transcription",
+            "audio": {"input": {"transcription": {"model": "whisper-1", "language": "en"}}},
+        }
     )
     assert isinstance(secret.session, RealtimeTranscriptionSessionCreateResponse)
     assert secret.session.type == "transcription"
@@ -85,7 +93,9 @@ def test_default_ttl_is_ten_minutes(client: openai.OpenAI) -> None:
     assert abs(secret.expires_at - (time.time() + 600)) < 10
 
 
-@pytest.mark.parametrize(("seconds", "code"), [(9, "integer_below_min_value"), (7201, "integer_above_max_value")])
+@pytest.mark.parametrize(
+    ("seconds", "code"), [(9, "integer_below_min_value"), (7201, "integer_above_max_value")]
+)
 def test_ttl_bounds(client: openai.OpenAI, seconds: int, code: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.realtime.client_secrets.create(expires_after={"anchor": "created_at", "seconds": seconds})
@@ -101,7 +111,9 @@ def test_unknown_model_names_the_supported_ones(client: openai.OpenAI) -> None:
     assert "'gpt-realtime'" in caught.value.message
 
 
-def test_the_session_is_stored_with_its_full_config(gateway: GatewayProcess, client: openai.OpenAI, alpha_key: str) -> None:
+def test_the_session_is_stored_with_its_full_config(
+    gateway: GatewayProcess, client: openai.OpenAI, alpha_key: str
+) -> None:
     secret = client.realtime.client_secrets.create(session={"type": "realtime", "instructions": "stored?"})
     stored = http("GET", f"{gateway.api_base}/realtime/sessions/{secret.session.id}", key=alpha_key)
     assert stored.status == 200

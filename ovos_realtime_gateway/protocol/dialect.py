@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .session_config import Config
-from .session_models import MaxOutputTokens, Strict
+from .session_models import MaxOutputTokens, Strict, TracingConfig
 
 BETA_FORMAT_TO_GA: dict[str, Config] = {
     "pcm16": {"type": "audio/pcm", "rate": 24000},
@@ -32,7 +32,10 @@ class BetaExpiresAfter(Strict):
 
 class BetaClientSecret(Strict):
     expires_after: BetaExpiresAfter | None = None
-    # transcription_sessions in the SDK call the same object `expires_at` (a codegen quirk)
+
+
+class BetaTranscriptionClientSecret(Strict):
+    # the beta transcription endpoint calls the same object `expires_at` (an SDK codegen quirk)
     expires_at: BetaExpiresAfter | None = None
 
 
@@ -54,7 +57,6 @@ class BetaTurnDetection(Strict):
     create_response: bool | None = None
     interrupt_response: bool | None = None
     eagerness: Literal["low", "medium", "high", "auto"] | None = None
-    idle_timeout_ms: int | None = None
 
 
 class BetaFunctionTool(Strict):
@@ -82,13 +84,13 @@ class BetaSessionBody(Strict):
     temperature: float | None = Field(None, ge=0.6, le=1.2)
     max_response_output_tokens: MaxOutputTokens | None = None
     speed: float | None = Field(None, ge=0.25, le=1.5)
-    tracing: Literal["auto"] | dict[str, Any] | None = None
+    tracing: Literal["auto"] | TracingConfig | None = None
 
 
 class BetaTranscriptionSessionBody(Strict):
     """Body of the beta `POST /v1/realtime/transcription_sessions`."""
 
-    client_secret: BetaClientSecret | None = None
+    client_secret: BetaTranscriptionClientSecret | None = None
     modalities: list[Literal["text", "audio"]] | None = None
     input_audio_format: BetaAudioFormat | None = None
     input_audio_transcription: BetaTranscription | None = None

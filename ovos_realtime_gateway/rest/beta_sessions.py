@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..protocol.dialect import (
     BETA_DEFAULT_TEMPERATURE,
+    BetaClientSecret,
     BetaSessionBody,
     BetaTranscriptionSessionBody,
     beta_session_to_ga,
@@ -31,7 +32,7 @@ def _ttl(body: BetaSessionBody | BetaTranscriptionSessionBody, default: int) -> 
     secret = body.client_secret
     if secret is None:
         return default
-    expiry = secret.expires_after or secret.expires_at
+    expiry = secret.expires_after if isinstance(secret, BetaClientSecret) else secret.expires_at
     return expiry.seconds if expiry is not None else default
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from regopy import Interpreter
+from regopy import Interpreter, RegoError
 
 log = logging.getLogger("ovos_realtime.policy")
 QUERY = "data.ovos_realtime.decision"
@@ -34,6 +35,10 @@ class PolicyUnavailable(Exception):
     """The external policy server could not be asked."""
 
 
+class PolicyError(ValueError):
+    """The policy does not compile: reported at start, before anything listens."""
+
+
 def default_policy_text() -> str:
     return resources.files(__package__).joinpath("default_policy.rego").read_text()
 
@@ -43,8 +48,13 @@ class PolicyEngine:
 
     def __init__(self, policy_text: str, opa_url: str | None = None, opa_timeout_s: float = 2.0) -> None:
         self._interpreter = Interpreter()  # type: ignore[no-untyped-call]
-        self._interpreter.add_module("policy.rego", policy_text)
-        self._bundle = self._interpreter.build(QUERY)
+        try:
+            self._interpreter.add_module("policy.rego", policy_text)
+            self._bundle = self._interpreter.build(QUERY)
+        except RegoError as exc:
+            raise PolicyError(
+                f"the Rego policy does not compile: {_describe(str(exc), policy_text)}"
+            ) from None
         self._opa_url = opa_url.rstrip("/") if opa_url else None
         self._opa_timeout = aiohttp.ClientTimeout(total=opa_timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -105,6 +115,19 @@ class PolicyEngine:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _describe(error: str, source: str) -> str:
+    """The first message of regopy's error s-expression, with its line and column."""
+    message = re.search(r"errormsg \d+:([^)]*)\)", error)
+    where = re.search(r"\(error \d+:[^|]*\|(\d+)\|", error)
+    text = message.group(1).strip() if message else error.strip().splitlines()[0]
+    if where is None:
+        return text
+    offset = int(where.group(1))
+    line = source.count("\n", 0, offset) + 1
+    column = offset - (source.rfind("\n", 0, offset) + 1) + 1
+    return f"{text} (line {line}, column {column})"
 
 
 def _decision(result: Any, source: str) -> Decision:

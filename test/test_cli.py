@@ -1,0 +1,84 @@
+"""The `ovos-realtime` command: key management output, and one-line errors for user mistakes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .gateway_process import cli
+
+
+def test_keys_create_prints_the_key_last_and_stores_only_a_hash(tmp_path: Path) -> None:
+    done = cli("keys", "create", "--project", "kitchen", data_dir=tmp_path)
+    lines = done.stdout.strip().splitlines()
+    key = lines[-1]
+    assert key.startswith("sk-ovos-")
+    assert "created project kitchen" in lines[0]
+    database = (tmp_path / "ovos-realtime.db").read_bytes()
+    assert key.encode() not in database, "only a salted hash of the key may be stored"
+    second = cli("keys", "create", "--project", "kitchen", data_dir=tmp_path).stdout
+    assert "created project" not in second  # the project exists now
+
+
+def test_keys_list_shows_status_and_a_hint_never_the_key(tmp_path: Path) -> None:
+    key = cli("keys", "create", "--project", "p1", data_dir=tmp_path).stdout.strip().splitlines()[-1]
+    cli("keys", "create", "--project", "p2", data_dir=tmp_path)
+    listing = cli("keys", "list", data_dir=tmp_path).stdout
+    assert "p1" in listing and "p2" in listing and "active" in listing
+    assert key not in listing and key[-4:] in listing
+    only_p1 = cli("keys", "list", "--project", "p1", data_dir=tmp_path).stdout
+    assert "p2" not in only_p1
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("keys", "revoke", "key_0000000000000000"), 1, "no key with id 'key_0000000000000000'"),
+        (("keys", "rotate", "key_0000000000000000"), 1, "no key with id"),
+        (("keys", "list", "--project", "nobody"), 1, "no project named 'nobody'"),
+        (("keys", "create", "--project", "  "), 1, "project name must not be empty"),
+    ],
+)
+def test_user_mistakes_are_one_line(tmp_path: Path, args: tuple[str, ...], code: int, message: str) -> None:
+    done = cli(*args, data_dir=tmp_path, check=False)
+    assert done.returncode == code
+    assert done.stderr.startswith("ovos-realtime: error: ")
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_revoking_twice_is_refused(tmp_path: Path) -> None:
+    key = cli("keys", "create", "--project", "p", data_dir=tmp_path).stdout.strip().splitlines()[-1]
+    key_id = "key_" + key.split("-")[2]
+    cli("keys", "revoke", key_id, data_dir=tmp_path)
+    again = cli("keys", "revoke", key_id, data_dir=tmp_path, check=False)
+    assert again.returncode == 1 and "already revoked" in again.stderr
+
+
+def test_invalid_settings_are_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({"port": "eighty", "surprise": True}))
+    done = cli("serve", "--config", str(config), data_dir=tmp_path, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith("ovos-realtime: error: invalid setting")
+    assert "Traceback" not in done.stderr
+
+
+def test_unreadable_config_file(tmp_path: Path) -> None:
+    done = cli("serve", "--config", str(tmp_path / "missing.yaml"), data_dir=tmp_path, check=False)
+    assert done.returncode == 2 and "cannot read config file" in done.stderr
+
+
+def test_yaml_config_is_accepted(tmp_path: Path) -> None:
+    config = tmp_path / "ok.yaml"
+    config.write_text("rate_limits:\n  requests_per_minute: 5\n")
+    done = cli("keys", "list", "--config", str(config), data_dir=tmp_path)
+    assert done.stdout.startswith("KEY_ID")
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    done = cli("keys", "create", data_dir=tmp_path, check=False)
+    assert done.returncode == 2 and "--project" in done.stderr

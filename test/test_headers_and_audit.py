@@ -1,0 +1,68 @@
+"""Every response's OpenAI headers, and the request id in the logs and the audit trail."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+
+import openai
+
+from .gateway_process import GatewayProcess, http
+
+REQUEST_ID = re.compile(r"^req_[0-9a-f]{32}$")
+
+
+def test_success_carries_openai_headers(gateway: GatewayProcess, alpha_key: str) -> None:
+    result = http("POST", f"{gateway.api_base}/realtime/client_secrets", json_body={}, key=alpha_key)
+    assert result.status == 200
+    h = result.headers
+    assert REQUEST_ID.match(h["x-request-id"])
+    assert int(h["openai-processing-ms"]) >= 1
+    assert h["openai-version"] == "2020-10-01"
+    assert int(h["x-ratelimit-limit-requests"]) >= int(h["x-ratelimit-remaining-requests"]) >= 0
+    assert re.match(r"^(\d+h)?(\d+m)?\d+m?s$", h["x-ratelimit-reset-requests"])
+    assert h["openai-project"].startswith("proj_")
+
+
+def test_request_ids_are_unique_and_on_errors_too(gateway: GatewayProcess) -> None:
+    ids = {http("GET", f"{gateway.api_base}/models").headers["x-request-id"] for _ in range(5)}
+    assert len(ids) == 5 and all(REQUEST_ID.match(i) for i in ids)
+
+
+def test_sdk_exposes_the_request_id(client: openai.OpenAI) -> None:
+    raw = client.realtime.client_secrets.with_raw_response.create()
+    assert REQUEST_ID.match(raw.headers["x-request-id"])
+    assert raw.parse().value.startswith("ek_")
+
+
+def _audit_rows(gateway: GatewayProcess, request_id: str) -> list[tuple[str, str, int]]:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the audit writer flushes in batches
+        with sqlite3.connect(gateway.data_dir / "ovos-realtime.db") as db:
+            rows = db.execute(
+                "select action, decision, status from audit_log where request_id = ?", (request_id,)
+            ).fetchall()
+        if rows:
+            return rows
+        time.sleep(0.05)
+    return []
+
+
+def test_request_id_reaches_audit_and_logs(gateway: GatewayProcess, alpha_key: str) -> None:
+    minted = http("POST", f"{gateway.api_base}/realtime/client_secrets", json_body={}, key=alpha_key)
+    request_id = minted.headers["x-request-id"]
+    assert _audit_rows(gateway, request_id) == [("client_secrets.create", "allowed", 200)]
+    assert f"[{request_id}]" in gateway.logs()
+
+    refused = http("POST", f"{gateway.api_base}/realtime/client_secrets", json_body={}, key="sk-ovos-wrong")
+    assert _audit_rows(gateway, refused.headers["x-request-id"]) == [
+        ("client_secrets.create", "unauthenticated", 401)
+    ]
+
+
+def test_secrets_never_reach_the_logs(gateway: GatewayProcess, alpha_key: str) -> None:
+    minted = http("POST", f"{gateway.api_base}/realtime/client_secrets", json_body={}, key=alpha_key).json()
+    logs = gateway.logs()
+    assert alpha_key not in logs
+    assert minted["value"] not in logs

@@ -1,0 +1,51 @@
+"""Projects cannot see each other's sessions; a restart on the same data dir loses nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openai
+import pytest
+
+from .conftest import SdkFactory
+from .gateway_process import GatewayProcess, create_key, http
+
+
+def test_a_project_cannot_see_another_projects_session(
+    gateway: GatewayProcess, alpha_key: str, beta_key: str, client: openai.OpenAI
+) -> None:
+    session_id = client.realtime.client_secrets.create().session.id
+    url = f"{gateway.api_base}/realtime/sessions/{session_id}"
+    assert http("GET", url, key=alpha_key).status == 200
+    foreign = http("GET", url, key=beta_key)
+    assert foreign.status == 404, "another project's session must look like one that does not exist"
+    assert foreign.json()["error"]["message"] == http(
+        "GET", f"{gateway.api_base}/realtime/sessions/sess_nope", key=beta_key
+    ).json()["error"]["message"].replace("sess_nope", session_id)
+
+
+def test_a_client_secret_cannot_read_sessions(gateway: GatewayProcess, client: openai.OpenAI) -> None:
+    secret = client.realtime.client_secrets.create()
+    result = http("GET", f"{gateway.api_base}/realtime/sessions/{secret.session.id}", key=secret.value)
+    assert result.status == 403
+
+
+@pytest.mark.slow
+def test_restart_keeps_keys_secrets_and_sessions(tmp_path: Path, make_sdk: SdkFactory) -> None:
+    data_dir = tmp_path / "data"
+    key = create_key(data_dir, "durable")
+    with GatewayProcess(data_dir, log_name="first") as first:
+        sdk = make_sdk(first.api_base, key)
+        secret = sdk.realtime.client_secrets.create(
+            session={"type": "realtime", "instructions": "remember me"}
+        )
+    with GatewayProcess(data_dir, log_name="second") as second:
+        sdk = make_sdk(second.api_base, key)
+        sdk.models.list()  # the key still works
+        stored = http("GET", f"{second.api_base}/realtime/sessions/{secret.session.id}", key=key)
+        assert stored.status == 200 and stored.json()["instructions"] == "remember me"
+        # the secret is still known: it is refused for minting (403), not unknown (401)
+        assert (
+            http("POST", f"{second.api_base}/realtime/client_secrets", json_body={}, key=secret.value).status
+            == 403
+        )

@@ -1,0 +1,131 @@
+"""Rate limits (429 + headers), the Rego policy (custom file, denial → 403 + audit + metric),
+and an unreachable OPA server (fail closed, /readyz says why)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+from .conftest import SdkFactory
+from .gateway_process import GatewayProcess, create_key, http
+
+
+def _config(tmp_path: Path, settings: dict[str, object]) -> str:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(settings))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_requests_per_minute_per_key(tmp_path: Path, make_sdk: SdkFactory) -> None:
+    data_dir = tmp_path / "data"
+    key = create_key(data_dir, "limited")
+    config = _config(tmp_path, {"rate_limits": {"requests_per_minute_per_key": 3}})
+    with GatewayProcess(data_dir, "--config", config) as gw:
+        remaining = [
+            int(http("GET", f"{gw.api_base}/models", key=key).headers["x-ratelimit-remaining-requests"])
+            for _ in range(3)
+        ]
+        assert remaining == [2, 1, 0]
+        refused = http("GET", f"{gw.api_base}/models", key=key)
+        assert refused.status == 429
+        assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+        assert int(refused.headers["retry-after"]) >= 1
+        with pytest.raises(openai.RateLimitError):
+            make_sdk(gw.api_base, key).models.list()
+        # another key of the same project has its own bucket
+        other = create_key(data_dir, "limited")
+        assert http("GET", f"{gw.api_base}/models", key=other).status == 200
+        metrics = http("GET", f"{gw.base_url}/metrics").body.decode()
+        assert 'ovos_realtime_rate_limited_total{scope="key"}' in metrics
+
+
+@pytest.mark.slow
+def test_per_project_override(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    key = create_key(data_dir, "tight")
+    free = create_key(data_dir, "free")
+    config = _config(tmp_path, {"project_limits": {"tight": {"requests_per_minute": 1}}})
+    with GatewayProcess(data_dir, "--config", config) as gw:
+        assert http("GET", f"{gw.api_base}/models", key=key).status == 200
+        assert http("GET", f"{gw.api_base}/models", key=key).status == 429
+        assert all(http("GET", f"{gw.api_base}/models", key=free).status == 200 for _ in range(3))
+
+
+DENY_SECRETS = """
+package ovos_realtime
+
+import rego.v1
+
+default allow := false
+
+allow if input.action == "models.list"
+
+reason := "" if allow
+
+else := "minting is switched off on this device"
+
+decision := {"allow": allow, "reason": reason}
+"""
+
+
+@pytest.mark.slow
+def test_custom_policy_denial_is_403_audited_and_counted(tmp_path: Path, make_sdk: SdkFactory) -> None:
+    data_dir = tmp_path / "data"
+    key = create_key(data_dir, "policed")
+    policy = tmp_path / "policy.rego"
+    policy.write_text(DENY_SECRETS)
+    with GatewayProcess(data_dir, "--config", _config(tmp_path, {"policy_file": str(policy)})) as gw:
+        sdk = make_sdk(gw.api_base, key)
+        sdk.models.list()
+        with pytest.raises(openai.PermissionDeniedError) as caught:
+            sdk.realtime.client_secrets.create()
+        assert "minting is switched off on this device" in caught.value.message
+        request_id = caught.value.response.headers["x-request-id"]
+        deadline = time.monotonic() + 5
+        rows: list[tuple[str, str]] = []
+        while not rows and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with sqlite3.connect(data_dir / "ovos-realtime.db") as db:
+                rows = db.execute(
+                    "select action, decision from audit_log where request_id = ?", (request_id,)
+                ).fetchall()
+        assert rows == [("client_secrets.create", "denied")]
+        metrics = http("GET", f"{gw.base_url}/metrics").body.decode()
+        assert 'ovos_realtime_policy_denials_total{action="client_secrets.create"} 1.0' in metrics
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_unreachable_opa_fails_closed(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    key = create_key(data_dir, "opa")
+    config = _config(tmp_path, {"opa_url": f"http://127.0.0.1:{_closed_port()}"})
+    with GatewayProcess(data_dir, "--config", config) as gw:
+        refused = http("POST", f"{gw.api_base}/realtime/client_secrets", json_body={}, key=key)
+        assert refused.status == 503
+        assert refused.json()["error"]["code"] == "policy_unavailable"
+        ready = http("GET", f"{gw.base_url}/readyz")
+        assert ready.status == 503
+        assert ready.json()["checks"]["policy"]["ok"] is False
+
+
+def test_bad_policy_file_is_one_line_at_start(tmp_path: Path) -> None:
+    policy = tmp_path / "broken.rego"
+    policy.write_text("package ovos_realtime\nallow if {")
+    process = GatewayProcess(tmp_path / "data", "--config", _config(tmp_path, {"policy_file": str(policy)}))
+    with pytest.raises(AssertionError) as caught:
+        process.start(timeout=20)
+    assert "policy" in str(caught.value).lower()
+    assert "Traceback" not in str(caught.value)
