@@ -90,6 +90,16 @@ class GatewaySettings(_Section):
     default_model: str = Field("gpt-realtime", description="Model of a session that names none.")
     default_instructions: str = Field(DEFAULT_INSTRUCTIONS, description="Instructions of a new session.")
     default_voice: str = Field("alloy", description="Voice of a new session.")
+    queue_responses: bool = Field(
+        False,
+        description="Queue a `response.create` sent while a response is active, instead of the "
+        "`conversation_already_has_active_response` error.",
+    )
+    allow_beta: bool = Field(
+        True,
+        description="Serve the retired beta Realtime dialect (`OpenAI-Beta: realtime=v1`) "
+        "through the adapter.",
+    )
     log_level: str = Field("INFO", description="Level of the ovos_realtime loggers (standalone).")
     log_json: bool = Field(False, description="Log one JSON object per line (standalone).")
 

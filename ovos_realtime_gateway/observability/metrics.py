@@ -50,6 +50,22 @@ class GatewayMetrics:
             ["session_type"],
             registry=r,
         )
+        self.realtime_sessions = Gauge(
+            "ovos_realtime_sessions_open",
+            "Realtime sessions open now (all transports).",
+            registry=r,
+        )
+        self.slow_consumers = Counter(
+            "ovos_realtime_slow_consumers",
+            "Connections closed because the client stopped reading and the send queue filled.",
+            registry=r,
+        )
+        self.client_event_errors = Counter(
+            "ovos_realtime_client_event_errors",
+            "Client events answered with an error event, by error code.",
+            ["code"],
+            registry=r,
+        )
         self.audit_backlog = Gauge(
             "ovos_realtime_audit_backlog",
             "Audit entries waiting to be written to the store.",

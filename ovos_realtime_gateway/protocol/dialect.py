@@ -201,3 +201,124 @@ def ga_session_to_beta(config: Config, session_id: str, expires_at: int, tempera
         "tracing": config.get("tracing"),
         "expires_at": expires_at,
     }
+
+
+# -- events -------------------------------------------------------------------------------------
+
+GA_TO_BETA_EVENT = {
+    "response.output_text.delta": "response.text.delta",
+    "response.output_text.done": "response.text.done",
+    "response.output_audio.delta": "response.audio.delta",
+    "response.output_audio.done": "response.audio.done",
+    "response.output_audio_transcript.delta": "response.audio_transcript.delta",
+    "response.output_audio_transcript.done": "response.audio_transcript.done",
+    "conversation.item.added": "conversation.item.created",
+}
+# GA-only server events a beta client has no handler for
+GA_ONLY_EVENTS = frozenset({"conversation.item.done", "input_audio_buffer.timeout_triggered"})
+GA_TO_BETA_CONTENT = {"output_text": "text", "output_audio": "audio"}
+BETA_TO_GA_CONTENT = {"text": "output_text", "audio": "output_audio"}
+
+
+def _beta_item(item: Any) -> Any:
+    if not isinstance(item, dict) or not isinstance(item.get("content"), list):
+        return item
+    out = dict(item)
+    out["content"] = [
+        dict(part, type=GA_TO_BETA_CONTENT.get(str(part.get("type")), part.get("type")))
+        if isinstance(part, dict)
+        else part
+        for part in item["content"]
+    ]
+    return out
+
+
+def _beta_response(response: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in response.items() if k not in ("output_modalities", "audio", "max_output_tokens")}
+    modalities = response.get("output_modalities") or ["audio"]
+    out["modalities"] = ["text", "audio"] if modalities == ["audio"] else ["text"]
+    audio_out = (response.get("audio") or {}).get("output") or {}
+    out["voice"] = audio_out.get("voice")
+    out["output_audio_format"] = _beta_format(audio_out.get("format"))
+    out["max_output_tokens"] = response.get("max_output_tokens")
+    out["temperature"] = BETA_DEFAULT_TEMPERATURE
+    out["output"] = [_beta_item(i) for i in response.get("output") or []]
+    return out
+
+
+def ga_event_to_beta(event: Config) -> Config | None:
+    """A GA server event as a beta client expects it (None: the beta protocol has no such event)."""
+    kind = event.get("type")
+    if kind in GA_ONLY_EVENTS:
+        return None
+    out = dict(event)
+    out["type"] = GA_TO_BETA_EVENT.get(str(kind), kind)
+    if "item" in out:
+        out["item"] = _beta_item(out["item"])
+    if kind in ("session.created", "session.updated") and isinstance(out.get("session"), dict):
+        session = out["session"]
+        beta = ga_session_to_beta(
+            session, session.get("id", ""), session.get("expires_at", 0), BETA_DEFAULT_TEMPERATURE
+        )
+        if session.get("type") == "transcription":
+            out["type"] = "transcription_session.updated" if kind == "session.updated" else kind
+        out["session"] = beta
+    if kind in ("response.created", "response.done") and isinstance(out.get("response"), dict):
+        out["response"] = _beta_response(out["response"])
+    return out
+
+
+BETA_RESPONSE_FIELDS = {
+    "modalities",
+    "voice",
+    "output_audio_format",
+    "temperature",
+    "max_response_output_tokens",
+}
+
+
+def beta_client_event_to_ga(data: Config) -> Config:
+    """Translate a decoded beta client event into its GA form (validation follows on the result).
+
+    Beta-only fields are checked by the beta models first, so a typo still gets `unknown_parameter`
+    with the beta path.
+    """
+    kind = data.get("type")
+    if kind in ("session.update", "transcription_session.update") and isinstance(data.get("session"), dict):
+        from .validation import validate
+
+        body: BetaSessionBody | BetaTranscriptionSessionBody
+        if kind == "session.update":
+            body = validate(BetaSessionBody, data["session"], prefix="session")
+        else:
+            body = validate(BetaTranscriptionSessionBody, data["session"], prefix="session")
+        return {k: v for k, v in data.items() if k not in ("session", "type")} | {
+            "type": "session.update",
+            "session": beta_session_to_ga(body),
+        }
+    if kind == "response.create" and isinstance(data.get("response"), dict):
+        response = dict(data["response"])
+        if "modalities" in response:
+            response["output_modalities"] = ["audio"] if "audio" in response.pop("modalities") else ["text"]
+        response.pop("temperature", None)
+        if "max_response_output_tokens" in response:
+            response["max_output_tokens"] = response.pop("max_response_output_tokens")
+        output: Config = {}
+        if "voice" in response:
+            output["voice"] = response.pop("voice")
+        if "output_audio_format" in response:
+            output["format"] = dict(BETA_FORMAT_TO_GA.get(str(response.pop("output_audio_format")), {}))
+        if output:
+            response["audio"] = {"output": output}
+        return dict(data, response=response)
+    if kind == "conversation.item.create" and isinstance(data.get("item"), dict):
+        item = dict(data["item"])
+        if item.get("role") == "assistant" and isinstance(item.get("content"), list):
+            item["content"] = [
+                dict(p, type=BETA_TO_GA_CONTENT.get(str(p.get("type")), p.get("type")))
+                if isinstance(p, dict)
+                else p
+                for p in item["content"]
+            ]
+        return dict(data, item=item)
+    return data

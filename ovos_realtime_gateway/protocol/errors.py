@@ -159,3 +159,14 @@ def internal_error() -> ApiError:
         "The request id in the x-request-id header identifies it in the server's logs.",
         type=SERVER_ERROR,
     )
+
+
+def event_error(
+    code: str | None,
+    message: str,
+    *,
+    param: str | None = None,
+    type: str = INVALID_REQUEST,
+) -> ApiError:
+    """An in-band WebSocket error (non-fatal): status is irrelevant there, 400 by convention."""
+    return ApiError(400, message, type=type, code=code, param=param)

@@ -38,3 +38,19 @@ def client_secret_id() -> str:
 
 def audit_id() -> str:
     return "aud_" + random_token()
+
+
+def event_id() -> str:
+    return "event_" + random_token()
+
+
+def item_id() -> str:
+    return "item_" + random_token()
+
+
+def response_id() -> str:
+    return "resp_" + random_token()
+
+
+def conversation_id() -> str:
+    return "conv_" + random_token()

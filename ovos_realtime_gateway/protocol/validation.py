@@ -22,6 +22,7 @@ _TYPE_NAMES = {
     "int": "an integer",
     "float": "a number",
     "str": "a string",
+    "string": "a string",
     "bool": "a boolean",
     "dict": "an object",
     "list": "an array",
@@ -102,6 +103,15 @@ def api_error_from(error: ErrorDetails, data: Any, prefix: str = "") -> ApiError
         if kind == "union_tag_invalid":
             value = ctx.get("tag", value)
             tag = str(ctx.get("discriminator", "'type'")).strip("'")
+            if tag.endswith("()"):  # a callable discriminator: our tags are `type` or `message:<role>`
+                tag = "type"
+                if ":" in str(value):
+                    tag, value = "role", str(value).split(":", 1)[1]
+                    options = [o.split(":", 1)[1] for o in options if ":" in o]
+                else:
+                    options = [o for o in options if ":" not in o] + (
+                        ["message"] if any(":" in o for o in options) else []
+                    )
             param = f"{param}.{tag}" if param else tag
         return ApiError(
             400,
@@ -182,10 +192,10 @@ def validate(model: type[ModelT], data: Any, prefix: str = "") -> ModelT:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        raise api_error_from(_first_error(errors), data, prefix) from None
+        raise api_error_from(first_error(errors), data, prefix) from None
 
 
-def _first_error(errors: list[ErrorDetails]) -> ErrorDetails:
+def first_error(errors: list[ErrorDetails]) -> ErrorDetails:
     """Prefer the most specific error: unknown and missing parameters before type mismatches."""
     order = {"extra_forbidden": 0, "missing": 1, "union_tag_not_found": 1, "union_tag_invalid": 2}
     return min(errors, key=lambda e: (order.get(e["type"], 3), -len(e["loc"])))

@@ -48,10 +48,15 @@ async def guard(
     resource: dict[str, Any] | None = None,
     *,
     transport: str = "rest",
+    token: str | None = None,
 ) -> Principal:
-    """Admit the request for `action` on `resource`, or raise the OpenAI-shaped error."""
+    """Admit the request for `action` on `resource`, or raise the OpenAI-shaped error.
+
+    `token` overrides the `Authorization` header (WebSocket subprotocol credentials).
+    """
     services = request.app[SERVICES]
-    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        token = bearer_token(request.headers.get("Authorization"))
     try:
         principal = await services.auth.authenticate(token)
     except errors.ApiError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..transports.websocket import realtime_websocket
 from . import beta_sessions, client_secrets, health, models, sessions
 
 
@@ -16,5 +17,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/realtime/sessions", beta_sessions.create_session)
     app.router.add_post("/v1/realtime/transcription_sessions", beta_sessions.create_transcription_session)
     app.router.add_get("/v1/realtime/sessions/{session_id}", sessions.retrieve_session)
+    app.router.add_get("/v1/realtime", realtime_websocket)
     app.router.add_get("/v1/models", models.list_models)
     app.router.add_get("/v1/models/{model}", models.retrieve_model)

@@ -86,6 +86,13 @@ class RateLimiter:
             self._buckets[name] = bucket
         return bucket
 
+    def peek(self, project_id: str, key_id: str) -> LimitStatus:
+        """The key's bucket as it stands, without taking a request."""
+        now = self.clock()
+        key = self._bucket(f"k:{key_id}", self.key_rpm(project_id), now)
+        key._refill(now)
+        return LimitStatus(True, "key", key.capacity, int(key.tokens), key.reset_after(), 0.0)
+
     def check(self, project_id: str, key_id: str) -> LimitStatus:
         """Take one request from both buckets (only if both have one) and report the tighter."""
         now = self.clock()

@@ -114,10 +114,22 @@ def _v3_lookup_indexes(db: Database) -> None:
     db.table("calls").create_index(["project_id"], if_not_exists=True)
 
 
+def _v4_conversation_items(db: Database) -> None:
+    """Realtime sessions keep their conversation: one row per item, in order."""
+    db.table("conversation_items").create(
+        {"session_id": str, "item_id": str, "position": int, "item": str, "updated_at": int},
+        pk=("session_id", "item_id"),
+        foreign_keys=[("session_id", "sessions", "id")],
+        not_null={"position", "item", "updated_at"},
+    )
+    db.table("conversation_items").create_index(["session_id", "position"], if_not_exists=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "key rotation columns", _v2_key_rotation),
     (3, "lookup indexes", _v3_lookup_indexes),
+    (4, "conversation items", _v4_conversation_items),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -44,6 +44,8 @@ class Store:
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = 5000")
             db.enable_wal()
+            # WAL + NORMAL: never corrupts; a power cut may lose the last commits, a crash loses nothing.
+            db.execute("PRAGMA synchronous = NORMAL")
             self._db = db
         return self._db
 
@@ -178,6 +180,37 @@ class Store:
                 )
             ]
         )
+
+    async def replace_items(self, session_id: str, items: Sequence[dict[str, Any]]) -> None:
+        """Store a session's conversation as it is now (items in order), in one transaction."""
+        now = int(time.time())
+        rows = [
+            {
+                "session_id": session_id,
+                "item_id": item["id"],
+                "position": i,
+                "item": json.dumps(item),
+                "updated_at": now,
+            }
+            for i, item in enumerate(items)
+        ]
+
+        def op(db: Database) -> None:
+            with db.conn:
+                db.execute("delete from conversation_items where session_id = ?", [session_id])
+                if rows:
+                    db.table("conversation_items").insert_all(rows)
+
+        await self._run(op)
+
+    async def list_items(self, session_id: str) -> list[dict[str, Any]]:
+        def op(db: Database) -> list[dict[str, Any]]:
+            rows = db.table("conversation_items").rows_where(
+                "session_id = ?", [session_id], order_by="position"
+            )
+            return [json.loads(r["item"]) for r in rows]
+
+        return await self._run(op)
 
     # -- audit --------------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The realtime session engine: one state machine per session, independent of the transport."""

@@ -1,0 +1,471 @@
+"""RealtimeSession: the state machine behind one realtime connection, whatever the transport.
+
+`handle(event)` applies one parsed client event; everything the client should see leaves
+through `emit` (the transport's outbox). Client mistakes become `error` events and the session
+goes on; only `session.close` ends it from the inside.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..protocol import client_events as ce
+from ..protocol import ids
+from ..protocol.errors import ApiError, event_error
+from ..protocol.server_events import Event, error_event, event
+from ..protocol.session_config import Config, apply_update, render_session
+from ..protocol.session_models import RealtimeSessionRequest
+from .audio_out import AudioOut
+from .conversation import Conversation
+from .input_buffer import InputAudioBuffer
+from .responder import Responder, Turn
+from .response import ResponseRun, ResponseSpec
+from .usage import input_audio_tokens, text_tokens
+
+log = logging.getLogger("ovos_realtime.engine")
+MAX_APPEND_BYTES = 15 * 1024 * 1024
+TRUNCATE_TOLERANCE_MS = 1000
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """Gateway-side behaviour that is not part of OpenAI's session object."""
+
+    queue_responses: bool = False
+    audio_chunk_ms: int = 100
+    audio_lead_ms: float = 1000.0
+    is_call: bool = False  # WebRTC/SIP: output_audio_buffer.* events apply
+
+
+class SessionHooks:
+    """Persistence and accounting callbacks; the default does nothing (tests, benches)."""
+
+    async def config_changed(self, config: Config) -> None:
+        return None
+
+    async def items_changed(self, conversation: Conversation) -> None:
+        return None
+
+    def rate_limits(self) -> list[dict[str, Any]]:
+        return []
+
+
+class RealtimeSession:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        project_id: str,
+        config: Config,
+        expires_at: int,
+        responder: Responder,
+        emit: Callable[[Event], None],
+        options: SessionOptions | None = None,
+        hooks: SessionHooks | None = None,
+    ) -> None:
+        self.id = session_id
+        self.project_id = project_id
+        self.config = config
+        self.expires_at = expires_at
+        self.responder = responder
+        self.emit = emit
+        self.options = options or SessionOptions()
+        self.hooks = hooks or SessionHooks()
+        self.conversation = Conversation(ids.conversation_id())
+        self.input = InputAudioBuffer(self.input_format)
+        self.active: ResponseRun | None = None
+        self.out_of_band: set[ResponseRun] = set()
+        self.queued: list[ce.ResponseCreate] = []
+        self.closed = False
+        self.audio_sent_once = False
+        self._handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
+            "session.update": self._session_update,
+            "session.close": self._session_close,
+            "input_audio_buffer.append": self._append,
+            "input_audio_buffer.commit": self._commit,
+            "input_audio_buffer.clear": self._clear,
+            "output_audio_buffer.clear": self._output_clear,
+            "conversation.item.create": self._item_create,
+            "conversation.item.retrieve": self._item_retrieve,
+            "conversation.item.truncate": self._item_truncate,
+            "conversation.item.delete": self._item_delete,
+            "response.create": self._response_create,
+            "response.cancel": self._response_cancel,
+        }
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        return str(self.config.get("type", "realtime"))
+
+    @property
+    def input_format(self) -> dict[str, Any]:
+        return dict(
+            ((self.config.get("audio") or {}).get("input") or {}).get("format") or {"type": "audio/pcm"}
+        )
+
+    @property
+    def output_format(self) -> dict[str, Any]:
+        return dict(
+            ((self.config.get("audio") or {}).get("output") or {}).get("format") or {"type": "audio/pcm"}
+        )
+
+    def rendered(self) -> Config:
+        return render_session(self.config, self.id, self.expires_at)
+
+    def start(self) -> None:
+        self.emit(event("session.created", session=self.rendered()))
+
+    async def handle(self, parsed: ce.ClientEvent) -> None:
+        """Apply one client event; a client mistake becomes an `error` event."""
+        try:
+            await self._handlers[parsed.type](parsed)
+        except ApiError as exc:
+            self.emit(error_event(exc, parsed.event_id))
+
+    def fail(self, error: ApiError, client_event_id: str | None = None) -> None:
+        self.emit(error_event(error, client_event_id))
+
+    async def close(self) -> None:
+        """End every running response (cancelled) before the transport goes away."""
+        self.closed = True
+        self.queued.clear()
+        for run in [self.active, *self.out_of_band]:
+            if run is not None:
+                await run.cancel("client_cancelled")
+
+    # -- session ----------------------------------------------------------------------------
+
+    async def _session_update(self, ev: ce.SessionUpdate) -> None:
+        request = ev.session
+        if request.type != self.kind:
+            raise event_error(
+                "invalid_value",
+                f"Passing a {request.type} session update event to a {self.kind} session is not allowed.",
+                param="session.type",
+            )
+        if isinstance(request, RealtimeSessionRequest):
+            self._check_realtime_update(request)
+        self.config = apply_update(self.config, request)
+        self.input.set_format(self.input_format)
+        await self.hooks.config_changed(self.config)
+        self.emit(event("session.updated", session=self.rendered()))
+
+    def _check_realtime_update(self, request: RealtimeSessionRequest) -> None:
+        if request.model is not None and request.model != self.config.get("model"):
+            raise event_error(
+                "invalid_value",
+                f"Cannot update a session's model (it is '{self.config.get('model')}').",
+                param="session.model",
+            )
+        output = request.audio.output if request.audio is not None else None
+        if output is not None and "voice" in output.model_fields_set and self.audio_sent_once:
+            current = ((self.config.get("audio") or {}).get("output") or {}).get("voice")
+            wanted = output.voice if isinstance(output.voice, str) else output.voice.model_dump()
+            if wanted != current:
+                raise event_error(
+                    "cannot_update_voice",
+                    "Cannot update a conversation's voice if assistant audio is present.",
+                    param="session.audio.output.voice",
+                )
+        if self.active is not None and request.audio is not None and request.audio.output is not None:
+            if "speed" in request.audio.output.model_fields_set:
+                raise event_error(
+                    "invalid_value",
+                    "The output speed can only change between responses.",
+                    param="session.audio.output.speed",
+                )
+
+    async def _session_close(self, ev: ce.SessionClose) -> None:
+        await self.close()
+
+    # -- input audio ------------------------------------------------------------------------
+
+    async def _append(self, ev: ce.InputAudioBufferAppend) -> None:
+        try:
+            audio = base64.b64decode(ev.audio, validate=True)
+        except (binascii.Error, ValueError):
+            raise event_error(
+                "invalid_value", "Invalid 'audio': expected base64-encoded audio bytes.", param="audio"
+            ) from None
+        if len(audio) > MAX_APPEND_BYTES:
+            raise event_error(
+                "audio_too_large",
+                f"Invalid 'audio': {len(audio)} bytes exceeds the maximum of "
+                f"{MAX_APPEND_BYTES} bytes per append.",
+                param="audio",
+            )
+        self.input.append(audio)
+
+    async def _commit(self, ev: ce.InputAudioBufferCommit) -> None:
+        duration = self.input.duration_ms
+        if duration < 100:
+            raise event_error(
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
+                f"but buffer only has {duration:.2f}ms of audio.",
+            )
+        self.commit_audio(self.input.take(), ids.item_id())
+
+    def commit_audio(self, audio: bytes, item_id: str) -> dict[str, Any]:
+        """Turn committed input audio into a user item (also used by turn detection)."""
+        item = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        previous = self.conversation.insert(item, None)
+        self.conversation.audio[(item_id, 0)] = bytearray(audio)
+        self.emit(event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id))
+        self._item_added(item, previous)
+        return item
+
+    async def _clear(self, ev: ce.InputAudioBufferClear) -> None:
+        self.input.clear()
+        self.emit(event("input_audio_buffer.cleared"))
+
+    async def _output_clear(self, ev: ce.OutputAudioBufferClear) -> None:
+        if self.active is not None:
+            await self.active.cancel("client_cancelled")
+        self.emit(event("output_audio_buffer.cleared", response_id=self.active.id if self.active else None))
+
+    # -- conversation -----------------------------------------------------------------------
+
+    def _item_added(self, item: dict[str, Any], previous: str | None) -> None:
+        public = _public(item)
+        self.emit(event("conversation.item.added", previous_item_id=previous, item=public))
+        self.emit(event("conversation.item.done", previous_item_id=previous, item=public))
+
+    async def _item_create(self, ev: ce.ConversationItemCreate) -> None:
+        item, audio = _server_item(ev.item)
+        previous = self.conversation.insert(item, ev.previous_item_id)
+        for index, data in audio.items():
+            self.conversation.audio[(item["id"], index)] = bytearray(data)
+        await self.hooks.items_changed(self.conversation)
+        self._item_added(item, previous)
+
+    async def _item_retrieve(self, ev: ce.ConversationItemRetrieve) -> None:
+        item = self.conversation.get(ev.item_id)
+        full = _public(item)
+        for index, part in enumerate(full.get("content", [])):
+            data = self.conversation.audio.get((item["id"], index))
+            if data is not None and part.get("type") in ("input_audio", "output_audio"):
+                part["audio"] = base64.b64encode(bytes(data)).decode("ascii")
+        self.emit(event("conversation.item.retrieved", item=full))
+
+    async def _item_truncate(self, ev: ce.ConversationItemTruncate) -> None:
+        item = self.conversation.get(ev.item_id)
+        content = item.get("content") or []
+        if (
+            item.get("role") != "assistant"
+            or ev.content_index >= len(content)
+            or content[ev.content_index].get("type") != "output_audio"
+        ):
+            raise event_error(
+                "unsupported_content_type", "Only model output audio messages can be truncated."
+            )
+        data = self.conversation.audio.setdefault((item["id"], ev.content_index), bytearray())
+        fmt = AudioOut(self.output_format).format
+        length_ms = fmt.duration_ms(len(data))
+        end_ms = ev.audio_end_ms
+        if end_ms > length_ms + TRUNCATE_TOLERANCE_MS:
+            raise event_error(
+                "invalid_value",
+                f"Audio content of {length_ms:.0f}ms is already shorter than {end_ms}ms",
+                param="audio_end_ms",
+            )
+        del data[fmt.bytes_for_ms(min(end_ms, length_ms)) :]
+        content[ev.content_index]["transcript"] = ""
+        await self.hooks.items_changed(self.conversation)
+        self.emit(
+            event(
+                "conversation.item.truncated",
+                item_id=item["id"],
+                content_index=ev.content_index,
+                audio_end_ms=end_ms,
+            )
+        )
+
+    async def _item_delete(self, ev: ce.ConversationItemDelete) -> None:
+        self.conversation.delete(ev.item_id)
+        await self.hooks.items_changed(self.conversation)
+        self.emit(event("conversation.item.deleted", item_id=ev.item_id))
+
+    # -- responses ----------------------------------------------------------------------------
+
+    async def _response_create(self, ev: ce.ResponseCreate) -> None:
+        if self.kind != "realtime":
+            raise event_error(
+                "invalid_value", "Transcription sessions do not create responses.", param="type"
+            )
+        params = ev.response or ce.ResponseParams()
+        in_conversation = params.conversation in (None, "auto") and params.input is None
+        if in_conversation and self.active is not None:
+            if self.options.queue_responses:
+                self.queued.append(ev)
+                return
+            raise event_error(
+                "conversation_already_has_active_response",
+                f"Conversation already has an active response in progress: {self.active.id}. "
+                "Wait until the response is finished before creating a new one.",
+            )
+        self.start_response(params, in_conversation)
+
+    def start_response(self, params: ce.ResponseParams, in_conversation: bool = True) -> ResponseRun:
+        """Start a response (from `response.create` or from turn detection)."""
+        cfg = self.config
+        audio_cfg = (cfg.get("audio") or {}).get("output") or {}
+        fmt = dict(audio_cfg.get("format") or {"type": "audio/pcm", "rate": 24000})
+        voice = audio_cfg.get("voice", "alloy")
+        if params.audio is not None and params.audio.output is not None:
+            if params.audio.output.format is not None:
+                fmt = params.audio.output.format.model_dump()
+            if params.audio.output.voice is not None:
+                voice = params.audio.output.voice
+        voice_name = voice if isinstance(voice, str) else getattr(voice, "id", str(voice))
+        modalities = params.output_modalities or cfg.get("output_modalities") or ["audio"]
+        items = (
+            self.conversation.items
+            if params.input is None
+            else [_input_item(i, self.conversation) for i in params.input]
+        )
+        turn = Turn(
+            session_id=self.id,
+            project_id=self.project_id,
+            items=[_public(i) for i in items],
+            instructions=params.instructions
+            if params.instructions is not None
+            else str(cfg.get("instructions", "")),
+            output_modalities=list(modalities),
+            voice=voice_name,
+            language=_language(cfg),
+            metadata=dict(params.metadata or {}),
+        )
+        spec = ResponseSpec(
+            output_modalities=list(modalities),
+            audio_format=fmt,
+            voice=voice_name,
+            max_output_tokens=params.max_output_tokens or cfg.get("max_output_tokens", "inf"),
+            metadata=params.metadata,
+            in_conversation=in_conversation,
+            input_tokens=self._input_tokens(items),
+        )
+        run = ResponseRun(
+            spec=spec,
+            turn=turn,
+            responder=self.responder,
+            emit=self.emit,
+            conversation=self.conversation,
+            conversation_id=self.conversation.id if in_conversation else None,
+            audio_out=AudioOut(fmt, self.options.audio_chunk_ms, self.options.audio_lead_ms)
+            if modalities == ["audio"]
+            else None,
+        )
+        if in_conversation:
+            self.active = run
+        else:
+            self.out_of_band.add(run)
+        task = run.start()
+        task.add_done_callback(lambda _: self._response_finished(run))
+        return run
+
+    def _input_tokens(self, items: list[dict[str, Any]]) -> tuple[int, int]:
+        text, audio_ms = 0, 0.0
+        fmt = self.input.format
+        for item in items:
+            for index, part in enumerate(item.get("content") or []):
+                text += text_tokens(str(part.get("text") or part.get("transcript") or ""))
+                if part.get("type") == "input_audio":
+                    audio_ms += fmt.duration_ms(len(self.conversation.audio.get((item["id"], index), b"")))
+        return text, input_audio_tokens(audio_ms)
+
+    def _response_finished(self, run: ResponseRun) -> None:
+        if self.active is run:
+            self.active = None
+            if run.audio_out is not None and run.audio_out.sent_bytes:
+                self.audio_sent_once = True
+        self.out_of_band.discard(run)
+        limits = self.hooks.rate_limits()
+        if limits:
+            self.emit(event("rate_limits.updated", rate_limits=limits))
+        if self.queued and self.active is None and not self.closed:
+            queued = self.queued.pop(0)
+            self.start_response(queued.response or ce.ResponseParams())
+
+    async def _response_cancel(self, ev: ce.ResponseCancel) -> None:
+        target: ResponseRun | None = None
+        if ev.response_id is None:
+            target = self.active
+        else:
+            target = next(
+                (r for r in [self.active, *self.out_of_band] if r is not None and r.id == ev.response_id),
+                None,
+            )
+        if target is None:
+            raise event_error("response_cancel_not_active", "Cancellation failed: no active response found")
+        await target.cancel("client_cancelled")
+
+
+def _public(item: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an item as emitted: content parts copied, raw audio never inline."""
+    out = dict(item)
+    if "content" in out:
+        out["content"] = [{k: v for k, v in part.items() if k != "audio"} for part in out["content"]]
+    return out
+
+
+def _server_item(item: Any) -> tuple[dict[str, Any], dict[int, bytes]]:
+    """A client-created item in the server shape (id minted if absent), and its decoded audio."""
+    data = item.model_dump(exclude_none=True)
+    data.setdefault("id", ids.item_id())
+    data["object"] = "realtime.item"
+    data.setdefault("status", "completed")
+    audio: dict[int, bytes] = {}
+    if data.get("type") == "message":
+        for index, part in enumerate(data.get("content", [])):
+            if data.get("role") == "assistant" and part.get("type") == "output_audio":
+                raise event_error(
+                    "invalid_value",
+                    "Clients cannot create assistant audio content; use output_text.",
+                    param=f"item.content[{index}].type",
+                )
+            if "audio" in part:
+                try:
+                    audio[index] = base64.b64decode(part.pop("audio"), validate=True)
+                except (binascii.Error, ValueError):
+                    raise event_error(
+                        "invalid_value",
+                        "Invalid 'audio': expected base64.",
+                        param=f"item.content[{index}].audio",
+                    ) from None
+            if part.get("type") == "input_audio":
+                part.setdefault("transcript", None)
+    return data, audio
+
+
+def _input_item(entry: Any, conversation: Conversation) -> dict[str, Any]:
+    if isinstance(entry, ce.ItemReference):
+        return conversation.get(entry.id)
+    return _server_item(entry)[0]
+
+
+def _language(config: Config) -> str | None:
+    transcription = ((config.get("audio") or {}).get("input") or {}).get("transcription")
+    if isinstance(transcription, dict):
+        lang = transcription.get("language")
+        return str(lang) if lang else None
+    return None
+
+
+def now_s() -> int:
+    return int(time.time())

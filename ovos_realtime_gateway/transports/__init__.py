@@ -1,0 +1,1 @@
+"""Thin adapters between a wire (WebSocket, WebRTC, SIP) and the session engine."""

@@ -1,0 +1,51 @@
+"""The bounded per-connection send queue: the engine never awaits a slow client.
+
+`put` serialises and enqueues without waiting; when the queue is full the client has stopped
+reading, and the connection is closed (memory stays bounded) — `overflowed` says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+
+class Outbox:
+    def __init__(
+        self, maxsize: int, translate: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+    ) -> None:
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize)
+        self._translate = translate
+        self.overflowed = asyncio.Event()
+        self.closed = False
+
+    def put(self, event: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        if self._translate is not None:
+            translated = self._translate(event)
+            if translated is None:
+                return
+            event = translated
+        try:
+            self._queue.put_nowait(json.dumps(event, separators=(",", ":")))
+        except asyncio.QueueFull:
+            self.closed = True
+            self.overflowed.set()
+
+    def close(self) -> None:
+        """No more events; the writer drains what is queued, then stops."""
+        if not self.closed:
+            self.closed = True
+            try:
+                self._queue.put_nowait(None)
+            except asyncio.QueueFull:
+                self.overflowed.set()
+
+    async def get(self) -> str | None:
+        return await self._queue.get()
+
+    def qsize(self) -> int:
+        return self._queue.qsize()

@@ -1,0 +1,370 @@
+"""`GET /v1/realtime`: the WebSocket OpenAI's clients talk to.
+
+Like OpenAI, the upgrade always completes; problems (credentials, model, limits) are reported
+in-band as one `error` event followed by OpenAI's close code (3000 auth, 4000 request, 1013
+try again later). Then: `session.created`, a reader loop (frames → engine) and a writer task
+(outbox → socket), until either side ends, the session expires, or the client stops reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..engine.responder import Responder, UnavailableResponder
+from ..engine.session import RealtimeSession, SessionHooks, SessionOptions
+from ..protocol import dialect, errors, ids
+from ..protocol.client_events import CLIENT_EVENT_TYPES
+from ..protocol.parse import BadEvent, decode_frame, parse_client_event
+from ..protocol.server_events import error_event
+from ..protocol.session_config import Config, initial_session
+from ..rest.guard import guard
+from ..security.auth import Principal, bearer_token
+from ..services import SERVICES, GatewayServices
+from ..store import SessionRecord
+from .outbox import Outbox
+
+log = logging.getLogger("ovos_realtime.transport")
+MAX_FRAME_BYTES = 32 * 1024 * 1024  # a 15 MiB append is ~20 MiB of base64
+OUTBOX_EVENTS = 2048
+CLOSE_AUTH = 3000
+CLOSE_REQUEST = 4000
+BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
+KEY_SUBPROTOCOL = "openai-insecure-api-key."
+WS_EVENT_TYPES = tuple(t for t in CLIENT_EVENT_TYPES if t != "output_audio_buffer.clear")
+BETA_EVENT_TYPES = (*WS_EVENT_TYPES, "transcription_session.update")
+RESPONDER = web.AppKey("responder", Responder)
+
+
+@dataclass(frozen=True)
+class Handshake:
+    token: str | None
+    beta: bool
+    offered: tuple[str, ...]
+
+
+def read_handshake(request: web.Request) -> Handshake:
+    offered = tuple(
+        p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+    )
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        token = (
+            next((p[len(KEY_SUBPROTOCOL) :] for p in offered if p.startswith(KEY_SUBPROTOCOL)), None) or None
+        )
+    beta = (
+        "realtime=v1" in request.headers.get("OpenAI-Beta", "").replace(" ", "")
+        or BETA_SUBPROTOCOL in offered
+    )
+    return Handshake(token, beta, offered)
+
+
+class Refused(Exception):
+    def __init__(self, error: errors.ApiError, close_code: int) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.close_code = close_code
+
+
+class StoreHooks(SessionHooks):
+    """Keeps the session row and its conversation in the store; reports the key's request budget."""
+
+    def __init__(self, services: GatewayServices, record: SessionRecord, principal: Principal) -> None:
+        self.services = services
+        self.record = record
+        self.principal = principal
+
+    async def config_changed(self, config: Config) -> None:
+        self.record = SessionRecord(
+            **{**_fields(self.record), "config": config, "updated_at": int(time.time())}
+        )
+        await self.services.store.save_session(self.record)
+
+    async def items_changed(self, conversation: Any) -> None:
+        await self.services.store.replace_items(
+            self.record.id, [_without_audio(i) for i in conversation.items]
+        )
+
+    def rate_limits(self) -> list[dict[str, Any]]:
+        status = self.services.limiter.peek(self.principal.project_id, self.principal.credential_id)
+        return [
+            {
+                "name": "requests",
+                "limit": status.limit,
+                "remaining": status.remaining,
+                "reset_seconds": round(status.reset_s, 3),
+            }
+        ]
+
+
+def _fields(record: SessionRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
+def _without_audio(item: dict[str, Any]) -> dict[str, Any]:
+    if "content" not in item:
+        return dict(item)
+    return dict(item, content=[{k: v for k, v in p.items() if k != "audio"} for p in item["content"]])
+
+
+async def realtime_websocket(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    handshake = read_handshake(request)
+    ws = web.WebSocketResponse(
+        protocols=("realtime",) if handshake.offered else (),
+        heartbeat=20.0,
+        max_msg_size=MAX_FRAME_BYTES,
+        compress=True,
+    )
+    await ws.prepare(request)
+    translate = dialect.ga_event_to_beta if handshake.beta else None
+    outbox = Outbox(OUTBOX_EVENTS, translate)
+    try:
+        principal, record = await _admit(request, services, handshake)
+    except Refused as refused:
+        await _refuse(ws, refused, translate)
+        return ws
+    slot_full = services.session_slots.try_acquire(principal.project_id, principal.credential_id)
+    if slot_full is not None:
+        await _refuse(
+            ws,
+            Refused(
+                errors.ApiError(
+                    429,
+                    f"Too many concurrent realtime sessions for this {slot_full}. Close one and try again.",
+                    type="invalid_request_error",
+                    code="session_limit_reached",
+                ),
+                WSCloseCode.TRY_AGAIN_LATER,
+            ),
+            translate,
+        )
+        return ws
+    services.metrics.realtime_sessions.inc()
+    try:
+        await _serve(request, ws, services, principal, record, handshake, outbox)
+    finally:
+        services.session_slots.release(principal.project_id, principal.credential_id)
+        services.metrics.realtime_sessions.dec()
+    return ws
+
+
+async def _refuse(ws: web.WebSocketResponse, refused: Refused, translate: Any) -> None:
+    event = error_event(refused.error, None)
+    if translate is not None:
+        event = translate(event) or event
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        import json
+
+        await ws.send_str(json.dumps(event))
+        reason = f"{refused.error.type}.{refused.error.code}" if refused.error.code else refused.error.type
+        await ws.close(code=refused.close_code, message=reason.encode()[:120])
+
+
+async def _admit(
+    request: web.Request, services: GatewayServices, handshake: Handshake
+) -> tuple[Principal, SessionRecord]:
+    query = request.query
+    model, call_id, intent = query.get("model"), query.get("call_id"), query.get("intent")
+    try:
+        principal = await guard(request, "realtime.connect", transport="websocket", token=handshake.token)
+    except errors.ApiError as exc:
+        code = (
+            CLOSE_AUTH
+            if exc.status in (401, 403)
+            else WSCloseCode.TRY_AGAIN_LATER
+            if exc.status in (429, 503)
+            else CLOSE_REQUEST
+        )
+        raise Refused(exc, code) from None
+    if handshake.beta and not services.settings.allow_beta:
+        raise Refused(
+            errors.event_error(
+                "beta_api_shape_disabled",
+                "The Realtime Beta API is not enabled on this gateway. "
+                "Please use /v1/realtime for the GA API.",
+            ),
+            CLOSE_REQUEST,
+        )
+    if call_id is not None:
+        raise Refused(
+            errors.event_error("call_not_found", f"No call found with id '{call_id}'."), CLOSE_REQUEST
+        )
+    settings = services.settings
+    now = int(time.time())
+    limits = settings.limits_for(principal.project_id)
+    expires_at = now + limits.max_session_seconds
+    record: SessionRecord | None = None
+    if principal.kind == "client_secret" and principal.session_id is not None:
+        stored = await services.store.get_session(principal.session_id)
+        if stored is not None and stored.project_id == principal.project_id:
+            record = stored
+    if record is None:
+        config = initial_session(None, settings.session_defaults())
+        if intent == "transcription":
+            from ..protocol.session_config import default_transcription_session
+
+            config = default_transcription_session(settings.session_defaults())
+        record = SessionRecord(
+            id=ids.session_id(),
+            project_id=principal.project_id,
+            type=config["type"],
+            config=config,
+            status="active",
+            created_at=now,
+            updated_at=now,
+            expires_at=expires_at,
+        )
+    else:
+        record = SessionRecord(
+            **{
+                **_fields(record),
+                "id": ids.session_id() if record.status != "pending" else record.id,
+                "status": "active",
+                "updated_at": now,
+                "expires_at": expires_at,
+            }
+        )
+    if record.type == "realtime":
+        if model is None and principal.kind != "client_secret":
+            if intent != "transcription":
+                raise Refused(
+                    errors.event_error(
+                        "missing_model",
+                        "You must provide a model parameter, for example wss://<host>/v1/realtime?model=gpt-realtime",
+                    ),
+                    CLOSE_REQUEST,
+                )
+        if model is not None:
+            if model not in settings.models:
+                raise Refused(
+                    errors.event_error(
+                        "invalid_model", f'Model "{model}" is not supported in realtime mode.'
+                    ),
+                    CLOSE_REQUEST,
+                )
+            record.config["model"] = model
+    await services.store.save_session(record)
+    return principal, record
+
+
+async def _serve(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    services: GatewayServices,
+    principal: Principal,
+    record: SessionRecord,
+    handshake: Handshake,
+    outbox: Outbox,
+) -> None:
+    responder = request.app.get(RESPONDER) or UnavailableResponder()
+    hooks = StoreHooks(services, record, principal)
+    session = RealtimeSession(
+        session_id=record.id,
+        project_id=principal.project_id,
+        config=record.config,
+        expires_at=record.expires_at or 0,
+        responder=responder,
+        emit=outbox.put,
+        options=SessionOptions(queue_responses=services.settings.queue_responses),
+        hooks=hooks,
+    )
+    session.start()
+    writer = asyncio.get_running_loop().create_task(_write(ws, outbox), name=f"ws-writer-{record.id}")
+    reader = asyncio.get_running_loop().create_task(
+        _read(ws, session, handshake.beta, services), name=f"ws-reader-{record.id}"
+    )
+    expiry = asyncio.get_running_loop().create_task(
+        asyncio.sleep(max(0.0, (record.expires_at or 0) - time.time())), name=f"ws-expiry-{record.id}"
+    )
+    overflow = asyncio.get_running_loop().create_task(
+        outbox.overflowed.wait(), name=f"ws-overflow-{record.id}"
+    )
+    close_code, close_message = WSCloseCode.OK, b""
+    try:
+        done, _ = await asyncio.wait({reader, expiry, overflow, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if expiry in done:
+            minutes = round(((record.expires_at or 0) - record.updated_at) / 60)
+            message = f"Your session hit the maximum duration of {minutes} minutes."
+            await session.close()
+            outbox.put(error_event(errors.event_error("session_expired", message), None))
+            close_code, close_message = WSCloseCode.GOING_AWAY, message.encode()
+        elif overflow in done:
+            services.metrics.slow_consumers.inc()
+            log.warning("session %s: client stopped reading; closing", record.id)
+            close_code, close_message = (
+                WSCloseCode.POLICY_VIOLATION,
+                b"send queue full: the client is not reading",
+            )
+        else:
+            await session.close()
+    finally:
+        for task in (reader, expiry, overflow):
+            task.cancel()
+        await asyncio.gather(reader, expiry, overflow, return_exceptions=True)
+        await session.close()
+        outbox.close()
+        if not outbox.overflowed.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writer), 5.0)
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        if not ws.closed:
+            await ws.close(code=close_code, message=close_message[:120])
+        await services.store.save_session(
+            SessionRecord(
+                **{
+                    **_fields(hooks.record),
+                    "config": session.config,
+                    "status": "closed",
+                    "updated_at": int(time.time()),
+                }
+            )
+        )
+        await hooks.items_changed(session.conversation)
+
+
+async def _write(ws: web.WebSocketResponse, outbox: Outbox) -> None:
+    while True:
+        message = await outbox.get()
+        if message is None:
+            return
+        await ws.send_str(message)
+
+
+async def _read(
+    ws: web.WebSocketResponse, session: RealtimeSession, beta: bool, services: GatewayServices
+) -> None:
+    accepted = BETA_EVENT_TYPES if beta else WS_EVENT_TYPES
+    async for message in ws:
+        if message.type == WSMsgType.TEXT:
+            frame: str | bytes = message.data
+        elif message.type == WSMsgType.BINARY:
+            frame = message.data
+        elif message.type == WSMsgType.ERROR:
+            log.info("session %s: websocket error %s", session.id, ws.exception())
+            return
+        else:
+            continue
+        try:
+            data = decode_frame(frame)
+            if beta:
+                data = dialect.beta_client_event_to_ga(data)
+            parsed = parse_client_event(data, accepted)
+        except BadEvent as bad:
+            services.metrics.client_event_errors.labels(code=str(bad.error.code)).inc()
+            session.fail(bad.error, bad.event_id)
+            continue
+        except errors.ApiError as exc:
+            event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
+            session.fail(exc, event_id)
+            continue
+        await session.handle(parsed)
+        if session.closed:
+            return

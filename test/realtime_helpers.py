@@ -1,0 +1,69 @@
+"""Reading realtime events in tests: bounded waits that fail with the events seen so far."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+
+
+class EventReader:
+    """Wraps a raw aiohttp WebSocket (for what SDKs would not send or would hide)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, event: dict[str, Any] | str | bytes) -> None:
+        if isinstance(event, bytes):
+            await self.ws.send_bytes(event)
+        elif isinstance(event, str):
+            await self.ws.send_str(event)
+        else:
+            await self.ws.send_str(json.dumps(event))
+
+    async def next(self, timeout: float = 10.0) -> dict[str, Any]:
+        message = await asyncio.wait_for(self.ws.receive(), timeout)
+        if message.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(
+                f"expected a text frame, got {message.type} {message.data!r}; seen {self.types()}"
+            )
+        event: dict[str, Any] = json.loads(message.data)
+        self.seen.append(event)
+        return event
+
+    async def until(self, type_: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Read until an event of `type_` arrives (fails with the log of what came instead)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise AssertionError(f"no {type_} within {timeout}s; seen {self.types()}")
+            try:
+                event = await self.next(left)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"no {type_} within {timeout}s; seen {self.types()}") from None
+            if event["type"] == type_:
+                return event
+
+    async def quiet(self, seconds: float = 0.3) -> list[dict[str, Any]]:
+        """Everything that arrives within `seconds` (to show that nothing did)."""
+        got: list[dict[str, Any]] = []
+        try:
+            while True:
+                got.append(await self.next(seconds))
+        except asyncio.TimeoutError:
+            return got
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.seen]
+
+
+def ws_url(api_base: str, **query: str) -> str:
+    url = api_base.replace("http://", "ws://").replace("https://", "wss://") + "/realtime"
+    if query:
+        url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    return url

@@ -1,0 +1,36 @@
+"""The docs a newcomer reads stay in step with the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ovos_realtime_gateway.settings import GatewaySettings, RateLimits
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_setting_is_documented() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", text, re.MULTILINE))
+    expected = set(GatewaySettings.model_fields) | set(RateLimits.model_fields)
+    assert expected <= documented, f"undocumented settings: {sorted(expected - documented)}"
+    assert documented <= expected, f"documented settings that do not exist: {sorted(documented - expected)}"
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    block = lines[lines.index("```bash") + 1 : lines.index("```bash") + 3]
+    assert block[0].startswith("scripts/serve") and block[1].startswith("scripts/test")
+    for command in ("scripts/serve", "scripts/test"):
+        assert (ROOT / command).stat().st_mode & 0o111
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_linked_docs_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for link in re.findall(r"\]\((docs/[^)]+)\)", readme):
+        assert (ROOT / link).exists(), link

@@ -1,0 +1,114 @@
+"""The `/v1/realtime` upgrade: credentials, model, subprotocols, dialect (checklist 11–19)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import openai
+import pytest
+
+from .gateway_process import GatewayProcess
+from .realtime_helpers import EventReader, ws_url
+
+
+@pytest.fixture
+async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def _refused(
+    http_session: aiohttp.ClientSession, url: str, **kwargs: object
+) -> tuple[dict[str, object], int, str]:
+    async with http_session.ws_connect(url, **kwargs) as ws:  # type: ignore[arg-type]
+        reader = EventReader(ws)
+        event = await reader.next()
+        closing = await ws.receive(timeout=5)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        return event, int(ws.close_code or 0), str(closing.extra or "")
+
+
+async def test_bad_key_is_error_then_close_3000(
+    gateway: GatewayProcess, http_session: aiohttp.ClientSession
+) -> None:
+    event, code, reason = await _refused(
+        http_session,
+        ws_url(gateway.api_base, model="gpt-realtime"),
+        headers={"Authorization": "Bearer sk-ovos-bad"},
+    )
+    assert event["type"] == "error"
+    assert event["error"]["code"] == "invalid_api_key"  # type: ignore[index]
+    assert code == 3000 and reason == "invalid_request_error.invalid_api_key"
+
+
+async def test_no_key_is_null_code_then_close_3000(
+    gateway: GatewayProcess, http_session: aiohttp.ClientSession
+) -> None:
+    event, code, _ = await _refused(http_session, ws_url(gateway.api_base, model="gpt-realtime"))
+    assert event["error"]["code"] is None  # type: ignore[index]
+    assert code == 3000
+
+
+async def test_unknown_and_missing_model_close_4000(
+    gateway: GatewayProcess, alpha_key: str, http_session: aiohttp.ClientSession
+) -> None:
+    auth = {"Authorization": f"Bearer {alpha_key}"}
+    event, code, _ = await _refused(http_session, ws_url(gateway.api_base, model="gpt-nope"), headers=auth)
+    assert (event["error"]["code"], code) == ("invalid_model", 4000)  # type: ignore[index]
+    event, code, _ = await _refused(http_session, ws_url(gateway.api_base), headers=auth)
+    assert (event["error"]["code"], code) == ("missing_model", 4000)  # type: ignore[index]
+
+
+async def test_browser_subprotocol_credentials_are_accepted_and_echoed(
+    gateway: GatewayProcess, alpha_key: str, http_session: aiohttp.ClientSession
+) -> None:
+    protocols = ("realtime", f"openai-insecure-api-key.{alpha_key}")
+    async with http_session.ws_connect(
+        ws_url(gateway.api_base, model="gpt-realtime"), protocols=protocols
+    ) as ws:
+        assert ws.protocol == "realtime"
+        created = await EventReader(ws).next()
+        assert created["type"] == "session.created"
+
+
+async def test_python_sdk_connects_and_gets_session_created(gateway: GatewayProcess, alpha_key: str) -> None:
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=alpha_key, max_retries=0)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        created = await conn.recv()
+        assert created.type == "session.created"
+        session = created.session
+        assert session.type == "realtime" and session.id.startswith("sess_")  # type: ignore[union-attr]
+        assert abs((session.expires_at or 0) - (time.time() + 3600)) < 10  # type: ignore[union-attr]
+        vad = session.audio.input.turn_detection  # type: ignore[union-attr]
+        assert vad.type == "server_vad" and vad.create_response and vad.interrupt_response  # type: ignore[union-attr]
+        assert (vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms) == (0.5, 300, 200)  # type: ignore[union-attr]
+    await client.close()
+
+
+async def test_client_secret_session_is_hydrated(gateway: GatewayProcess, alpha_key: str) -> None:
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=alpha_key, max_retries=0)
+    secret = await client.realtime.client_secrets.create(
+        session={"type": "realtime", "instructions": "from the secret", "output_modalities": ["text"]}
+    )
+    ephemeral = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=secret.value, max_retries=0)
+    async with ephemeral.realtime.connect(model="gpt-realtime") as conn:
+        created = await conn.recv()
+        assert created.type == "session.created"
+        assert created.session.instructions == "from the secret"  # type: ignore[union-attr]
+        assert created.session.output_modalities == ["text"]  # type: ignore[union-attr]
+        assert created.session.id == secret.session.id  # type: ignore[union-attr]
+    await ephemeral.close()
+    await client.close()
+
+
+async def test_transcription_intent(
+    gateway: GatewayProcess, alpha_key: str, http_session: aiohttp.ClientSession
+) -> None:
+    url = ws_url(gateway.api_base, intent="transcription")
+    async with http_session.ws_connect(url, headers={"Authorization": f"Bearer {alpha_key}"}) as ws:
+        created = await EventReader(ws).next()
+        assert created["type"] == "session.created"
+        assert created["session"]["type"] == "transcription"
+        assert created["session"]["object"] == "realtime.transcription_session"
