@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .log import quiet_malformed_requests
 from .rest.middleware import request_context
 from .rest.routes import add_routes
 from .security.policy import PolicyEngine
@@ -34,6 +35,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: GatewaySettings, services: GatewayServices | None = None) -> web.Application:
+    quiet_malformed_requests()
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
     app[SERVICES] = services or create_services(settings)
     app.cleanup_ctx.append(_lifecycle)

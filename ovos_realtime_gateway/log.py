@@ -40,6 +40,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a traceback for every malformed HTTP request it rejects with 400 (a NUL byte
+    in a header, say): a client's mistake, not ours. One warning line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            reason = str(error.message).strip().splitlines()[0] if error.message else "bad request"
+            record.msg, record.args = "malformed HTTP request rejected (%s): %s", (error.code, reason)
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Install MalformedRequestFilter on aiohttp's server logger (idempotent)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
+        server_log.addFilter(MalformedRequestFilter())
+
+
 def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     """Set up the `ovos_realtime` logger tree for a standalone process (the CLI)."""
     handler = logging.StreamHandler()

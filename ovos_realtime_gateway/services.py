@@ -23,6 +23,7 @@ class GatewayServices:
     policy: PolicyEngine
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     started_at: float = field(default_factory=time.time)
+    openapi_text: str | None = None  # rendered on first request, with the configured models
     _project_names: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

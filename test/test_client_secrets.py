@@ -121,3 +121,38 @@ def test_the_session_is_stored_with_its_full_config(
     assert body["status"] == "pending"
     assert body["instructions"] == "stored?"
     assert body["audio"] == secret.session.model_dump(mode="json")["audio"]
+
+
+def test_integral_json_numbers_are_integers_and_null_means_unset(
+    gateway: GatewayProcess, alpha_key: str
+) -> None:
+    """JSON Schema counts 600.0 as an integer; a `null` for a plain field means "not sent"."""
+    body = {
+        "expires_after": {"anchor": "created_at", "seconds": 600.0},
+        "session": {
+            "type": "realtime",
+            "model": None,
+            "instructions": None,
+            "audio": {"input": {"format": {}}},
+        },
+    }
+    response = http(
+        "POST",
+        f"{gateway.api_base}/realtime/client_secrets",
+        json_body=body,
+        headers={"Authorization": f"Bearer {alpha_key}"},
+    )
+    assert response.status == 200, response.body
+    created = response.json()
+    assert 599 <= created["expires_at"] - int(time.time()) <= 601
+    session = created["session"]
+    assert session["model"] == "gpt-realtime" and session["instructions"]  # defaults, not null
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    half = dict(body, expires_after={"anchor": "created_at", "seconds": 600.5})
+    refused = http(
+        "POST",
+        f"{gateway.api_base}/realtime/client_secrets",
+        json_body=half,
+        headers={"Authorization": f"Bearer {alpha_key}"},
+    )
+    assert refused.status == 400 and refused.json()["error"]["param"] == "expires_after.seconds"

@@ -9,7 +9,7 @@ import aiohttp
 import openai
 import pytest
 
-from .gateway_process import GatewayProcess
+from .gateway_process import GatewayProcess, http
 from .realtime_helpers import EventReader, ws_url
 
 
@@ -112,3 +112,14 @@ async def test_transcription_intent(
         assert created["type"] == "session.created"
         assert created["session"]["type"] == "transcription"
         assert created["session"]["object"] == "realtime.transcription_session"
+
+
+def test_plain_http_get_gets_a_clear_400(gateway: GatewayProcess, alpha_key: str) -> None:
+    response = http(
+        "GET",
+        f"{gateway.api_base}/realtime?model=gpt-realtime",
+        headers={"Authorization": f"Bearer {alpha_key}"},
+    )
+    assert response.status == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and "Upgrade: websocket" in error["message"]

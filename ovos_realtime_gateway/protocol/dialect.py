@@ -80,7 +80,7 @@ class BetaSessionBody(Strict):
     input_audio_noise_reduction: BetaNoiseReduction | None = None
     turn_detection: BetaTurnDetection | None = None
     tools: list[BetaFunctionTool] | None = None
-    tool_choice: str | None = None
+    tool_choice: Literal["none", "auto", "required"] | None = None
     temperature: float | None = Field(None, ge=0.6, le=1.2)
     max_response_output_tokens: MaxOutputTokens | None = None
     speed: float | None = Field(None, ge=0.25, le=1.5)
@@ -96,7 +96,7 @@ class BetaTranscriptionSessionBody(Strict):
     input_audio_transcription: BetaTranscription | None = None
     input_audio_noise_reduction: BetaNoiseReduction | None = None
     turn_detection: BetaTurnDetection | None = None
-    include: list[str] | None = None
+    include: list[Literal["item.input_audio_transcription.logprobs"]] | None = None
 
 
 def _drop_none(value: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +105,12 @@ def _drop_none(value: dict[str, Any]) -> dict[str, Any]:
 
 def beta_session_to_ga(body: BetaSessionBody | BetaTranscriptionSessionBody) -> Config:
     """The GA partial session (as a client would send it) equivalent to a beta body."""
-    sent = body.model_dump(exclude_unset=True)
+    null_turns_off = ("input_audio_transcription", "input_audio_noise_reduction", "turn_detection")
+    sent = {
+        key: value
+        for key, value in body.model_dump(exclude_unset=True).items()
+        if value is not None or key in null_turns_off
+    }
     is_realtime = isinstance(body, BetaSessionBody)
     ga: Config = {"type": "realtime" if is_realtime else "transcription"}
     audio_in: Config = {}

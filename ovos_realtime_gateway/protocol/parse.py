@@ -6,12 +6,12 @@ client's `event_id` when one could be read.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from . import json_text
 from .client_events import CLIENT_EVENT_ADAPTER, CLIENT_EVENT_TYPES, ClientEvent
 from .errors import ApiError, event_error, quote_list
 from .validation import api_error_from, first_error
@@ -34,7 +34,7 @@ def decode_frame(frame: str | bytes) -> dict[str, Any]:
             )
         )
     try:
-        data = json.loads(frame, parse_constant=_reject_constant)
+        data = json_text.loads(frame)
     except (ValueError, RecursionError) as exc:
         raise BadEvent(
             event_error("invalid_json", f"Invalid event: failed to parse JSON value ({exc}).")
@@ -50,10 +50,6 @@ def decode_frame(frame: str | bytes) -> dict[str, Any]:
             event_error("invalid_type", "Invalid type for 'type': expected a string.", param="type"), event_id
         )
     return data
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def parse_client_event(data: dict[str, Any], accepted: tuple[str, ...] = CLIENT_EVENT_TYPES) -> ClientEvent:

@@ -139,9 +139,30 @@ def normalise(config: Config) -> Config:
     return config
 
 
+NULL_TURNS_OFF = frozenset(
+    {"transcription", "noise_reduction", "turn_detection", "tracing", "prompt", "include"}
+)
+"""Fields where an explicit `null` means "off"; anywhere else `null` means "not sent"."""
+
+
+def without_idle_nulls(update: Config) -> Config:
+    """Drop `null` values that carry no meaning (in the session and its audio sections), so they
+    never reach the effective config; tools and other free-form values are left as sent."""
+    kept: Config = {}
+    for key, value in update.items():
+        if value is None and key not in NULL_TURNS_OFF:
+            continue
+        kept[key] = (
+            without_idle_nulls(value)
+            if key in ("audio", "input", "output") and isinstance(value, dict)
+            else value
+        )
+    return kept
+
+
 def apply_update(current: Config, request: RealtimeSessionRequest | TranscriptionSessionRequest) -> Config:
     """The config after applying a validated partial update to `current`."""
-    return normalise(merge(current, request.model_dump(exclude_unset=True)))
+    return normalise(merge(current, without_idle_nulls(request.model_dump(exclude_unset=True))))
 
 
 def initial_session(

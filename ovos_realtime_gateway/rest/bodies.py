@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
 
-from ..protocol import errors
+from ..protocol import errors, json_text
 from ..protocol.validation import validate
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 async def read_json(request: web.Request, model: type[ModelT], *, allow_empty: bool = True) -> ModelT:
@@ -32,7 +27,7 @@ async def read_json(request: web.Request, model: type[ModelT], *, allow_empty: b
     if request.content_type != "application/json":
         raise errors.unsupported_content_type(content_type or "(none)")
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
+        data = json_text.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.invalid_json(str(exc).split(":")[0]) from None
     if not isinstance(data, dict):

@@ -40,8 +40,15 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def openapi_text() -> str:
+    """The shipped document (the default settings)."""
     return resources.files(__package__).joinpath("openapi.yaml").read_text()
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.Response(text=openapi_text(), content_type="application/yaml")
+    """This gateway's document: the shipped one, with the configured model names."""
+    services = request.app[SERVICES]
+    if services.openapi_text is None:
+        from .openapi import render
+
+        services.openapi_text = render(services.settings)
+    return web.Response(text=services.openapi_text, content_type="application/yaml")

@@ -7,6 +7,7 @@ when the shipped file and the models drift apart.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from ..protocol.dialect import BetaSessionBody, BetaTranscriptionSessionBody
 from ..protocol.session_models import ClientSecretCreateBody
+from ..settings import GatewaySettings
 from ..version import __version__
 from . import schemas
 
@@ -76,7 +78,24 @@ def _schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
     pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in requests]
     pairs += [(m, "serialization") for m in responses]
     refs, defs = models_json_schema(pairs, ref_template=REF)
-    return refs, defs.get("$defs", {})
+    return refs, _any_of_untagged(defs.get("$defs", {}))
+
+
+def _any_of_untagged(node: Any) -> Any:
+    """`oneOf` without a discriminator becomes `anyOf`.
+
+    Pydantic renders callable-discriminated unions (the audio formats, where a missing `type`
+    means `audio/pcm`) as `oneOf`; `{}` then matches every member and a validator would call it
+    invalid, though the server (like OpenAI) accepts it as PCM.
+    """
+    if isinstance(node, list):
+        return [_any_of_untagged(value) for value in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _any_of_untagged(value) for key, value in node.items()}
+    if "oneOf" in out and "discriminator" not in out:
+        out["anyOf"] = out.pop("oneOf")
+    return out
 
 
 def _json(ref: dict[str, Any]) -> dict[str, Any]:
@@ -97,8 +116,26 @@ def _responses(
     return out
 
 
-def build() -> dict[str, Any]:
+# Request schemas whose `model` names a realtime model, and those naming a transcription model.
+REALTIME_MODEL_FIELDS = ("RealtimeSessionRequest", "BetaSessionBody")
+TRANSCRIPTION_MODEL_FIELDS = ("Transcription", "BetaTranscription")
+
+
+def _restrict_models(components: dict[str, Any], names: tuple[str, ...], models: Sequence[str]) -> None:
+    """The model names a gateway accepts are configuration: state them as an enum."""
+    for name in names:
+        field = components[name]["properties"]["model"]
+        for option in field.get("anyOf", [field]):
+            if option.get("type") == "string":
+                option["enum"] = list(models)
+
+
+def build(settings: GatewaySettings | None = None) -> dict[str, Any]:
+    """The document for `settings` (the shipped file: the default settings)."""
+    settings = settings or GatewaySettings()
     refs, components = _schemas()
+    _restrict_models(components, REALTIME_MODEL_FIELDS, settings.models)
+    _restrict_models(components, TRANSCRIPTION_MODEL_FIELDS, settings.transcription_models)
 
     def ref(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
         return dict(refs[(model, mode)])
@@ -264,8 +301,8 @@ def build() -> dict[str, Any]:
     }
 
 
-def render() -> str:
-    return yaml.safe_dump(build(), sort_keys=False, width=100, allow_unicode=True)
+def render(settings: GatewaySettings | None = None) -> str:
+    return yaml.safe_dump(build(settings), sort_keys=False, width=100, allow_unicode=True)
 
 
 def main() -> None:

@@ -122,6 +122,13 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
         max_msg_size=MAX_FRAME_BYTES,
         compress=True,
     )
+    if not ws.can_prepare(request).ok:
+        raise errors.ApiError(
+            400,
+            "This endpoint speaks WebSocket: open it with an `Upgrade: websocket` request "
+            "(for example `client.realtime.connect(...)` in the openai SDK).",
+            type="invalid_request_error",
+        )
     await ws.prepare(request)
     translate = dialect.ga_event_to_beta if handshake.beta else None
     outbox = Outbox(OUTBOX_EVENTS, translate)
