@@ -13,6 +13,7 @@ from .security.policy import PolicyEngine
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
 from .store import Store
+from .vad import vad_backend
 
 
 def create_services(settings: GatewaySettings) -> GatewayServices:
@@ -21,6 +22,7 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         settings=settings,
         store=Store(settings.resolved_data_dir),
         policy=PolicyEngine.from_settings(settings.policy_file, settings.opa_url),
+        vad=vad_backend(settings.vad_plugin, settings.vad_config),
     )
 
 
@@ -32,6 +34,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await services.audit.stop()
     await services.policy.close()
     await services.store.close()
+    if services.vad is not None:
+        services.vad.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def create_app(settings: GatewaySettings, services: GatewayServices | None = None) -> web.Application:

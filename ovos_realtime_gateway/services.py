@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .engine.voice_input import VadBackend
 from .observability.audit import AuditWriter
 from .observability.metrics import GatewayMetrics
 from .security.auth import Authenticator
@@ -23,6 +24,7 @@ class GatewayServices:
     policy: PolicyEngine
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     started_at: float = field(default_factory=time.time)
+    vad: VadBackend | None = None
     openapi_text: str | None = None  # rendered on first request, with the configured models
     _project_names: dict[str, str] = field(default_factory=dict)
 

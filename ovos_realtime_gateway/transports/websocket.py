@@ -281,6 +281,7 @@ async def _serve(
         emit=outbox.put,
         options=SessionOptions(queue_responses=services.settings.queue_responses),
         hooks=hooks,
+        vad=services.vad,
     )
     session.start()
     writer = asyncio.get_running_loop().create_task(_write(ws, outbox), name=f"ws-writer-{record.id}")

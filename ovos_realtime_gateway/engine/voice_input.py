@@ -1,0 +1,85 @@
+"""Client audio → 16 kHz frames → a speech detector (in an executor) → turn signals.
+
+The detector is a VAD plugin behind a one-method interface; its calls never run on the event
+loop. Each append is classified before the next client event is handled, so signals keep the
+order of the audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ..audio import PIPELINE, InputTranscoder
+from .turns import TurnDetector, TurnSignal, VadParams
+
+FRAME_SAMPLES = 512  # 32 ms at 16 kHz: the frame size silero expects
+FRAME_MS = FRAME_SAMPLES * 1000 / PIPELINE.rate
+
+
+class SpeechDetector(Protocol):
+    """Classifies one frame of 16 kHz mono int16 audio (FRAME_SAMPLES long). May block."""
+
+    def is_speech(self, frame: npt.NDArray[np.int16]) -> bool: ...
+
+
+class VadUnavailable(RuntimeError):
+    """The configured VAD plugin cannot be loaded."""
+
+
+SpeechDetectorFactory = Callable[[VadParams], SpeechDetector]
+
+
+@dataclass(frozen=True)
+class VadBackend:
+    """Where sessions get their speech detectors, and the threads that run them."""
+
+    factory: SpeechDetectorFactory
+    executor: Executor
+
+
+class VoiceInput:
+    """One session's server-side VAD: feed it appended audio, get speech start/stop signals."""
+
+    def __init__(
+        self, session_format: dict[str, Any], params: VadParams, backend: VadBackend, start_ms: float
+    ) -> None:
+        self.params = params
+        self.turns = TurnDetector(params, FRAME_MS, start_ms)
+        self._backend = backend
+        self._transcoder = InputTranscoder(session_format)
+        self.format = self._transcoder.format
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._detector: SpeechDetector | None = None
+
+    async def feed(self, audio: bytes) -> list[TurnSignal]:
+        samples = self._transcoder.feed(audio)
+        if self._pending.size:
+            samples = np.concatenate([self._pending, samples])
+        whole = len(samples) - len(samples) % FRAME_SAMPLES
+        self._pending = samples[whole:]
+        if whole == 0:
+            return []
+        frames = samples[:whole].reshape(-1, FRAME_SAMPLES)
+        loop = asyncio.get_running_loop()
+        if self._detector is None:
+            self._detector = await loop.run_in_executor(
+                self._backend.executor, self._backend.factory, self.params
+            )
+        flags = await loop.run_in_executor(self._backend.executor, _classify, self._detector, frames)
+        return [signal for flag in flags if (signal := self.turns.push(flag)) is not None]
+
+    @property
+    def keep_from_ms(self) -> float:
+        """Input audio older than this can go: it can no longer be part of a turn's prefix."""
+        return self.turns.earliest_start_ms - self.params.prefix_padding_ms - FRAME_MS
+
+
+def _classify(detector: SpeechDetector, frames: npt.NDArray[np.int16]) -> list[bool]:
+    return [detector.is_speech(frame) for frame in frames]

