@@ -32,15 +32,16 @@ class GatewayServices:
         self.auth = Authenticator(self.store)
         self.audit = AuditWriter(self.store, self.metrics)
         self.limiter = RateLimiter(
-            project_rpm=lambda pid: self._limits(pid).requests_per_minute,
-            key_rpm=lambda pid: self._limits(pid).requests_per_minute_per_key,
+            project_rpm=lambda pid: self.limits(pid).requests_per_minute,
+            key_rpm=lambda pid: self.limits(pid).requests_per_minute_per_key,
         )
         self.session_slots = SessionSlots(
-            project_limit=lambda pid: self._limits(pid).concurrent_sessions,
-            key_limit=lambda pid: self._limits(pid).concurrent_sessions_per_key,
+            project_limit=lambda pid: self.limits(pid).concurrent_sessions,
+            key_limit=lambda pid: self.limits(pid).concurrent_sessions_per_key,
         )
 
-    def _limits(self, project_id: str) -> RateLimits:
+    def limits(self, project_id: str) -> RateLimits:
+        """The limits of a project (by id, or by its name once a request has named it)."""
         return self.settings.limits_for(project_id, self._project_names.get(project_id))
 
     async def remember_project(self, project_id: str) -> None:

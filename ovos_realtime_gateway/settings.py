@@ -51,7 +51,7 @@ class RateLimits(_Section):
     requests_per_minute_per_key: int = Field(300, ge=1, description="REST requests per minute per key.")
     concurrent_sessions: int = Field(20, ge=1, description="Open realtime sessions per project.")
     concurrent_sessions_per_key: int = Field(10, ge=1, description="Open realtime sessions per key.")
-    max_session_seconds: int = Field(3600, ge=60, le=86_400, description="Realtime session lifetime cap.")
+    max_session_seconds: int = Field(3600, ge=10, le=86_400, description="Realtime session lifetime cap.")
 
 
 class GatewaySettings(_Section):

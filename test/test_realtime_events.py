@@ -164,3 +164,46 @@ async def test_beta_dialect_through_the_sdk_beta_client(gateway: GatewayProcess,
         error = await conn.recv()
         assert error.type == "error" and error.error.param == "session.output_modalities"  # type: ignore[union-attr]
     await client.close()
+
+
+async def test_agents_opening_sequence_and_truthful_turn_detection(reader: EventReader) -> None:
+    """Checklist 40–41: what @openai/agents-realtime sends first, answered each time in full."""
+    await reader.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "model": "gpt-realtime",
+                "instructions": "be brief",
+                "output_modalities": ["audio"],
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcm", "rate": 24000},
+                        "noise_reduction": None,
+                        "transcription": {"model": "gpt-4o-mini-transcribe"},
+                        "turn_detection": {"type": "semantic_vad"},
+                    },
+                    "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "verse"},
+                },
+                "tools": [],
+            },
+        }
+    )
+    first = (await reader.until("session.updated"))["session"]
+    assert first["audio"]["input"]["turn_detection"]["type"] == "semantic_vad"
+    assert first["audio"]["input"]["noise_reduction"] is None
+    await reader.send({"type": "session.update", "session": {"type": "realtime", "tracing": "auto"}})
+    second = (await reader.until("session.updated"))["session"]
+    assert second["tracing"] == "auto" and second["audio"]["output"]["voice"] == "verse"
+    vad = {"type": "server_vad", "interrupt_response": False}
+    await reader.send(
+        {
+            "type": "session.update",
+            "session": {"type": "realtime", "audio": {"input": {"turn_detection": vad}}},
+        }
+    )
+    third = (await reader.until("session.updated"))["session"]["audio"]["input"]["turn_detection"]
+    assert third["interrupt_response"] is False and third["create_response"] is True
+    assert "error" not in reader.types()
+    for event in reader.seen:
+        check_server_event(event)

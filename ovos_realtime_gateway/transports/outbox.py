@@ -1,7 +1,8 @@
 """The bounded per-connection send queue: the engine never awaits a slow client.
 
-`put` serialises and enqueues without waiting; when the queue is full the client has stopped
-reading, and the connection is closed (memory stays bounded) — `overflowed` says so.
+`put` serialises and enqueues without waiting; when the queue is full (by events or by bytes)
+the client has stopped reading, and the connection is closed (memory stays bounded) —
+`overflowed` says so.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ from typing import Any
 
 class Outbox:
     def __init__(
-        self, maxsize: int, translate: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+        self,
+        maxsize: int,
+        translate: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+        max_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize)
+        self._max_bytes = max_bytes
+        self.queued_bytes = 0
         self._translate = translate
         self.overflowed = asyncio.Event()
         self.closed = False
@@ -29,11 +35,20 @@ class Outbox:
             if translated is None:
                 return
             event = translated
+        frame = json.dumps(event, separators=(",", ":"))
+        if self.queued_bytes + len(frame) > self._max_bytes and self.queued_bytes > 0:
+            self._overflow()
+            return
         try:
-            self._queue.put_nowait(json.dumps(event, separators=(",", ":")))
+            self._queue.put_nowait(frame)
         except asyncio.QueueFull:
-            self.closed = True
-            self.overflowed.set()
+            self._overflow()
+            return
+        self.queued_bytes += len(frame)
+
+    def _overflow(self) -> None:
+        self.closed = True
+        self.overflowed.set()
 
     def close(self) -> None:
         """No more events; the writer drains what is queued, then stops."""
@@ -45,7 +60,10 @@ class Outbox:
                 self.overflowed.set()
 
     async def get(self) -> str | None:
-        return await self._queue.get()
+        frame = await self._queue.get()
+        if frame is not None:
+            self.queued_bytes -= len(frame)
+        return frame
 
     def qsize(self) -> int:
         return self._queue.qsize()

@@ -205,7 +205,7 @@ async def _admit(
         )
     settings = services.settings
     now = int(time.time())
-    limits = settings.limits_for(principal.project_id)
+    limits = services.limits(principal.project_id)
     expires_at = now + limits.max_session_seconds
     record: SessionRecord | None = None
     if principal.kind == "client_secret" and principal.session_id is not None:
@@ -298,8 +298,7 @@ async def _serve(
     try:
         done, _ = await asyncio.wait({reader, expiry, overflow, writer}, return_when=asyncio.FIRST_COMPLETED)
         if expiry in done:
-            minutes = round(((record.expires_at or 0) - record.updated_at) / 60)
-            message = f"Your session hit the maximum duration of {minutes} minutes."
+            message = f"Your session hit the maximum duration of {_duration((record.expires_at or 0) - record.updated_at)}."
             await session.close()
             outbox.put(error_event(errors.event_error("session_expired", message), None))
             close_code, close_message = WSCloseCode.GOING_AWAY, message.encode()
@@ -376,3 +375,10 @@ async def _read(
         await session.handle(parsed)
         if session.closed:
             return
+
+
+def _duration(seconds: int) -> str:
+    """OpenAI says "60 minutes"; a cap under a minute reads in seconds."""
+    if seconds % 60 == 0:
+        return f"{seconds // 60} minutes"
+    return f"{seconds} seconds"

@@ -1,0 +1,120 @@
+"""Session lifetime over a live socket (checklist 43–45): close, keep-alive pings, the session
+cap, and a client that stops reading."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from .gateway_process import GatewayProcess, create_key, http
+from .realtime_helpers import EventReader, ws_url
+
+
+@pytest.fixture(scope="module")
+def short_lived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, str]]:
+    """A gateway where project `brief` has 10-second sessions."""
+    root = tmp_path_factory.mktemp("lifecycle")
+    config = root / "gateway.json"
+    config.write_text(json.dumps({"project_limits": {"brief": {"max_session_seconds": 10}}}))
+    data_dir = root / "data"
+    data_dir.mkdir()
+    key = create_key(data_dir, "brief")
+    with GatewayProcess(data_dir, "--config", str(config), log_name="lifecycle") as process:
+        yield process, key
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_session_close_ends_the_session_cleanly(gateway: GatewayProcess, alpha_key: str) -> None:
+    async with (
+        aiohttp.ClientSession() as http_session,
+        http_session.ws_connect(
+            ws_url(gateway.api_base, model="gpt-realtime"), headers=_auth(alpha_key)
+        ) as ws,
+    ):
+        reader = EventReader(ws)
+        assert (await reader.next())["type"] == "session.created"
+        await reader.send({"type": "session.close"})
+        message = await asyncio.wait_for(ws.receive(), 10)
+        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert ws.close_code == 1000
+
+
+@pytest.mark.slow
+async def test_the_server_pings_an_idle_client(gateway: GatewayProcess, alpha_key: str) -> None:
+    async with (
+        aiohttp.ClientSession() as http_session,
+        http_session.ws_connect(
+            ws_url(gateway.api_base, model="gpt-realtime"), headers=_auth(alpha_key), autoping=False
+        ) as ws,
+    ):
+        assert json.loads((await ws.receive()).data)["type"] == "session.created"
+        message = await asyncio.wait_for(ws.receive(), 25)  # the server pings every 20 s
+        assert message.type == aiohttp.WSMsgType.PING
+        await ws.pong(message.data)
+        await ws.send_str(json.dumps({"type": "input_audio_buffer.clear"}))
+        assert json.loads((await ws.receive()).data)["type"] == "input_audio_buffer.cleared"
+
+
+@pytest.mark.slow
+async def test_session_cap_is_session_expired_then_close_1001(
+    short_lived: tuple[GatewayProcess, str],
+) -> None:
+    gateway, key = short_lived
+    async with (
+        aiohttp.ClientSession() as http_session,
+        http_session.ws_connect(ws_url(gateway.api_base, model="gpt-realtime"), headers=_auth(key)) as ws,
+    ):
+        reader = EventReader(ws)
+        created = await reader.next()
+        assert abs(created["session"]["expires_at"] - (time.time() + 10)) <= 2
+        error = await reader.until("error", timeout=20)
+        assert error["error"]["code"] == "session_expired"
+        assert error["error"]["message"] == "Your session hit the maximum duration of 10 seconds."
+        message = await asyncio.wait_for(ws.receive(), 10)
+        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert ws.close_code == 1001
+
+
+async def test_a_client_that_stops_reading_is_disconnected(
+    short_lived: tuple[GatewayProcess, str], tmp_path: Path
+) -> None:
+    """The send queue is bounded: a client that never reads is cut off (1008), with a metric."""
+    gateway, key = short_lived
+    audio = base64.b64encode(bytes(2 * 24000 * 20)).decode()  # 20 s of silence: ~1.3 MB per retrieve
+    item = {
+        "id": "item_big",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_audio", "audio": audio}],
+    }
+    async with (
+        aiohttp.ClientSession() as http_session,
+        http_session.ws_connect(
+            ws_url(gateway.api_base, model="gpt-realtime"), headers=_auth(key), max_msg_size=64 * 1024 * 1024
+        ) as ws,
+    ):
+        await ws.send_str(json.dumps({"type": "conversation.item.create", "item": item}))
+        retrieve = json.dumps({"type": "conversation.item.retrieve", "item_id": "item_big"})
+        for _ in range(60):  # ~80 MB of answers, none read
+            await ws.send_str(retrieve)
+        await asyncio.sleep(2)
+        codes = []
+        async with asyncio.timeout(30):
+            while True:
+                message = await ws.receive()
+                if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    codes.append(ws.close_code)
+                    break
+        assert codes == [1008]
+    metrics = http("GET", f"{gateway.base_url}/metrics").body.decode()
+    assert "ovos_realtime_slow_consumers_total 1.0" in metrics
