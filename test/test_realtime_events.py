@@ -8,12 +8,16 @@ import json
 from collections.abc import AsyncIterator
 
 import aiohttp
+import numpy as np
 import openai
 import pytest
+
+from ovos_realtime_gateway.audio import OutputTranscoder
 
 from .gateway_process import GatewayProcess
 from .realtime_helpers import EventReader, ws_url
 from .server_event_check import check_server_event
+from .speech import speech_pcm
 
 
 @pytest.fixture
@@ -207,3 +211,45 @@ async def test_agents_opening_sequence_and_truthful_turn_detection(reader: Event
     assert "error" not in reader.types()
     for event in reader.seen:
         check_server_event(event)
+
+
+async def test_beta_dialect_voice_turn_and_response(gateway: GatewayProcess, alpha_key: str) -> None:
+    """The GA flow in the beta dialect: server VAD finds a spoken turn in g711_ulaw audio, the
+    item is `conversation.item.created`, and the response ends `failed` (no OVOS here)."""
+    client = openai.AsyncOpenAI(
+        base_url=gateway.api_base,
+        websocket_base_url=gateway.api_base.replace("http://", "ws://"),
+        api_key=alpha_key,
+        max_retries=0,
+    )
+    ulaw = OutputTranscoder(24000, "g711_ulaw")
+    speech = (
+        ulaw.feed(np.frombuffer(speech_pcm("what time is it", lead_ms=500, tail_ms=800), "<i2"))
+        + ulaw.flush()
+    )
+    seen: list[str] = []
+    async with client.beta.realtime.connect(model="gpt-4o-realtime-preview") as conn:
+        assert (await conn.recv()).type == "session.created"
+        await conn.session.update(
+            session={
+                "modalities": ["text"],
+                "input_audio_format": "g711_ulaw",
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+            }
+        )
+        assert (await conn.recv()).type == "session.updated"
+        for i in range(0, len(speech), 160):  # 20 ms of 8 kHz µ-law
+            await conn.input_audio_buffer.append(audio=base64.b64encode(speech[i : i + 160]).decode())
+        async for event in conn:
+            seen.append(event.type)
+            if event.type == "response.done":
+                assert event.response.status == "failed"  # type: ignore[union-attr]
+                break
+    await client.close()
+    assert seen[:4] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.created",
+    ]
+    assert seen[4:] == ["response.created", "response.done"]
