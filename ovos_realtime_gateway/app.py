@@ -22,7 +22,7 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         settings=settings,
         store=Store(settings.resolved_data_dir),
         policy=PolicyEngine.from_settings(settings.policy_file, settings.opa_url),
-        vad=vad_backend(settings.vad_plugin, settings.vad_config),
+        vad=vad_backend(settings.vad_plugin, settings.vad_config, settings.vad_silence_floor_dbfs),
     )
 
 

@@ -107,6 +107,12 @@ class GatewaySettings(_Section):
         default_factory=dict,
         description="Extra config for the VAD plugin (`threshold` comes from the session).",
     )
+    vad_silence_floor_dbfs: float | None = Field(
+        -50.0,
+        le=0,
+        description="Frames quieter than this (RMS, dBFS) are silence without running the VAD model; "
+        "null sends every frame to the model.",
+    )
     log_level: str = Field("INFO", description="Level of the ovos_realtime loggers (standalone).")
     log_json: bool = Field(False, description="Log one JSON object per line (standalone).")
 

@@ -14,14 +14,16 @@ from .engine.voice_input import SpeechDetector, VadBackend, VadUnavailable
 log = logging.getLogger("ovos_realtime.vad")
 
 
-def vad_backend(plugin_name: str, config: Mapping[str, Any]) -> VadBackend:
+def vad_backend(
+    plugin_name: str, config: Mapping[str, Any], silence_floor_dbfs: float | None = -50.0
+) -> VadBackend:
     """Detectors from `plugin_name`; if it cannot load, sessions that ask for server VAD get an
     error event naming the cause (the gateway still starts: manual turns keep working)."""
     from ovos_realtime_listener_plugin.vad import opm_speech_detectors
 
     executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="ovos-realtime-vad")
     try:
-        return VadBackend(opm_speech_detectors(plugin_name, config), executor)
+        return VadBackend(opm_speech_detectors(plugin_name, config), executor, silence_floor_dbfs)
     except Exception as exc:  # a missing or broken plugin must not stop the gateway
         log.warning("VAD plugin %s unavailable: %s", plugin_name, exc)
         reason = str(exc)
@@ -29,4 +31,4 @@ def vad_backend(plugin_name: str, config: Mapping[str, Any]) -> VadBackend:
         def unavailable(params: VadParams) -> SpeechDetector:
             raise VadUnavailable(reason)
 
-        return VadBackend(unavailable, executor)
+        return VadBackend(unavailable, executor, silence_floor_dbfs)

@@ -8,6 +8,7 @@ import base64
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ovos_realtime_gateway.engine.turns import (
@@ -18,7 +19,7 @@ from ovos_realtime_gateway.engine.turns import (
     TurnDetector,
     VadParams,
 )
-from ovos_realtime_gateway.engine.voice_input import VadBackend
+from ovos_realtime_gateway.engine.voice_input import BATCH_FRAMES, FRAME_MS, VadBackend
 from ovos_realtime_gateway.vad import vad_backend
 
 from .engine_harness import Harness, ScriptedResponder
@@ -209,4 +210,22 @@ async def test_silence_does_not_pile_up_in_the_buffer(silero: VadBackend) -> Non
     """With server VAD on, only the prefix padding of a long silence is kept for the next turn."""
     h = Harness(ScriptedResponder(), vad=silero, turn_detection={**SERVER_VAD, "create_response": False})
     await stream(h, bytes(48 * 10_000))  # ten seconds of silence
-    assert h.session.input.duration_ms <= 300 + 2 * 32 + 20
+    # the prefix, plus audio not yet classified (a batch and a partial frame) and one frame of margin
+    assert h.session.input.duration_ms <= 300 + (BATCH_FRAMES + 2) * FRAME_MS
+
+
+async def test_audio_under_the_silence_floor_never_reaches_the_model() -> None:
+    """Speech 40 dB down (peaks near -45 dBFS) is below the default -50 dBFS RMS floor in every
+    frame; with the floor off, the same audio goes to silero and is heard."""
+    quiet = (
+        (np.frombuffer(speech_pcm(SENTENCE, lead_ms=300, tail_ms=800), "<i2") / 100).astype("<i2").tobytes()
+    )
+    heard = {}
+    for floor in (-50.0, None):
+        backend = vad_backend("ovos-vad-plugin-silero", {}, silence_floor_dbfs=floor)
+        h = Harness(ScriptedResponder(), vad=backend, turn_detection={**SERVER_VAD, "create_response": False})
+        h.clear()
+        await stream(h, quiet)
+        heard[floor] = "input_audio_buffer.speech_started" in h.types()
+        backend.executor.shutdown()
+    assert heard == {-50.0: False, None: True}

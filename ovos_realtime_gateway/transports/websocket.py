@@ -298,7 +298,8 @@ async def _serve(
     try:
         done, _ = await asyncio.wait({reader, expiry, overflow, writer}, return_when=asyncio.FIRST_COMPLETED)
         if expiry in done:
-            message = f"Your session hit the maximum duration of {_duration((record.expires_at or 0) - record.updated_at)}."
+            lifetime = _duration((record.expires_at or 0) - record.updated_at)
+            message = f"Your session hit the maximum duration of {lifetime}."
             await session.close()
             outbox.put(error_event(errors.event_error("session_expired", message), None))
             close_code, close_message = WSCloseCode.GOING_AWAY, message.encode()

@@ -1,0 +1,225 @@
+"""The realtime audio path: `input_audio_buffer.append` throughput and concurrent sessions.
+
+1. Throughput: one client sends 20 ms frames of 24 kHz PCM16 (speech and silence) as fast as it
+   can, through JSON, base64, resampling to 16 kHz and the silero VAD (server_vad on), then a
+   sentinel event whose answer marks the end. The baseline is a bare aiohttp WebSocket that
+   echoes the same frames, in the same run. Printed: frames/s of each and the ratio.
+2. Capacity: N sessions stream in real time (one 20 ms frame every 20 ms each) for a while; the
+   gateway's own CPU time (from /proc, all its threads) gives the CPU one session costs, and so
+   how many real-time sessions one core sustains.
+
+Usage: .venv/bin/python bench/realtime_append.py [--frames 3000] [--sessions 40] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from test.gateway_process import GatewayProcess, create_key  # noqa: E402
+from test.speech import chunks, speech_pcm  # noqa: E402
+
+SERVER_VAD = {"type": "server_vad", "create_response": False, "interrupt_response": False}
+
+
+def audio_frames(pauses: bool = True) -> list[str]:
+    """One cycle of speech and pauses (about half each) as append events, 20 ms of 24 kHz PCM16
+    each, over a room-noise floor at -60 dBFS (a quiet room; digital zeros would flatter the
+    silence floor)."""
+    text = "what time is it, and what is the weather like"
+    speech = np.frombuffer(speech_pcm(text, lead_ms=600, tail_ms=900) if pauses else speech_pcm(text), "<i2")
+    noise = np.random.default_rng(7).normal(0, 32768 * 10 ** (-60 / 20), len(speech))
+    pcm = np.clip(speech + noise, -32768, 32767).astype("<i2").tobytes()
+    return [
+        json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+        for part in chunks(pcm)
+        if len(part) == 960
+    ]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def open_session(
+    http: aiohttp.ClientSession, url: str, key: str, vad: dict[str, object] | None
+) -> aiohttp.ClientWebSocketResponse:
+    ws = await http.ws_connect(url, headers={"Authorization": f"Bearer {key}"})
+    assert json.loads((await ws.receive()).data)["type"] == "session.created"
+    update = {
+        "type": "session.update",
+        "session": {"type": "realtime", "audio": {"input": {"turn_detection": vad}}},
+    }
+    await ws.send_str(json.dumps(update))
+    while json.loads((await ws.receive()).data)["type"] != "session.updated":
+        pass
+    return ws
+
+
+async def drain_until_sentinel(ws: aiohttp.ClientWebSocketResponse) -> None:
+    await ws.send_str(
+        json.dumps({"type": "conversation.item.retrieve", "item_id": "sentinel", "event_id": "sentinel"})
+    )
+    while True:
+        event = json.loads((await ws.receive()).data)
+        if event["type"] == "error" and event["error"].get("event_id") == "sentinel":
+            return
+
+
+async def gateway_throughput(url: str, key: str, frames: list[str], vad: dict[str, object] | None) -> float:
+    async with aiohttp.ClientSession() as http:
+        ws = await open_session(http, url, key, vad)
+        start = time.perf_counter()
+        for frame in frames:
+            await ws.send_str(frame)
+        await drain_until_sentinel(ws)
+        elapsed = time.perf_counter() - start
+        await ws.close()
+    return len(frames) / elapsed
+
+
+async def echo_throughput(url: str, frames: list[str]) -> float:
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        start = time.perf_counter()
+
+        async def read_all() -> None:
+            for _ in frames:
+                await ws.receive()
+
+        reader = asyncio.create_task(read_all())
+        for frame in frames:
+            await ws.send_str(frame)
+        await reader
+        return len(frames) / (time.perf_counter() - start)
+
+
+async def capacity(  # noqa: PLR0913
+    url: str,
+    key: str,
+    frames: list[str],
+    sessions: int,
+    seconds: float,
+    pid: int,
+    vad: dict[str, object] | None = SERVER_VAD,
+) -> tuple[float, float]:
+    """(gateway CPU seconds per session-second, worst sentinel round trip in s after the run)."""
+    async with aiohttp.ClientSession() as http:
+        sockets = [await open_session(http, url, key, vad) for _ in range(sessions)]
+        cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
+
+        async def stream(ws: aiohttp.ClientWebSocketResponse, offset: int) -> None:
+            loop = asyncio.get_running_loop()
+            begin = loop.time()
+            n = 0
+            while loop.time() - begin < seconds:
+                await ws.send_str(frames[(offset + n) % len(frames)])
+                n += 1
+                await asyncio.sleep(max(0.0, begin + n * 0.02 - loop.time()))
+
+        async def drain(ws: aiohttp.ClientWebSocketResponse) -> None:
+            async for _ in ws:  # VAD events; nothing else is sent back
+                pass
+
+        drains = [asyncio.create_task(drain(ws)) for ws in sockets]
+        await asyncio.gather(*(stream(ws, i * 7) for i, ws in enumerate(sockets)))
+        cpu = cpu_seconds(pid) - cpu_before
+        wall = time.perf_counter() - wall_before
+        for task in drains:
+            task.cancel()
+        await asyncio.gather(*drains, return_exceptions=True)
+        worst = 0.0
+        for ws in sockets:
+            start = time.perf_counter()
+            await drain_until_sentinel(ws)
+            worst = max(worst, time.perf_counter() - start)
+            await ws.close()
+    return cpu / (wall * sessions), worst
+
+
+def start_echo(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_ws_echo.py")], stdout=out)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        match = re.search(r"listening on (\S+)", log.read_text())
+        if match:
+            return proc, match.group(1).replace("http://", "ws://")
+        time.sleep(0.05)  # noqa: TID251 - a plain poll, no event loop here
+    proc.kill()
+    raise SystemExit("echo server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--frames", type=int, default=3000)
+    parser.add_argument("--sessions", type=int, default=40)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    cycle = audio_frames()
+    frames = (cycle * (args.frames // len(cycle) + 1))[: args.frames]
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        data_dir.mkdir()
+        config = Path(tmp) / "bench.json"
+        limits = {"concurrent_sessions": 1000, "concurrent_sessions_per_key": 1000}
+        config.write_text(json.dumps({"rate_limits": limits, "log_level": "WARNING"}))
+        key = create_key(data_dir, "bench")
+        with GatewayProcess(data_dir, "--config", str(config)) as gateway:
+            assert gateway.proc is not None
+            url = gateway.api_base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+            with_vad = asyncio.run(gateway_throughput(url, key, frames, SERVER_VAD))
+            without_vad = asyncio.run(gateway_throughput(url, key, frames, None))
+            talking, _ = asyncio.run(
+                capacity(url, key, audio_frames(pauses=False), args.sessions, args.seconds, gateway.proc.pid)
+            )
+            transport_only, _ = asyncio.run(
+                capacity(url, key, cycle, args.sessions, args.seconds, gateway.proc.pid, vad=None)
+            )
+            per_session, worst = asyncio.run(
+                capacity(url, key, cycle, args.sessions, args.seconds, gateway.proc.pid)
+            )
+        proc, echo_url = start_echo(Path(tmp) / "echo.log")
+        try:
+            echo = asyncio.run(echo_throughput(echo_url + "/v1/realtime", frames))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+    print(f"input_audio_buffer.append, 20 ms frames of 24 kHz PCM16, {args.frames} frames, loopback")
+    print(f"{'path':<44}{'frames/s':>10}{'x realtime':>12}{'ratio':>8}")
+    for name, fps in (
+        ("gateway, server_vad (resample + silero)", with_vad),
+        ("gateway, manual turns (no VAD)", without_vad),
+        ("bare aiohttp echo (baseline)", echo),
+    ):
+        print(f"{name:<44}{fps:>10.0f}{fps * 0.02:>12.0f}{fps / echo:>8.2f}")
+    print()
+    print(f"capacity: {args.sessions} real-time sessions with server_vad, {args.seconds:.0f} s per run")
+    print(f"{'audio':<44}{'CPU/session':>12}{'sessions/core':>15}")
+    for name, cost in (
+        ("speech and pauses (a conversation)", per_session),
+        ("continuous speech (worst case)", talking),
+        ("manual turns: transport only, no VAD", transport_only),
+    ):
+        print(f"{name:<44}{cost * 100:>11.2f}%{1 / cost:>15.0f}")
+    print(f"slowest session answered its sentinel after the run in {worst * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
