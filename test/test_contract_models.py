@@ -62,7 +62,7 @@ def paths(tp: Any, prefix: str = "") -> set[str]:
 
 
 CASES = [
-    ("client_secrets", ClientSecretCreateParams, ClientSecretCreateBody, set()),
+    ("client_secrets", ClientSecretCreateParams, ClientSecretCreateBody, {"max_session_seconds"}),
     ("beta sessions", SessionCreateParams, BetaSessionBody, set()),
     ("beta transcription_sessions", TranscriptionSessionCreateParams, BetaTranscriptionSessionBody, set()),
 ]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import time
 from pathlib import Path
 
 import openai
 import pytest
+import sqlite_utils
 
 from .conftest import SdkFactory
 from .gateway_process import GatewayProcess, create_key, http
@@ -49,3 +54,36 @@ def test_restart_keeps_keys_secrets_and_sessions(tmp_path: Path, make_sdk: SdkFa
             http("POST", f"{second.api_base}/realtime/client_secrets", json_body={}, key=secret.value).status
             == 403
         )
+
+
+async def test_conversation_items_are_stored_as_they_happen(gateway: GatewayProcess, alpha_key: str) -> None:
+    """Committed turns and created items reach the sqlite store during the session (audio stays
+    in memory only), in conversation order."""
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=alpha_key, max_retries=0)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        session_id = (await conn.recv()).session.id  # type: ignore[union-attr]
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+        await conn.recv()
+        await conn.input_audio_buffer.append(audio=base64.b64encode(bytes(9600)).decode())
+        await conn.input_audio_buffer.commit()
+        committed = await conn.recv()
+        text = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}
+        await conn.conversation.item.create(item=text)  # type: ignore[arg-type]
+        while (event := await conn.recv()).type != "conversation.item.done" or event.item.content[
+            0
+        ].type != "input_text":  # type: ignore[union-attr]
+            pass
+        database = sqlite_utils.Database(gateway.data_dir / "ovos-realtime.db")
+        deadline = time.monotonic() + 5
+        while True:
+            rows = list(
+                database["conversation_items"].rows_where("session_id = ?", [session_id], order_by="position")
+            )
+            if len(rows) == 2 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert [r["item_id"] for r in rows][0] == committed.item_id  # type: ignore[union-attr]
+        stored = [json.loads(r["item"]) for r in rows]
+        assert stored[0]["content"] == [{"type": "input_audio", "transcript": None}]
+        assert stored[1]["content"][0]["text"] == "hello"
+    await client.close()

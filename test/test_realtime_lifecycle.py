@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import openai
 import pytest
 
 from .gateway_process import GatewayProcess, create_key, http
@@ -118,3 +119,23 @@ async def test_a_client_that_stops_reading_is_disconnected(
         assert codes == [1008]
     metrics = http("GET", f"{gateway.base_url}/metrics").body.decode()
     assert "ovos_realtime_slow_consumers_total 1.0" in metrics
+
+
+async def test_a_client_secret_can_shorten_its_session(gateway: GatewayProcess, alpha_key: str) -> None:
+    """ovos-realtime extension `max_session_seconds`: the secret's cap applies, never above the project's."""
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=alpha_key, max_retries=0)
+    for asked, expected in ((30, 30), (86_400, 3600)):
+        secret = await client.realtime.client_secrets.create(
+            session={"type": "realtime"}, extra_body={"max_session_seconds": asked}
+        )
+        user = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=secret.value, max_retries=0)
+        async with user.realtime.connect(model="gpt-realtime") as conn:
+            created = await conn.recv()
+            assert abs(created.session.expires_at - (time.time() + expected)) <= 2  # type: ignore[union-attr]
+        await user.close()
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.realtime.client_secrets.create(
+            session={"type": "realtime"}, extra_body={"max_session_seconds": 5}
+        )
+    assert refused.value.body["param"] == "max_session_seconds"  # type: ignore[index]
+    await client.close()

@@ -92,6 +92,8 @@ class RealtimeSession:
         self.voice: VoiceInput | None = None
         self._turn_item_id: str | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._persisting: set[asyncio.Task[None]] = set()
+        self._persist_lock = asyncio.Lock()
         self._configure_voice()
         self._handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
             "session.update": self._session_update,
@@ -150,6 +152,7 @@ class RealtimeSession:
         for run in [self.active, *self.out_of_band]:
             if run is not None:
                 await run.cancel("client_cancelled")
+        await asyncio.gather(*self._persisting, return_exceptions=True)
 
     # -- session ----------------------------------------------------------------------------
 
@@ -344,7 +347,22 @@ class RealtimeSession:
         self.conversation.audio[(item_id, 0)] = bytearray(audio)
         self.emit(event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id))
         self._item_added(item, previous)
+        self.persist_items()
         return item
+
+    def persist_items(self) -> None:
+        """Store the conversation as it is now, in the background, in order of the changes."""
+
+        async def write() -> None:
+            async with self._persist_lock:
+                try:
+                    await self.hooks.items_changed(self.conversation)
+                except Exception:  # the store failing must not end the conversation
+                    log.exception("session %s: storing the conversation failed", self.id)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._persisting.add(task)
+        task.add_done_callback(self._persisting.discard)
 
     async def _clear(self, ev: ce.InputAudioBufferClear) -> None:
         self.input.clear()
@@ -513,6 +531,7 @@ class RealtimeSession:
                 self.audio_sent_once = True
         self.out_of_band.discard(run)
         if run.spec.in_conversation:
+            self.persist_items()
             self._arm_idle_timer(run)
         limits = self.hooks.rate_limits()
         if limits:

@@ -246,3 +246,11 @@ class ClientSecretCreateBody(Strict):
 
     expires_after: ExpiresAfter | None = None
     session: SessionRequest | None = None
+    max_session_seconds: int | None = Field(
+        None,
+        ge=10,
+        le=86_400,
+        description="ovos-realtime extension: cap the lifetime of the session this secret opens "
+        "(never above the project's `max_session_seconds`). OpenAI has no such field; with the SDK, "
+        "pass it in `extra_body`.",
+    )

@@ -17,7 +17,9 @@ async def create_client_secret(request: web.Request) -> web.Response:
     principal = await guard(request, "client_secrets.create")
     body = await read_json(request, ClientSecretCreateBody)
     ttl = body.expires_after.seconds if body.expires_after else services.settings.client_secret_ttl_seconds
-    minted = await mint_client_secret(services, principal, body.session, ttl)
+    minted = await mint_client_secret(
+        services, principal, body.session, ttl, max_session_seconds=body.max_session_seconds
+    )
     audit_success(request, "client_secrets.create", {"id": minted.session.id})
     return web.json_response(
         {

@@ -55,6 +55,7 @@ async def mint_client_secret(
     request: RealtimeSessionRequest | TranscriptionSessionRequest | None,
     ttl_seconds: int,
     param_prefix: str = "session",
+    max_session_seconds: int | None = None,
 ) -> MintedSession:
     """Validate the session against what this gateway serves, then store secret and session."""
     config = initial_session(request, services.settings.session_defaults())
@@ -70,6 +71,7 @@ async def mint_client_secret(
         created_at=now,
         updated_at=now,
         client_secret_id=minted.record_id,
+        max_seconds=max_session_seconds,
     )
     secret = ClientSecret(
         id=minted.record_id,

@@ -125,11 +125,17 @@ def _v4_conversation_items(db: Database) -> None:
     db.table("conversation_items").create_index(["session_id", "position"], if_not_exists=True)
 
 
+def _v5_session_lifetime(db: Database) -> None:
+    """A client secret may cap the lifetime of the session it opens (`max_session_seconds`)."""
+    db.table("sessions").add_column("max_seconds", int)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "key rotation columns", _v2_key_rotation),
     (3, "lookup indexes", _v3_lookup_indexes),
     (4, "conversation items", _v4_conversation_items),
+    (5, "per-secret session lifetime", _v5_session_lifetime),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -66,6 +66,7 @@ class SessionRecord:
     updated_at: int
     client_secret_id: str | None = None
     expires_at: int | None = None
+    max_seconds: int | None = None  # a shorter lifetime cap set by its client secret
 
     def to_row(self) -> dict[str, Any]:
         cfg = self.config
@@ -85,6 +86,7 @@ class SessionRecord:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "expires_at": self.expires_at,
+            "max_seconds": self.max_seconds,
         }
 
     @classmethod
@@ -99,6 +101,7 @@ class SessionRecord:
             updated_at=row["updated_at"],
             client_secret_id=row.get("client_secret_id"),
             expires_at=row.get("expires_at"),
+            max_seconds=row.get("max_seconds"),
         )
 
 

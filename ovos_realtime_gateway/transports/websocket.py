@@ -206,12 +206,14 @@ async def _admit(
     settings = services.settings
     now = int(time.time())
     limits = services.limits(principal.project_id)
-    expires_at = now + limits.max_session_seconds
+    lifetime = limits.max_session_seconds
     record: SessionRecord | None = None
     if principal.kind == "client_secret" and principal.session_id is not None:
         stored = await services.store.get_session(principal.session_id)
         if stored is not None and stored.project_id == principal.project_id:
             record = stored
+            lifetime = min(lifetime, stored.max_seconds or lifetime)
+    expires_at = now + lifetime
     if record is None:
         config = initial_session(None, settings.session_defaults())
         if intent == "transcription":
@@ -373,7 +375,19 @@ async def _read(
             event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
             session.fail(exc, event_id)
             continue
-        await session.handle(parsed)
+        try:
+            await session.handle(parsed)
+        except Exception:  # a bug must cost one event, not the session
+            log.exception("session %s: %s failed", session.id, parsed.type)
+            services.metrics.client_event_errors.labels(code="server_error").inc()
+            session.fail(
+                errors.ApiError(
+                    500,
+                    "The server had an error while processing your event; the session continues.",
+                    type="server_error",
+                ),
+                parsed.event_id,
+            )
         if session.closed:
             return
 
