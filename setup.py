@@ -44,10 +44,15 @@ setup(
         "ovos_realtime_tts_plugin": ["py.typed"],
     },
     install_requires=required("gateway"),
-    extras_require={"test": required("test"), "lint": required("lint")},
+    extras_require={
+        "ovos": required("ovos"),
+        "test": required("test") + required("ovos"),
+        "lint": required("lint"),
+    },
     entry_points={
         "console_scripts": ["ovos-realtime=ovos_realtime_gateway.cli:main"],
         "opm.phal": ["ovos-realtime-gateway=ovos_realtime_gateway.phal:RealtimeGatewayPlugin"],
+        "opm.tts": ["ovos-realtime-tts-espeak-ng=ovos_realtime_tts_plugin.espeak:EspeakNgTTS"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .engine.responder import Responder
 from .log import quiet_malformed_requests
+from .ovos.bus import BusAddress, BusBridge
 from .rest.middleware import request_context
 from .rest.routes import add_routes
 from .security.policy import PolicyEngine
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
 from .store import Store
+from .transports.websocket import RESPONDER
 from .vad import vad_backend
 
 
@@ -23,6 +27,22 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         store=Store(settings.resolved_data_dir),
         policy=PolicyEngine.from_settings(settings.policy_file, settings.opa_url),
         vad=vad_backend(settings.vad_plugin, settings.vad_config, settings.vad_silence_floor_dbfs),
+        bus=BusBridge(BusAddress.parse(settings.messagebus_url)) if settings.messagebus_url else None,
+    )
+
+
+def skills_responder(services: GatewayServices) -> Responder | None:
+    """Answers from OVOS skills on the configured messagebus, spoken by the configured TTS."""
+    if services.bus is None:
+        return None
+    from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
+
+    from .ovos.responder import SkillsResponder
+
+    settings = services.settings
+    speech = SpeechSynthesizer(settings.tts_plugin, settings.tts_config, settings.lang)
+    return SkillsResponder(
+        services.bus, speech.synthesize, services.plugins, settings.lang, settings.response_timeout_seconds
     )
 
 
@@ -30,12 +50,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await services.store.migrate()
     services.audit.start()
+    if services.bus is not None:
+        services.bus.start()
     yield
+    if services.bus is not None:
+        await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)
     await services.audit.stop()
     await services.policy.close()
     await services.store.close()
     if services.vad is not None:
         services.vad.executor.shutdown(wait=False, cancel_futures=True)
+    services.plugins.shutdown(wait=False, cancel_futures=True)
 
 
 def create_app(settings: GatewaySettings, services: GatewayServices | None = None) -> web.Application:
@@ -43,5 +68,8 @@ def create_app(settings: GatewaySettings, services: GatewayServices | None = Non
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
     app[SERVICES] = services or create_services(settings)
     app.cleanup_ctx.append(_lifecycle)
+    responder = skills_responder(app[SERVICES])
+    if responder is not None:
+        app[RESPONDER] = responder
     add_routes(app)
     return app

@@ -27,7 +27,7 @@ def settings_from_plugin_config(config: dict[str, Any] | None) -> GatewaySetting
     return GatewaySettings.layered(section)
 
 
-class RealtimeGatewayValidator(PHALValidator):
+class RealtimeGatewayValidator(PHALValidator):  # type: ignore[misc]
     @staticmethod
     def validate(config: dict[str, Any] | None = None) -> bool:
         """Load only when enabled and the section is valid settings (errors are logged)."""
@@ -42,16 +42,16 @@ class RealtimeGatewayValidator(PHALValidator):
         return True
 
 
-class RealtimeGatewayPlugin(PHALPlugin):
+class RealtimeGatewayPlugin(PHALPlugin):  # type: ignore[misc]
     """Serves the OpenAI Realtime API from inside the OVOS PHAL service."""
 
     validator = RealtimeGatewayValidator
 
     def __init__(self, bus: Any = None, config: dict[str, Any] | None = None) -> None:
-        super().__init__(bus=bus, name=PLUGIN_NAME, config=config)  # type: ignore[no-untyped-call]
+        super().__init__(bus=bus, name=PLUGIN_NAME, config=config)
         self.gateway = ThreadedGateway(settings_from_plugin_config(self.config))
         self.gateway.start()
 
     def shutdown(self) -> None:
         self.gateway.stop()
-        super().shutdown()  # type: ignore[no-untyped-call]
+        super().shutdown()

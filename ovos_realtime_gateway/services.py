@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from aiohttp import web
 from .engine.voice_input import VadBackend
 from .observability.audit import AuditWriter
 from .observability.metrics import GatewayMetrics
+from .ovos.bus import BusBridge
 from .security.auth import Authenticator
 from .security.policy import PolicyEngine
 from .security.ratelimit import RateLimiter, SessionSlots
@@ -25,6 +27,10 @@ class GatewayServices:
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     started_at: float = field(default_factory=time.time)
     vad: VadBackend | None = None
+    bus: BusBridge | None = None
+    plugins: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="ovos-realtime-plugins")
+    )  # STT, TTS and messagebus sends: never on the event loop
     openapi_text: str | None = None  # rendered on first request, with the configured models
     _project_names: dict[str, str] = field(default_factory=dict)
 

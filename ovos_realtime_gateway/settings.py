@@ -100,6 +100,19 @@ class GatewaySettings(_Section):
         description="Serve the retired beta Realtime dialect (`OpenAI-Beta: realtime=v1`) "
         "through the adapter.",
     )
+    messagebus_url: str | None = Field(
+        None,
+        description="OVOS messagebus to answer from (e.g. ws://127.0.0.1:8181/core); "
+        "none: responses fail with `responder_unavailable`.",
+    )
+    lang: str = Field("en-US", description="Language of utterances sent to OVOS (and of STT/TTS).")
+    response_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="How long OVOS may stay silent before a response fails."
+    )
+    stt_plugin: str = Field("ovos-stt-plugin-pocketsphinx", description="OPM STT plugin for input audio.")
+    stt_config: dict[str, Any] = Field(default_factory=dict, description="Config of the STT plugin.")
+    tts_plugin: str = Field("ovos-realtime-tts-espeak-ng", description="OPM TTS plugin for output audio.")
+    tts_config: dict[str, Any] = Field(default_factory=dict, description="Config of the TTS plugin.")
     vad_plugin: str = Field(
         "ovos-vad-plugin-silero", description="OPM VAD plugin that runs server_vad / semantic_vad."
     )

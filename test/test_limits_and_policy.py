@@ -3,20 +3,24 @@ and an unreachable OPA server (fail closed, /readyz says why)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import sqlite3
 import time
 from pathlib import Path
 
+import aiohttp
 import openai
 import pytest
 
 from .conftest import SdkFactory
 from .gateway_process import GatewayProcess, create_key, http
+from .realtime_helpers import EventReader, ws_url
 
 
 def _config(tmp_path: Path, settings: dict[str, object]) -> str:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "settings.json"
     path.write_text(json.dumps(settings))
     return str(path)
@@ -129,3 +133,54 @@ def test_bad_policy_file_is_one_line_at_start(tmp_path: Path) -> None:
         process.start(timeout=20)
     assert "policy" in str(caught.value).lower()
     assert "Traceback" not in str(caught.value)
+
+
+async def test_websocket_upgrade_is_policy_checked_and_session_limited(tmp_path: Path) -> None:
+    """The upgrade is an entry point like any other: a policy denial is `error` + close 3000
+    (after the 101, as OpenAI reports problems); the project's concurrent-session limit is
+    `session_limit_reached` + close 1013, and a slot frees when a session ends."""
+    policy = tmp_path / "policy.rego"
+    policy.write_text(DENY_SECRETS)  # allows only models.list: no realtime.connect
+    denied_dir = tmp_path / "denied"
+    denied_dir.mkdir()
+    denied_key = create_key(denied_dir, "nope")
+    limited_dir = tmp_path / "limited"
+    limited_dir.mkdir()
+    limited_key = create_key(limited_dir, "small")
+    limits = {"rate_limits": {"concurrent_sessions": 1, "concurrent_sessions_per_key": 1}}
+    denied_config = _config(tmp_path / "d", {"policy_file": str(policy)})
+    limited_config = _config(tmp_path / "l", limits)
+    with (
+        GatewayProcess(denied_dir, "--config", denied_config, log_name="d") as denied,
+        GatewayProcess(limited_dir, "--config", limited_config, log_name="l") as limited,
+    ):
+        async with aiohttp.ClientSession() as http_session:
+            auth = {"Authorization": f"Bearer {denied_key}"}
+            async with http_session.ws_connect(
+                ws_url(denied.api_base, model="gpt-realtime"), headers=auth
+            ) as ws:
+                error = await EventReader(ws).next()
+                assert error["type"] == "error" and error["error"]["code"] == "insufficient_permissions"
+                await ws.receive()
+                assert ws.close_code == 3000
+            metrics = http("GET", f"{denied.base_url}/metrics").body.decode()
+            assert 'ovos_realtime_policy_denials_total{action="realtime.connect"} 1.0' in metrics
+
+            auth = {"Authorization": f"Bearer {limited_key}"}
+            url = ws_url(limited.api_base, model="gpt-realtime")
+            async with http_session.ws_connect(url, headers=auth) as first:
+                assert (await EventReader(first).next())["type"] == "session.created"
+                async with http_session.ws_connect(url, headers=auth) as second:
+                    error = await EventReader(second).next()
+                    assert error["error"]["code"] == "session_limit_reached"
+                    await second.receive()
+                    assert second.close_code == 1013
+            # the first one ended: its slot is free once the server has closed it (1013 means
+            # "try again later", and a moment later it works)
+            for _ in range(20):
+                async with http_session.ws_connect(url, headers=auth) as third:
+                    if (await EventReader(third).next())["type"] == "session.created":
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the slot of a closed session was never released")

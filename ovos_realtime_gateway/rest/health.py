@@ -26,6 +26,11 @@ async def readyz(request: web.Request) -> web.Response:
         checks["store"] = {"ok": False, "error": str(exc)}
     policy_ok, detail = await services.policy.ready()
     checks["policy"] = {"ok": policy_ok, "source": detail}
+    if services.bus is not None:
+        bus = services.bus
+        checks["messagebus"] = {"ok": bus.connected, "url": str(bus.address)}
+        if not bus.connected:
+            checks["messagebus"]["error"] = bus.last_error or "connecting"
     ready = all(check["ok"] for check in checks.values())
     return web.json_response(
         {"status": "ready" if ready else "unready", "checks": checks}, status=200 if ready else 503

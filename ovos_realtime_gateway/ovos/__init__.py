@@ -1,0 +1,1 @@
+"""The gateway's OVOS side: the messagebus connection and the responder that asks the skills."""

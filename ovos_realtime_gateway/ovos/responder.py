@@ -1,0 +1,151 @@
+"""Answers from OVOS skills: a user turn becomes `recognizer_loop:utterance` in the realtime
+session's own OVOS `Session`; that session's `speak` messages become the response.
+
+The utterance's `source` is this gateway and its `destination` the skills, so the answers come
+back addressed to us and ovos-audio does not also speak them on the device. The gateway plays
+the part of ovos-audio for the session: it acknowledges each `speak` with
+`recognizer_loop:audio_output_start` / `_end`, so skills that wait for their speech go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from ovos_bus_client import Message
+from ovos_bus_client.session import Session
+
+from ..engine.responder import AudioDelta, ResponderError, ResponseChunk, TextDelta, Turn
+from .bus import BusBridge
+
+log = logging.getLogger("ovos_realtime.ovos")
+SOURCE = "ovos-realtime"
+Synthesize = Callable[[str, str], tuple[bytes, int]]
+"""(sentence, lang) → (16-bit mono PCM, sample rate); blocking, run in an executor."""
+
+
+def last_user_text(items: list[dict[str, Any]]) -> str | None:
+    """The text of the conversation's last user message (typed, or transcribed)."""
+    for item in reversed(items):
+        if item.get("type") != "message" or item.get("role") != "user":
+            continue
+        parts = []
+        for part in item.get("content") or []:
+            text = part.get("text") if part.get("type") == "input_text" else part.get("transcript")
+            if isinstance(text, str) and text.strip():
+                parts.append(text.strip())
+        return " ".join(parts) or None
+    return None
+
+
+def split_sentences(text: str) -> list[str]:
+    from quebra_frases import sentence_tokenize
+
+    return [s for s in (part.strip() for part in sentence_tokenize(text)) if s] or [text]
+
+
+class SkillsResponder:
+    def __init__(
+        self,
+        bridge: BusBridge,
+        synthesize: Synthesize | None,
+        executor: Executor,
+        default_lang: str = "en-US",
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.bridge = bridge
+        self.synthesize = synthesize
+        self.executor = executor
+        self.default_lang = default_lang
+        self.timeout_s = timeout_s
+        self._sessions: OrderedDict[str, dict[str, Any]] = (
+            OrderedDict()
+        )  # OVOS session state per realtime session
+
+    def _session(self, turn: Turn, lang: str) -> dict[str, Any]:
+        known = self._sessions.get(turn.session_id)
+        if known is not None:
+            self._sessions.move_to_end(turn.session_id)
+            return dict(known, lang=lang)
+        return Session(turn.session_id, lang=lang).serialize()  # type: ignore[no-any-return]
+
+    def _remember(self, session_id: str, message: Message) -> None:
+        session = message.context.get("session")
+        if isinstance(session, dict) and session.get("session_id") == session_id:
+            self._sessions[session_id] = session
+            self._sessions.move_to_end(session_id)
+            while len(self._sessions) > 1000:
+                self._sessions.popitem(last=False)
+
+    async def _emit(self, message: Message) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.bridge.emit, message)
+
+    async def respond(self, turn: Turn) -> AsyncIterator[ResponseChunk]:
+        if not self.bridge.connected:
+            raise ResponderError(
+                f"The OVOS messagebus at {self.bridge.address} is not reachable; "
+                "the gateway reconnects when it is back.",
+                code="messagebus_unavailable",
+            )
+        text = last_user_text(turn.items)
+        if text is None:
+            raise ResponderError(
+                "The conversation has no user text to answer (typed, or transcribed from audio).",
+                code="no_user_input",
+            )
+        lang = turn.language or self.default_lang
+        context = {"session": self._session(turn, lang), "source": SOURCE, "destination": ["skills"]}
+        queue = self.bridge.subscribe(turn.session_id)
+        spoke = False
+        try:
+            await self._emit(
+                Message("recognizer_loop:utterance", {"utterances": [text], "lang": lang}, context)
+            )
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.timeout_s
+            while True:
+                try:
+                    message = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    raise ResponderError(
+                        f"OVOS did not finish answering within {self.timeout_s:.0f} s.", code="ovos_timeout"
+                    ) from None
+                self._remember(turn.session_id, message)
+                if message.msg_type == "speak":
+                    utterance = str(message.data.get("utterance") or "").strip()
+                    if not utterance:
+                        continue
+                    async for chunk in self._speak(message, utterance, turn, lang, spoke):
+                        yield chunk
+                    spoke = True
+                    deadline = loop.time() + self.timeout_s
+                elif message.msg_type == "ovos.utterance.handled":
+                    break
+                elif message.msg_type == "complete_intent_failure" and not spoke:
+                    raise ResponderError(
+                        "No OVOS skill or fallback could answer that.", code="no_skill_matched"
+                    )
+        finally:
+            self.bridge.unsubscribe(turn.session_id)
+
+    async def _speak(
+        self, message: Message, utterance: str, turn: Turn, lang: str, continued: bool
+    ) -> AsyncIterator[ResponseChunk]:
+        """One `speak`: its text, its audio sentence by sentence, framed by audio_output_start/end."""
+        await self._emit(message.reply("recognizer_loop:audio_output_start", {}))
+        try:
+            yield TextDelta((" " if continued else "") + utterance)
+            if turn.output_modalities == ["audio"] and self.synthesize is not None:
+                loop = asyncio.get_running_loop()
+                for sentence in split_sentences(utterance):
+                    try:
+                        pcm, rate = await loop.run_in_executor(self.executor, self.synthesize, sentence, lang)
+                    except Exception as exc:
+                        raise ResponderError(f"Speech synthesis failed: {exc}", code="tts_failed") from exc
+                    yield AudioDelta(pcm, rate)
+        finally:
+            await self._emit(message.reply("recognizer_loop:audio_output_end", {}))

@@ -1,0 +1,158 @@
+"""A private OVOS assistant — the messagebus and ovos-core with its skills — run as child processes
+with their own config and state under one directory. `ovos-realtime demo` runs one; so do the
+end-to-end tests, through this same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Intent stages that exist with the packages of requirements/ovos.txt (ovos-core's default list
+# also names OCP and common-query plugins, which are not installed, and logs an error per turn).
+PIPELINE = [
+    "ovos-converse-pipeline-plugin",
+    "ovos-padatious-pipeline-plugin-high",
+    "ovos-adapt-pipeline-plugin-high",
+    "ovos-fallback-pipeline-plugin-high",
+    "ovos-padatious-pipeline-plugin-medium",
+    "ovos-adapt-pipeline-plugin-medium",
+    "ovos-fallback-pipeline-plugin-medium",
+    "ovos-padatious-pipeline-plugin-low",
+    "ovos-adapt-pipeline-plugin-low",
+    "ovos-fallback-pipeline-plugin-low",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _executable(name: str) -> str:
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed (pip install 'ovos-realtime[ovos]')")
+    return found
+
+
+class OvosStack:
+    def __init__(self, root: Path, bus_port: int | None = None, lang: str = "en-US") -> None:
+        self.root = root
+        self.bus_port = bus_port or free_port()
+        self.lang = lang
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def bus_url(self) -> str:
+        return f"ws://127.0.0.1:{self.bus_port}/core"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "HOME": str(self.root / "home"),
+            "XDG_CONFIG_HOME": str(self.root / "config"),
+            "XDG_DATA_HOME": str(self.root / "data"),
+            "XDG_CACHE_HOME": str(self.root / "cache"),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "lang": self.lang,
+            "websocket": {"host": "127.0.0.1", "port": self.bus_port, "route": "/core", "ssl": False},
+            "intents": {"pipeline": PIPELINE},
+            "skills": {"installer": {"allow_pip": False, "allow_alphas": False}},
+            "play_wav_cmdline": "true",
+            "play_mp3_cmdline": "true",
+        }
+
+    def write_config(self) -> Path:
+        path = self.root / "config" / "mycroft" / "mycroft.conf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.config(), indent=2))
+        for part in ("home", "data", "cache"):
+            (self.root / part).mkdir(parents=True, exist_ok=True)
+        return path
+
+    def start(self) -> OvosStack:
+        self.write_config()
+        logs = self.root / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for name in ("ovos-messagebus", "ovos-core"):
+            with open(logs / f"{name}.log", "wb") as out:
+                self.processes[name] = subprocess.Popen(
+                    [_executable(name)],
+                    env=self.env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            if name == "ovos-messagebus":
+                self._wait_port(20)
+        return self
+
+    def _wait_port(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.bus_port)) == 0:
+                    return
+            self._check_alive()
+            time.sleep(0.1)  # noqa: TID251 - a plain poll before any event loop runs
+        raise TimeoutError(f"ovos-messagebus did not listen on {self.bus_port} within {timeout:.0f} s")
+
+    def _check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                log = (self.root / "logs" / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{log}")
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Until ovos-core says its skills are loaded (`mycroft.skills.is_ready`)."""
+        from ovos_bus_client import Message, MessageBusClient
+
+        client = MessageBusClient(host="127.0.0.1", port=self.bus_port, route="/core", ssl=False)
+        client.run_in_thread()
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                self._check_alive()
+                if client.connected_event.wait(1):
+                    answer = client.wait_for_response(Message("mycroft.skills.is_ready"), timeout=2)
+                    if answer is not None and answer.data.get("status"):
+                        return
+                time.sleep(0.5)  # noqa: TID251 - a plain poll before any event loop runs
+            raise TimeoutError(f"OVOS skills were not ready within {timeout:.0f} s")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        for name in ("ovos-core", "ovos-messagebus"):
+            process = self.processes.pop(name, None)
+            if process is None or process.poll() is not None:
+                continue
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+
+    def __enter__(self) -> OvosStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,82 @@
+"""Speech for realtime responses through the device's ovos-plugin-manager TTS plugin.
+
+`synthesize(sentence, lang)` is blocking (the gateway runs it in an executor) and returns 16-bit
+mono PCM at the plugin's native rate; the engine's transcoder takes it to the session's format.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import threading
+import wave
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("ovos_realtime.tts")
+
+
+class TtsUnavailable(RuntimeError):
+    pass
+
+
+def _load(plugin_name: str | None, config: Mapping[str, Any], lang: str) -> Any:
+    from ovos_plugin_manager.tts import OVOSTTSFactory, load_tts_plugin
+
+    if plugin_name is None:  # the device's own `tts` section of mycroft.conf
+        return OVOSTTSFactory.create()
+    plugin_class = load_tts_plugin(plugin_name)
+    if plugin_class is None:
+        raise TtsUnavailable(f"TTS plugin {plugin_name!r} is not installed")
+    return plugin_class(config={"lang": lang, **config})
+
+
+def read_wav(data: bytes) -> tuple[bytes, int]:
+    """16-bit mono PCM and its rate from WAV bytes (stereo is mixed down, 8/32-bit converted)."""
+    with wave.open(io.BytesIO(data)) as reader:
+        channels, width, rate = reader.getnchannels(), reader.getsampwidth(), reader.getframerate()
+        frames = reader.readframes(reader.getnframes())
+    if width == 2:
+        samples = np.frombuffer(frames, dtype="<i2").astype(np.int32)
+    elif width == 1:
+        samples = (np.frombuffer(frames, dtype=np.uint8).astype(np.int32) - 128) << 8
+    elif width == 4:
+        samples = np.frombuffer(frames, dtype="<i4") >> 16
+    else:
+        raise ValueError(f"unsupported WAV sample width {width}")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int32)
+    return samples.astype("<i2").tobytes(), rate
+
+
+class SpeechSynthesizer:
+    """One plugin instance for the gateway, loaded on first use; calls are serialised."""
+
+    def __init__(
+        self, plugin_name: str | None, config: Mapping[str, Any] | None = None, lang: str = "en-US"
+    ) -> None:
+        self.plugin_name = plugin_name
+        self.config = dict(config or {})
+        self.lang = lang
+        self._plugin: Any = None
+        self._lock = threading.Lock()
+
+    def synthesize(self, sentence: str, lang: str | None = None) -> tuple[bytes, int]:
+        with self._lock:
+            if self._plugin is None:
+                self._plugin = _load(self.plugin_name, self.config, lang or self.lang)
+            handle, path = tempfile.mkstemp(suffix=".wav", prefix="ovos-realtime-tts-")
+            os.close(handle)
+            try:
+                self._plugin.get_tts(sentence, path)
+                with open(path, "rb") as wav:
+                    data = wav.read()
+            finally:
+                os.unlink(path)
+        if not data:
+            raise RuntimeError(f"the TTS plugin produced no audio for {sentence!r}")
+        return read_wav(data)

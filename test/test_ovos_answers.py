@@ -1,0 +1,129 @@
+"""OVOS answers realtime sessions (issue 4): a real ovos-messagebus and ovos-core with skills from
+PyPI (date and time, hello world, the unknown-fallback), the gateway pointed at that bus, and the
+real `openai` SDK asking. Nothing here is faked: the answers are the skills' own."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from ovos_realtime_gateway.audio import AudioFormat
+from ovos_realtime_gateway.ovos.stack import OvosStack
+
+from .gateway_process import GatewayProcess, create_key, http
+
+pytestmark = pytest.mark.slow
+HOURS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|midnight|noon"
+
+
+@pytest.fixture(scope="module")
+def ovos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvosStack]:
+    with OvosStack(tmp_path_factory.mktemp("ovos")) as stack:
+        stack.wait_ready(180)
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def answering(
+    ovos: OvosStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GatewayProcess, str]]:
+    root = tmp_path_factory.mktemp("answering")
+    config = root / "gateway.json"
+    config.write_text(json.dumps({"messagebus_url": ovos.bus_url}))
+    data_dir = root / "data"
+    data_dir.mkdir()
+    key = create_key(data_dir, "home")
+    with GatewayProcess(data_dir, "--config", str(config), log_name="answering") as gateway:
+        yield gateway, key
+
+
+async def ask(gateway: GatewayProcess, key: str, text: str, modality: str = "text") -> tuple[Any, list[Any]]:
+    """One typed turn; returns response.done's response and every event after the question."""
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    events: list[Any] = []
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        await conn.session.update(session={"type": "realtime", "output_modalities": [modality]})  # type: ignore[typeddict-item]
+        await conn.recv()
+        item: Any = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        await conn.conversation.item.create(item=item)
+        await conn.response.create()
+        async for event in conn:
+            events.append(event)
+            if event.type == "response.done":
+                break
+    await client.close()
+    return events[-1].response, events
+
+
+def test_readyz_reports_the_messagebus(answering: tuple[GatewayProcess, str]) -> None:
+    gateway, _ = answering
+    ready = http("GET", f"{gateway.base_url}/readyz")
+    assert ready.status == 200, ready.body
+    assert ready.json()["checks"]["messagebus"]["ok"] is True
+
+
+async def test_a_typed_question_is_answered_by_the_date_time_skill(
+    answering: tuple[GatewayProcess, str],
+) -> None:
+    response, events = await ask(*answering, "what time is it")
+    assert response.status == "completed", response.status_details
+    text = response.output[0].content[0].text
+    assert re.search(rf"\b({HOURS})\b", text.lower()), text
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == text
+
+
+async def test_an_audio_answer_is_spoken_and_transcribed(answering: tuple[GatewayProcess, str]) -> None:
+    response, events = await ask(*answering, "hello world", modality="audio")
+    assert response.status == "completed", response.status_details
+    transcript = next(e.transcript for e in events if e.type == "response.output_audio_transcript.done")
+    assert transcript == "Hello world"
+    audio = b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta")
+    seconds = AudioFormat.from_session({"type": "audio/pcm", "rate": 24000}).duration_ms(len(audio)) / 1000
+    assert 0.5 < seconds < 3, "espeak-ng says 'Hello world' in about a second"
+    assert response.usage.output_token_details.audio_tokens > 0
+
+
+async def test_what_no_skill_knows_gets_the_fallback_answer(answering: tuple[GatewayProcess, str]) -> None:
+    import ovos_skill_fallback_unknown
+
+    dialogs = Path(ovos_skill_fallback_unknown.__file__).parent / "locale" / "en-us"
+    lines = {line.strip() for path in dialogs.glob("*.dialog") for line in path.read_text().splitlines()}
+    response, _ = await ask(*answering, "tell me about quantum chromodynamics")
+    assert response.status == "completed"
+    assert response.output[0].content[0].text in lines, "one of the fallback skill's own answers"
+
+
+async def test_two_sessions_never_get_each_others_answers(answering: tuple[GatewayProcess, str]) -> None:
+    (first, _), (second, _) = await asyncio.gather(
+        ask(*answering, "hello world"), ask(*answering, "what time is it")
+    )
+    assert first.output[0].content[0].text == "Hello world"
+    second_text = second.output[0].content[0].text
+    assert "hello" not in second_text.lower() and re.search(rf"\b({HOURS})\b", second_text.lower())
+
+
+def test_without_the_bus_responses_fail_cleanly_and_readyz_says_why(tmp_path: Path) -> None:
+    from ovos_realtime_gateway.ovos.stack import free_port
+
+    port = free_port()
+    config = tmp_path / "gateway.json"
+    config.write_text(json.dumps({"messagebus_url": f"ws://127.0.0.1:{port}/core"}))
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    key = create_key(data_dir, "lonely")
+    with GatewayProcess(data_dir, "--config", str(config), log_name="lonely") as gateway:
+        ready = http("GET", f"{gateway.base_url}/readyz")
+        assert ready.status == 503 and ready.json()["checks"]["messagebus"]["ok"] is False
+        response, _ = asyncio.run(ask(gateway, key, "what time is it"))
+        assert response.status == "failed"
+        assert response.status_details.error.code == "messagebus_unavailable"
