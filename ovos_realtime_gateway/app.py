@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .engine.responder import Responder
+from .engine.transcription import SttBackend
 from .log import quiet_malformed_requests
 from .ovos.bus import BusAddress, BusBridge
 from .rest.middleware import request_context
@@ -22,13 +23,18 @@ from .vad import vad_backend
 
 def create_services(settings: GatewaySettings) -> GatewayServices:
     """Build (not start) the parts of a gateway; compiling the policy fails fast on a bad file."""
-    return GatewayServices(
+    services = GatewayServices(
         settings=settings,
         store=Store(settings.resolved_data_dir),
         policy=PolicyEngine.from_settings(settings.policy_file, settings.opa_url),
         vad=vad_backend(settings.vad_plugin, settings.vad_config, settings.vad_silence_floor_dbfs),
         bus=BusBridge(BusAddress.parse(settings.messagebus_url)) if settings.messagebus_url else None,
     )
+    from ovos_realtime_listener_plugin.stt import OpmTranscriber
+
+    transcriber = OpmTranscriber(settings.stt_plugin, settings.stt_config, settings.lang)
+    services.stt = SttBackend(transcriber, services.plugins, settings.lang)
+    return services
 
 
 def skills_responder(services: GatewayServices) -> Responder | None:

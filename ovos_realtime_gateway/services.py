@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .engine.transcription import SttBackend
 from .engine.voice_input import VadBackend
 from .observability.audit import AuditWriter
 from .observability.metrics import GatewayMetrics
@@ -28,6 +29,7 @@ class GatewayServices:
     started_at: float = field(default_factory=time.time)
     vad: VadBackend | None = None
     bus: BusBridge | None = None
+    stt: SttBackend | None = None
     plugins: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="ovos-realtime-plugins")
     )  # STT, TTS and messagebus sends: never on the event loop

@@ -6,6 +6,7 @@ import functools
 import io
 import shutil
 import subprocess
+import tempfile
 import wave
 
 import numpy as np
@@ -48,3 +49,25 @@ def voiced_ms(text: str) -> tuple[float, float]:
     raw, source_rate = _espeak(text)
     loud = np.flatnonzero(np.abs(np.frombuffer(raw, dtype="<i2").astype(np.int32)) > 500)
     return loud[0] / source_rate * 1000, loud[-1] / source_rate * 1000
+
+
+@functools.cache
+def _flite(text: str, voice: str) -> tuple[bytes, int]:
+    flite = shutil.which("flite")
+    if flite is None:
+        pytest.fail("flite is missing: scripts/install-system-deps installs it")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/speech.wav"
+        subprocess.run([flite, "-voice", voice, "-t", text, "-o", path], check=True, timeout=60)
+        with wave.open(path) as reader:
+            return reader.readframes(reader.getnframes()), reader.getframerate()
+
+
+def user_speech_pcm(text: str, rate: int = 24000, lead_ms: int = 0, tail_ms: int = 0) -> bytes:
+    """A user saying `text`, for speech *recognition*: Debian's flite (CMU's own synthesiser, which
+    CMU's pocketsphinx recognises; it does not recognise espeak-ng's voice, see test_stt.py)."""
+    raw, source_rate = _flite(text, "rms")
+    samples = soxr.resample(np.frombuffer(raw, dtype="<i2"), source_rate, rate)
+    silence = np.zeros(int(rate * lead_ms / 1000), dtype=np.int16)
+    tail = np.zeros(int(rate * tail_ms / 1000), dtype=np.int16)
+    return np.concatenate([silence, samples.astype(np.int16), tail]).astype("<i2").tobytes()

@@ -84,6 +84,8 @@ async def test_conversation_items_are_stored_as_they_happen(gateway: GatewayProc
             await asyncio.sleep(0.05)
         assert [r["item_id"] for r in rows][0] == committed.item_id  # type: ignore[union-attr]
         stored = [json.loads(r["item"]) for r in rows]
-        assert stored[0]["content"] == [{"type": "input_audio", "transcript": None}]
+        # the audio item without its audio (a transcript of the silence may already be there)
+        assert [set(part) for part in stored[0]["content"]] == [{"type", "transcript"}]
+        assert stored[0]["content"][0]["type"] == "input_audio"
         assert stored[1]["content"][0]["text"] == "hello"
     await client.close()

@@ -19,6 +19,7 @@ from ovos_realtime_gateway.audio import AudioFormat
 from ovos_realtime_gateway.ovos.stack import OvosStack
 
 from .gateway_process import GatewayProcess, create_key, http
+from .speech import chunks, user_speech_pcm
 
 pytestmark = pytest.mark.slow
 HOURS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|midnight|noon"
@@ -127,3 +128,62 @@ def test_without_the_bus_responses_fail_cleanly_and_readyz_says_why(tmp_path: Pa
         response, _ = asyncio.run(ask(gateway, key, "what time is it"))
         assert response.status == "failed"
         assert response.status_details.error.code == "messagebus_unavailable"
+
+
+async def test_a_spoken_question_in_real_time_is_heard_transcribed_and_answered(
+    answering: tuple[GatewayProcess, str],
+) -> None:
+    """The issue's end to end: speech streamed in real time into a server-VAD session with
+    transcription on → VAD events, a transcript with "time", then the date-time skill's spoken
+    answer (audio deltas and its transcript), completed."""
+    gateway, key = answering
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    events: list[Any] = []
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "audio": {
+                    "input": {
+                        "transcription": {"model": "ovos-stt"},
+                        "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+                    }
+                },
+            }
+        )
+        await conn.recv()
+
+        async def stream() -> None:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for n, part in enumerate(chunks(user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200))):
+                await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
+                await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
+
+        sender = asyncio.create_task(stream())
+        async for event in conn:
+            events.append(event)
+            if event.type == "response.done":
+                break
+        await sender
+    await client.close()
+    types = [e.type for e in events]
+    assert types[:6] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "response.created",
+    ]
+    transcript = next(
+        e.transcript for e in events if e.type == "conversation.item.input_audio_transcription.completed"
+    )
+    assert "time" in transcript
+    response = events[-1].response
+    assert response.status == "completed", response.status_details
+    spoken = next(e.transcript for e in events if e.type == "response.output_audio_transcript.done")
+    assert re.search(rf"\b({HOURS})\b", spoken.lower()), spoken
+    audio = b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta")
+    assert len(audio) > 48000 * 0.5  # more than half a second of 24 kHz speech

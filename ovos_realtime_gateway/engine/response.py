@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,6 +51,7 @@ class ResponseRun:
     conversation: Conversation
     conversation_id: str | None
     audio_out: AudioOut | None = None
+    prepare: Callable[[], Awaitable[None]] | None = None  # e.g. wait for the turn's transcripts
     id: str = field(default_factory=ids.response_id)
     status: Status | None = None
     _cancel_reason: str | None = None
@@ -104,6 +105,8 @@ class ResponseRun:
     async def _run(self) -> None:
         self.emit(event("response.created", response=self._response_object("in_progress")))
         try:
+            if self.prepare is not None:
+                await self.prepare()
             async for chunk in self.responder.respond(self.turn):
                 if isinstance(chunk, TextDelta):
                     if chunk.text:

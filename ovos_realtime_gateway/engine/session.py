@@ -27,6 +27,7 @@ from .conversation import Conversation
 from .input_buffer import InputAudioBuffer
 from .responder import Responder, Turn
 from .response import ResponseRun, ResponseSpec
+from .transcription import SttBackend, TranscriptionFailed, transcribe
 from .turns import SpeechStarted, TurnSignal, VadParams
 from .usage import input_audio_tokens, text_tokens
 from .voice_input import VadBackend, VadUnavailable, VoiceInput
@@ -72,6 +73,7 @@ class RealtimeSession:
         options: SessionOptions | None = None,
         hooks: SessionHooks | None = None,
         vad: VadBackend | None = None,
+        stt: SttBackend | None = None,
     ) -> None:
         self.id = session_id
         self.project_id = project_id
@@ -89,6 +91,8 @@ class RealtimeSession:
         self.closed = False
         self.audio_sent_once = False
         self._vad = vad
+        self._stt = stt
+        self._transcriptions: dict[str, asyncio.Task[None]] = {}
         self.voice: VoiceInput | None = None
         self._turn_item_id: str | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -348,7 +352,70 @@ class RealtimeSession:
         self.emit(event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id))
         self._item_added(item, previous)
         self.persist_items()
+        if self._stt is not None:
+            task = asyncio.get_running_loop().create_task(self._transcribe(item, audio, self._stt))
+            self._transcriptions[item_id] = task
+            task.add_done_callback(lambda _: self._transcriptions.pop(item_id, None))
         return item
+
+    @property
+    def transcription_requested(self) -> bool:
+        """OpenAI sends transcription events only when `audio.input.transcription` is set."""
+        return isinstance(((self.config.get("audio") or {}).get("input") or {}).get("transcription"), dict)
+
+    async def _transcribe(self, item: dict[str, Any], audio: bytes, stt: SttBackend) -> None:
+        item_id, fmt = item["id"], self.input_format
+        try:
+            text = await transcribe(stt, audio, fmt, _language(self.config))
+        except TranscriptionFailed as exc:
+            log.warning("session %s: transcription of %s failed: %s", self.id, item_id, exc)
+            if self.transcription_requested and not self.closed:
+                error = {"type": "transcription_error", "code": exc.code, "message": str(exc), "param": None}
+                self.emit(
+                    event(
+                        "conversation.item.input_audio_transcription.failed",
+                        item_id=item_id,
+                        content_index=0,
+                        error=error,
+                    )
+                )
+            return
+        item["content"][0]["transcript"] = text
+        if self.transcription_requested and not self.closed:
+            self.emit(
+                event(
+                    "conversation.item.input_audio_transcription.delta",
+                    item_id=item_id,
+                    content_index=0,
+                    delta=text,
+                )
+            )
+            seconds = round(self.input.format.duration_ms(len(audio)) / 1000, 3)
+            self.emit(
+                event(
+                    "conversation.item.input_audio_transcription.completed",
+                    item_id=item_id,
+                    content_index=0,
+                    transcript=text,
+                    usage={"type": "duration", "seconds": seconds},
+                )
+            )
+        self.persist_items()
+
+    async def _await_transcripts(self, turn: Turn) -> None:
+        """Before answering: the transcripts of the turn's audio items (OVOS answers text)."""
+        pending = [self._transcriptions[i["id"]] for i in turn.items if i.get("id") in self._transcriptions]
+        if pending:
+            timeout = (self._stt.timeout_s if self._stt is not None else 30.0) + 5
+            await asyncio.wait([asyncio.shield(t) for t in pending], timeout=timeout)
+        for public in turn.items:
+            try:
+                stored = self.conversation.get(public["id"])
+            except ApiError:
+                continue
+            for part, source in zip(public.get("content") or [], stored.get("content") or [], strict=False):
+                if "transcript" in source:
+                    part["transcript"] = source["transcript"]
 
     def persist_items(self) -> None:
         """Store the conversation as it is now, in the background, in order of the changes."""
@@ -504,6 +571,7 @@ class RealtimeSession:
             audio_out=AudioOut(fmt, self.options.audio_chunk_ms, self.options.audio_lead_ms)
             if modalities == ["audio"]
             else None,
+            prepare=lambda: self._await_transcripts(turn),
         )
         if in_conversation:
             self._cancel_idle_timer()

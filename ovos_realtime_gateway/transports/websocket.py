@@ -284,6 +284,7 @@ async def _serve(
         options=SessionOptions(queue_responses=services.settings.queue_responses),
         hooks=hooks,
         vad=services.vad,
+        stt=services.stt,
     )
     session.start()
     writer = asyncio.get_running_loop().create_task(_write(ws, outbox), name=f"ws-writer-{record.id}")

@@ -1,0 +1,66 @@
+"""Input audio transcription: committed user audio → text, on worker threads.
+
+The text is what OVOS answers (skills take utterances), so committed audio is always transcribed
+when an STT backend is configured; the `conversation.item.input_audio_transcription.*` events are
+sent only when the session asked for transcription (`audio.input.transcription`), as OpenAI does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..audio import InputTranscoder
+
+
+class Transcriber(Protocol):
+    def transcribe(self, pcm16k: bytes, lang: str) -> str:
+        """16 kHz mono 16-bit PCM → text. Blocking; may raise."""
+        ...
+
+
+@dataclass(frozen=True)
+class SttBackend:
+    transcriber: Transcriber
+    executor: Executor
+    default_lang: str = "en-US"
+    timeout_s: float = 30.0
+
+
+class TranscriptionFailed(Exception):
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def to_pipeline_pcm(audio: bytes, session_format: dict[str, Any]) -> bytes:
+    """Session-format audio → 16 kHz 16-bit mono PCM bytes (a fresh transcoder per item)."""
+    transcoder = InputTranscoder(session_format)
+    samples = np.concatenate([transcoder.feed(audio), transcoder.flush()])
+    return samples.astype("<i2").tobytes()
+
+
+async def transcribe(
+    backend: SttBackend, audio: bytes, session_format: dict[str, Any], lang: str | None
+) -> str:
+    """The transcript of one committed item (raises TranscriptionFailed)."""
+    loop = asyncio.get_running_loop()
+    pcm = to_pipeline_pcm(audio, session_format)
+    try:
+        text = await asyncio.wait_for(
+            loop.run_in_executor(
+                backend.executor, backend.transcriber.transcribe, pcm, lang or backend.default_lang
+            ),
+            backend.timeout_s,
+        )
+    except asyncio.TimeoutError:
+        raise TranscriptionFailed(
+            f"Speech recognition took longer than {backend.timeout_s:.0f} s.", "transcription_timeout"
+        ) from None
+    except Exception as exc:
+        raise TranscriptionFailed(f"Speech recognition failed: {exc}", "transcription_failed") from exc
+    return str(text or "").strip()
