@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -34,21 +35,41 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
 
     transcriber = OpmTranscriber(settings.stt_plugin, settings.stt_config, settings.lang)
     services.stt = SttBackend(transcriber, services.plugins, settings.lang)
+    if services.bus is not None:
+        from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
+
+        services.speech = SpeechSynthesizer(settings.tts_plugin, settings.tts_config, settings.lang)
     return services
+
+
+async def _warm_speech(services: GatewayServices) -> None:
+    """Load STT and TTS plugins on worker threads; /readyz reports them until they are ready."""
+    loop = asyncio.get_running_loop()
+    plugins: dict[str, Any] = {}
+    if services.stt is not None:
+        plugins[services.settings.stt_plugin] = services.stt.transcriber
+    if services.speech is not None:
+        plugins[services.settings.tts_plugin] = services.speech
+    for name in plugins:
+        services.speech_status[name] = "loading"
+    for name, plugin in plugins.items():
+        try:
+            await loop.run_in_executor(services.plugins, plugin.warm)
+            services.speech_status[name] = "ready"
+        except Exception as exc:  # reported by /readyz; responses that need it fail clearly
+            services.speech_status[name] = f"failed: {exc}"
 
 
 def skills_responder(services: GatewayServices) -> Responder | None:
     """Answers from OVOS skills on the configured messagebus, spoken by the configured TTS."""
     if services.bus is None:
         return None
-    from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
-
     from .ovos.responder import SkillsResponder
 
     settings = services.settings
-    speech = SpeechSynthesizer(settings.tts_plugin, settings.tts_config, settings.lang)
+    synthesize = services.speech.synthesize if services.speech is not None else None
     return SkillsResponder(
-        services.bus, speech.synthesize, services.plugins, settings.lang, settings.response_timeout_seconds
+        services.bus, synthesize, services.plugins, settings.lang, settings.response_timeout_seconds
     )
 
 
@@ -56,9 +77,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await services.store.migrate()
     services.audit.start()
+    warming: asyncio.Task[None] | None = None
     if services.bus is not None:
         services.bus.start()
+        warming = asyncio.get_running_loop().create_task(_warm_speech(services))
     yield
+    if warming is not None:
+        warming.cancel()
     if services.bus is not None:
         await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)
     await services.audit.stop()

@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     serve.add_argument("--log-json", action="store_true", default=None, help="log one JSON object per line")
 
+    demo = sub.add_parser(
+        "demo", parents=[data_dir], help="run a whole assistant: OVOS messagebus, skills and the gateway"
+    )
+    demo.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, help="port for HTTP/WebSocket (default 8080)")
+    demo.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+
     keys = sub.add_parser("keys", help="manage project API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = keys_sub.add_parser(
@@ -162,6 +169,23 @@ async def _serve(settings: GatewaySettings) -> None:
         print(f"{PROG} stopped", flush=True)
 
 
+def _demo(settings: GatewaySettings) -> None:
+    """OVOS (messagebus + ovos-core with its skills) under DATA_DIR/ovos, then the gateway on it."""
+    from .ovos.stack import OvosStack
+
+    stack = OvosStack(settings.resolved_data_dir / "ovos", lang=settings.lang)
+    print(f"starting OVOS (messagebus on {stack.bus_url}, skills; logs in {stack.root / 'logs'})", flush=True)
+    try:
+        stack.start()
+        stack.wait_ready(300)
+        print("OVOS skills are ready", flush=True)
+        asyncio.run(_serve(settings.model_copy(update={"messagebus_url": stack.bus_url})))
+    except (TimeoutError, RuntimeError, FileNotFoundError) as exc:
+        raise CliError(f"OVOS did not start: {str(exc).splitlines()[0]}", 1) from None
+    finally:
+        stack.stop()
+
+
 def _keys(args: argparse.Namespace, settings: GatewaySettings) -> None:
     command = args.keys_command
     if command == "create":
@@ -207,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             configure_logging(settings.log_level, settings.log_json)
             asyncio.run(_serve(settings))
+        elif args.command == "demo":
+            configure_logging(settings.log_level, settings.log_json)
+            _demo(settings)
         elif args.command == "keys":
             _keys(args, settings)
         elif args.command == "migrate":

@@ -8,6 +8,7 @@ on its own event-loop thread and stops it when OVOS shuts the plugin down.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from ovos_plugin_manager.templates.phal import PHALPlugin, PHALValidator
@@ -21,10 +22,39 @@ log = logging.getLogger("ovos_realtime.phal")
 _NOT_SETTINGS = {"enabled", "module"}
 
 
-def settings_from_plugin_config(config: dict[str, Any] | None) -> GatewaySettings:
-    """GatewaySettings from the plugin's mycroft.conf section (PHAL's own keys removed)."""
+def device_defaults(device: Mapping[str, Any]) -> dict[str, Any]:
+    """What a gateway inside OVOS takes from the device's mycroft.conf: its messagebus, its
+    language, and its `stt` / `tts` modules with their config — so the realtime endpoint hears and
+    speaks like the device does. The plugin's own section overrides any of it."""
+    socket = device.get("websocket") or {}
+    host = socket.get("host") or "127.0.0.1"
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    scheme = "wss" if socket.get("ssl") else "ws"
+    defaults: dict[str, Any] = {
+        "messagebus_url": f"{scheme}://{host}:{socket.get('port') or 8181}{socket.get('route') or '/core'}"
+    }
+    if device.get("lang"):
+        defaults["lang"] = device["lang"]
+    for kind in ("stt", "tts"):
+        section = device.get(kind) or {}
+        module = section.get("module")
+        if module:
+            defaults[f"{kind}_plugin"] = module
+            defaults[f"{kind}_config"] = dict(section.get(module) or {})
+    return defaults
+
+
+def settings_from_plugin_config(
+    config: Mapping[str, Any] | None, device: Mapping[str, Any] | None = None
+) -> GatewaySettings:
+    """GatewaySettings from the plugin's mycroft.conf section (PHAL's own keys removed), over the
+    device's defaults (`device`: the whole mycroft.conf; none given: the device's own)."""
+    if device is None:
+        from ovos_config import Configuration
+
+        device = Configuration()
     section = {k: v for k, v in (config or {}).items() if k not in _NOT_SETTINGS}
-    return GatewaySettings.layered(section)
+    return GatewaySettings.layered(device_defaults(device), section)
 
 
 class RealtimeGatewayValidator(PHALValidator):  # type: ignore[misc]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -30,6 +31,8 @@ class GatewayServices:
     vad: VadBackend | None = None
     bus: BusBridge | None = None
     stt: SttBackend | None = None
+    speech: Any = None  # the TTS SpeechSynthesizer (ovos_realtime_tts_plugin), when answers are spoken
+    speech_status: dict[str, str] = field(default_factory=dict)  # plugin → "loading" | "ready" | error
     plugins: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="ovos-realtime-plugins")
     )  # STT, TTS and messagebus sends: never on the event loop

@@ -33,6 +33,12 @@ class OpmTranscriber:
             raise SttUnavailable(f"STT plugin {self.plugin_name!r} is not installed")
         return plugin_class(config={"lang": self.lang, **self.config})
 
+    def warm(self) -> None:
+        """Load the plugin now (at startup) rather than on the first committed turn."""
+        with self._lock:
+            if self._plugin is None:
+                self._plugin = self._load()
+
     def transcribe(self, pcm16k: bytes, lang: str) -> str:
         from ovos_plugin_manager.utils.audio import AudioData  # the class OPM plugins check for
 

@@ -65,6 +65,12 @@ class SpeechSynthesizer:
         self._plugin: Any = None
         self._lock = threading.Lock()
 
+    def warm(self) -> None:
+        """Load the plugin now (at startup) rather than on the first spoken answer."""
+        with self._lock:
+            if self._plugin is None:
+                self._plugin = _load(self.plugin_name, self.config, self.lang)
+
     def synthesize(self, sentence: str, lang: str | None = None) -> tuple[bytes, int]:
         with self._lock:
             if self._plugin is None:

@@ -21,8 +21,8 @@ def test_every_setting_is_documented() -> None:
 def test_readme_starts_with_the_two_commands() -> None:
     lines = (ROOT / "README.md").read_text().splitlines()
     block = lines[lines.index("```bash") + 1 : lines.index("```bash") + 3]
-    assert block[0].startswith("scripts/serve") and block[1].startswith("scripts/test")
-    for command in ("scripts/serve", "scripts/test"):
+    assert block[0].startswith("scripts/demo") and block[1].startswith("scripts/test")
+    for command in ("scripts/demo", "scripts/serve", "scripts/test"):
         assert (ROOT / command).stat().st_mode & 0o111
 
 

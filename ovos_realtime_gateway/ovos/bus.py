@@ -55,6 +55,7 @@ class BusBridge:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._supervise, name="ovos-realtime-bus", daemon=True)
         self.last_error: str | None = None
+        self._skills_ready = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -74,6 +75,22 @@ class BusBridge:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def skills_ready(self) -> bool:
+        """ovos-core answered `mycroft.skills.is_ready` with true on this connection."""
+        return self._connected.is_set() and self._skills_ready.is_set()
+
+    def _watch_skills(self, client: _Client) -> None:
+        while self._connected.is_set() and not self._stopped.is_set() and self._client is client:
+            try:
+                answer = client.wait_for_response(Message("mycroft.skills.is_ready"), timeout=2)
+            except Exception:  # the connection went away mid-question
+                answer = None
+            if answer is not None and answer.data.get("status"):
+                self._skills_ready.set()
+                return
+            self._stopped.wait(1)
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -99,6 +116,7 @@ class BusBridge:
                     self.last_error or f"cannot connect to the OVOS messagebus at {self.address}"
                 )
             self._connected.clear()
+            self._skills_ready.clear()
             self._stopped.wait(delay)
             delay = min(delay * 2, self._retry_max_s)
 
@@ -106,6 +124,11 @@ class BusBridge:
         log.info("connected to the OVOS messagebus at %s", self.address)
         self.last_error = None
         self._connected.set()
+        client = self._client
+        if client is not None:
+            threading.Thread(
+                target=self._watch_skills, args=(client,), name="ovos-realtime-skills", daemon=True
+            ).start()
 
     # -- messages ---------------------------------------------------------------------------
 

@@ -143,7 +143,14 @@ class SkillsResponder:
                 loop = asyncio.get_running_loop()
                 for sentence in split_sentences(utterance):
                     try:
-                        pcm, rate = await loop.run_in_executor(self.executor, self.synthesize, sentence, lang)
+                        pcm, rate = await asyncio.wait_for(
+                            loop.run_in_executor(self.executor, self.synthesize, sentence, lang),
+                            self.timeout_s,
+                        )
+                    except asyncio.TimeoutError:
+                        raise ResponderError(
+                            f"Speech synthesis took longer than {self.timeout_s:.0f} s.", code="tts_timeout"
+                        ) from None
                     except Exception as exc:
                         raise ResponderError(f"Speech synthesis failed: {exc}", code="tts_failed") from exc
                     yield AudioDelta(pcm, rate)

@@ -48,8 +48,15 @@ def _executable(name: str) -> str:
 
 
 class OvosStack:
-    def __init__(self, root: Path, bus_port: int | None = None, lang: str = "en-US") -> None:
+    def __init__(
+        self,
+        root: Path,
+        bus_port: int | None = None,
+        lang: str = "en-US",
+        extra_config: dict[str, Any] | None = None,
+    ) -> None:
         self.root = root
+        self.extra_config = extra_config or {}
         self.bus_port = bus_port or free_port()
         self.lang = lang
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -77,6 +84,7 @@ class OvosStack:
             "skills": {"installer": {"allow_pip": False, "allow_alphas": False}},
             "play_wav_cmdline": "true",
             "play_mp3_cmdline": "true",
+            **self.extra_config,
         }
 
     def write_config(self) -> Path:
@@ -87,11 +95,12 @@ class OvosStack:
             (self.root / part).mkdir(parents=True, exist_ok=True)
         return path
 
-    def start(self) -> OvosStack:
+    def start(self, services: tuple[str, ...] = ("ovos-messagebus", "ovos-core")) -> OvosStack:
+        """Start the services (executables beside this Python), the messagebus first."""
         self.write_config()
         logs = self.root / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for name in ("ovos-messagebus", "ovos-core"):
+        for name in services:
             with open(logs / f"{name}.log", "wb") as out:
                 self.processes[name] = subprocess.Popen(
                     [_executable(name)],
@@ -140,7 +149,9 @@ class OvosStack:
             client.close()
 
     def stop(self) -> None:
-        for name in ("ovos-core", "ovos-messagebus"):
+        for name in [n for n in reversed(list(self.processes)) if n != "ovos-messagebus"] + [
+            "ovos-messagebus"
+        ]:
             process = self.processes.pop(name, None)
             if process is None or process.poll() is not None:
                 continue

@@ -31,6 +31,12 @@ async def readyz(request: web.Request) -> web.Response:
         checks["messagebus"] = {"ok": bus.connected, "url": str(bus.address)}
         if not bus.connected:
             checks["messagebus"]["error"] = bus.last_error or "connecting"
+        checks["skills"] = {"ok": bus.skills_ready}
+        if not bus.skills_ready:
+            checks["skills"]["error"] = "ovos-core has not reported its skills ready"
+    if services.speech_status:
+        failed = {name: state for name, state in services.speech_status.items() if state != "ready"}
+        checks["speech"] = {"ok": not failed, **({"pending": failed} if failed else {})}
     ready = all(check["ok"] for check in checks.values())
     return web.json_response(
         {"status": "ready" if ready else "unready", "checks": checks}, status=200 if ready else 503
