@@ -5,31 +5,25 @@ Usage: python bench/bare_server.py BODY_FILE  (prints `listening on http://…` 
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
 from aiohttp import web
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-async def serve(body: bytes) -> None:
+from bench.serving import run  # noqa: E402
+
+
+def app(body: bytes) -> web.Application:
     async def handler(request: web.Request) -> web.Response:
         await request.read()
         return web.Response(body=body, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_post("/v1/realtime/client_secrets", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    print(f"listening on http://{host}:{port}", flush=True)
-    await asyncio.Event().wait()
+    application = web.Application()
+    application.router.add_post("/v1/realtime/client_secrets", handler)
+    return application
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(serve(Path(sys.argv[1]).read_bytes()))
-    except KeyboardInterrupt:
-        pass
+    run(app(Path(sys.argv[1]).read_bytes()))

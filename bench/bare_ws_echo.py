@@ -5,9 +5,14 @@ Usage: python bench/bare_ws_echo.py   (prints `listening on http://…` like the
 
 from __future__ import annotations
 
-import asyncio
+import sys
+from pathlib import Path
 
 from aiohttp import WSMsgType, web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.serving import run  # noqa: E402
 
 
 async def echo(request: web.Request) -> web.WebSocketResponse:
@@ -19,20 +24,11 @@ async def echo(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def serve() -> None:
-    app = web.Application()
-    app.router.add_get("/v1/realtime", echo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    print(f"listening on http://{host}:{port}", flush=True)
-    await asyncio.Event().wait()
+def app() -> web.Application:
+    application = web.Application()
+    application.router.add_get("/v1/realtime", echo)
+    return application
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+    run(app())

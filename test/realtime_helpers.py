@@ -8,6 +8,16 @@ from typing import Any
 
 import aiohttp
 
+SPOKEN_TURN_EVENTS = [
+    "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped",
+    "input_audio_buffer.committed",
+    "conversation.item.added",
+    "conversation.item.done",
+    "response.created",
+]
+"""A server-VAD voice turn, in the upstream order (contract §12, checklist 35)."""
+
 
 class EventReader:
     """Wraps a raw aiohttp WebSocket (for what SDKs would not send or would hide)."""

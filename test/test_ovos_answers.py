@@ -20,6 +20,7 @@ from ovos_realtime_gateway.audio import AudioFormat
 from ovos_realtime_gateway.ovos.stack import OvosStack
 
 from .gateway_process import GatewayProcess, create_key, http
+from .realtime_helpers import SPOKEN_TURN_EVENTS
 from .speech import chunks, user_speech_pcm
 
 pytestmark = pytest.mark.slow
@@ -173,14 +174,7 @@ async def test_a_spoken_question_in_real_time_is_heard_transcribed_and_answered(
         await sender
     await client.close()
     types = [e.type for e in events]
-    assert types[:6] == [
-        "input_audio_buffer.speech_started",
-        "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.committed",
-        "conversation.item.added",
-        "conversation.item.done",
-        "response.created",
-    ]
+    assert types[:6] == SPOKEN_TURN_EVENTS
     transcript = next(
         e.transcript for e in events if e.type == "conversation.item.input_audio_transcription.completed"
     )

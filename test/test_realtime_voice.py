@@ -8,16 +8,8 @@ import base64
 import openai
 
 from .gateway_process import GatewayProcess
+from .realtime_helpers import SPOKEN_TURN_EVENTS
 from .speech import chunks, speech_pcm
-
-TURN_EVENTS = [
-    "input_audio_buffer.speech_started",
-    "input_audio_buffer.speech_stopped",
-    "input_audio_buffer.committed",
-    "conversation.item.added",
-    "conversation.item.done",
-    "response.created",
-]
 
 
 async def test_spoken_turn_through_an_ek_secret_session(gateway: GatewayProcess, alpha_key: str) -> None:
@@ -43,7 +35,7 @@ async def test_spoken_turn_through_an_ek_secret_session(gateway: GatewayProcess,
                 break
     await client.close()
     await ephemeral.close()
-    assert seen[: len(TURN_EVENTS)] == TURN_EVENTS
+    assert seen[: len(SPOKEN_TURN_EVENTS)] == SPOKEN_TURN_EVENTS
     assert done.status == "failed"
     error = done.status_details.error  # type: ignore[union-attr]
     assert error is not None and error.code == "responder_unavailable" and "OVOS" in (error.message or "")

@@ -23,6 +23,7 @@ from ovos_realtime_gateway.engine.voice_input import BATCH_FRAMES, FRAME_MS, Vad
 from ovos_realtime_gateway.vad import vad_backend
 
 from .engine_harness import Harness, ScriptedResponder
+from .realtime_helpers import SPOKEN_TURN_EVENTS
 from .speech import chunks, speech_pcm, voiced_ms
 
 SENTENCE = "what time is it"
@@ -111,14 +112,7 @@ async def test_a_spoken_turn_follows_the_upstream_order(silero: VadBackend) -> N
     await stream(h, speech_pcm(SENTENCE, lead_ms=1000, tail_ms=1000))
     await h.settle()
     types = h.types()
-    assert types[:6] == [
-        "input_audio_buffer.speech_started",
-        "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.committed",
-        "conversation.item.added",
-        "conversation.item.done",
-        "response.created",
-    ]
+    assert types[:6] == SPOKEN_TURN_EVENTS
     assert types[-2:] == ["response.done", "rate_limits.updated"]
     started, stopped, committed = (h.of(t)[0] for t in types[:3])
     assert started["item_id"] == stopped["item_id"] == committed["item_id"]
