@@ -53,6 +53,9 @@ setup(
         "console_scripts": ["ovos-realtime=ovos_realtime_gateway.cli:main"],
         "opm.phal": ["ovos-realtime-gateway=ovos_realtime_gateway.phal:RealtimeGatewayPlugin"],
         "opm.tts": ["ovos-realtime-tts-espeak-ng=ovos_realtime_tts_plugin.espeak:EspeakNgTTS"],
+        "opm.microphone": [
+            "ovos-microphone-plugin-realtime=ovos_realtime_listener_plugin.microphone:RealtimeMicrophone"
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -14,6 +14,7 @@ from .engine.voice_input import VadBackend
 from .observability.audit import AuditWriter
 from .observability.metrics import GatewayMetrics
 from .ovos.bus import BusBridge
+from .ovos.microphone_hub import MicrophoneHub
 from .security.auth import Authenticator
 from .security.policy import PolicyEngine
 from .security.ratelimit import RateLimiter, SessionSlots
@@ -31,6 +32,7 @@ class GatewayServices:
     vad: VadBackend | None = None
     bus: BusBridge | None = None
     stt: SttBackend | None = None
+    microphone: MicrophoneHub = field(default_factory=MicrophoneHub)
     speech: Any = None  # the TTS SpeechSynthesizer (ovos_realtime_tts_plugin), when answers are spoken
     speech_status: dict[str, str] = field(default_factory=dict)  # plugin → "loading" | "ready" | error
     plugins: ThreadPoolExecutor = field(

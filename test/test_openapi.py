@@ -19,7 +19,7 @@ from ovos_realtime_gateway.settings import GatewaySettings
 
 from .gateway_process import GatewayProcess, create_key, http
 
-WEBSOCKET_ONLY = {("GET", "/v1/realtime")}  # the WebSocket upgrade: documented in docs/protocol.md
+WEBSOCKET_ONLY = {("GET", "/v1/realtime"), ("GET", "/ovos/microphone")}  # WebSockets: docs/protocol.md
 
 
 def test_shipped_document_is_generated_from_the_models() -> None:

@@ -59,6 +59,10 @@ class SessionHooks:
     def rate_limits(self) -> list[dict[str, Any]]:
         return []
 
+    def input_audio(self, audio: bytes) -> bool:
+        """Appended audio, before buffering; True when the hook consumed it (device microphone)."""
+        return False
+
 
 class RealtimeSession:
     def __init__(
@@ -220,6 +224,8 @@ class RealtimeSession:
                 f"{MAX_APPEND_BYTES} bytes per append.",
                 param="audio",
             )
+        if self.hooks.input_audio(audio):
+            return
         self.input.append(audio)
         if self.voice is None:
             return

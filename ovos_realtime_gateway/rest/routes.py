@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..ovos.microphone import microphone_listener
 from ..transports.websocket import realtime_websocket
 from . import beta_sessions, client_secrets, health, models, sessions
 
@@ -20,3 +21,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/realtime", realtime_websocket)
     app.router.add_get("/v1/models", models.list_models)
     app.router.add_get("/v1/models/{model}", models.retrieve_model)
+    app.router.add_get("/ovos/microphone", microphone_listener)

@@ -21,10 +21,12 @@ project_key_actions := {
 	"realtime.connect",
 	"calls.create",
 	"calls.manage",
+	"microphone.feed",
+	"microphone.listen",
 }
 
 # An ek_ client secret may only open realtime sessions and calls, and only until it expires.
-client_secret_actions := {"realtime.connect", "calls.create"}
+client_secret_actions := {"realtime.connect", "calls.create", "microphone.feed"}
 
 default allow := false
 

@@ -19,6 +19,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..engine.responder import Responder, UnavailableResponder
 from ..engine.session import RealtimeSession, SessionHooks, SessionOptions
+from ..ovos.microphone import MICROPHONE_MODEL, MicrophoneFeed
 from ..protocol import dialect, errors, ids
 from ..protocol.client_events import CLIENT_EVENT_TYPES
 from ..protocol.parse import BadEvent, decode_frame, parse_client_event
@@ -250,7 +251,14 @@ async def _admit(
                     ),
                     CLOSE_REQUEST,
                 )
-        if model is not None:
+        if model == MICROPHONE_MODEL:
+            try:
+                await guard(request, "microphone.feed", transport="websocket", token=handshake.token)
+            except errors.ApiError as exc:
+                raise Refused(exc, CLOSE_AUTH) from None
+            audio_in = record.config.setdefault("audio", {}).setdefault("input", {})
+            audio_in["turn_detection"] = None  # the device's listener finds the turns
+        elif model is not None:
             if model not in settings.models:
                 raise Refused(
                     errors.event_error(
@@ -258,6 +266,7 @@ async def _admit(
                     ),
                     CLOSE_REQUEST,
                 )
+        if model is not None:
             record.config["model"] = model
     await services.store.save_session(record)
     return principal, record
@@ -273,7 +282,16 @@ async def _serve(
     outbox: Outbox,
 ) -> None:
     responder = request.app.get(RESPONDER) or UnavailableResponder()
-    hooks = StoreHooks(services, record, principal)
+    store_hooks = StoreHooks(services, record, principal)
+    hooks: SessionHooks = store_hooks
+    if record.config.get("model") == MICROPHONE_MODEL:
+        fmt = dict(
+            ((record.config.get("audio") or {}).get("input") or {}).get("format") or {"type": "audio/pcm"}
+        )
+        hooks = MicrophoneFeed(services.microphone, hooks, fmt)
+        responder = UnavailableResponder(
+            "This session is the device's microphone: the device hears it and answers aloud."
+        )
     session = RealtimeSession(
         session_id=record.id,
         project_id=principal.project_id,
@@ -331,7 +349,7 @@ async def _serve(
         await services.store.save_session(
             SessionRecord(
                 **{
-                    **_fields(hooks.record),
+                    **_fields(store_hooks.record),
                     "config": session.config,
                     "status": "closed",
                     "updated_at": int(time.time()),
