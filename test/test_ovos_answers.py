@@ -185,3 +185,82 @@ async def test_a_spoken_question_in_real_time_is_heard_transcribed_and_answered(
     assert re.search(rf"\b({HOURS})\b", spoken.lower()), spoken
     audio = b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta")
     assert len(audio) > 48000 * 0.5  # more than half a second of 24 kHz speech
+
+
+async def test_a_conversation_of_several_turns_in_one_session(answering: tuple[GatewayProcess, str]) -> None:
+    """Continuous conversation: turn after turn in one session, without re-triggering anything,
+    each answered by the right skill and each answer kept in the conversation."""
+    gateway, key = answering
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    answers: list[str] = []
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+        await conn.recv()
+        for question in ("hello world", "what time is it", "hello world"):
+            item: Any = {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": question}],
+            }
+            await conn.conversation.item.create(item=item)
+            await conn.response.create()
+            async for event in conn:
+                if event.type == "response.done":
+                    assert event.response.status == "completed"
+                    answers.append(event.response.output[0].content[0].text)  # type: ignore[index,union-attr]
+                    break
+    await client.close()
+    assert answers[0] == answers[2] == "Hello world"
+    assert re.search(rf"\b({HOURS})\b", answers[1].lower())
+
+
+def test_an_stt_plugin_that_fails_fails_the_turn_clearly(ovos: OvosStack, tmp_path: Path) -> None:
+    """A real fault: the configured STT plugin is not installed. The committed audio's
+    transcription fails with an event, the response says there is nothing to answer, and the
+    session goes on (a typed turn is answered)."""
+    config = tmp_path / "gateway.json"
+    config.write_text(json.dumps({"messagebus_url": ovos.bus_url, "stt_plugin": "ovos-stt-plugin-missing"}))
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    key = create_key(data_dir, "deaf")
+    with GatewayProcess(data_dir, "--config", str(config), log_name="deaf") as gateway:
+        events = asyncio.run(_commit_speech_then_type(gateway, key))
+    failed = next(e for e in events if e.type == "conversation.item.input_audio_transcription.failed")
+    assert "not installed" in failed.error.message
+    spoken, typed = [e.response for e in events if e.type == "response.done"]
+    assert spoken.status == "failed" and spoken.status_details.error.code == "no_user_input"
+    assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
+
+
+async def _commit_speech_then_type(gateway: GatewayProcess, key: str) -> list[Any]:
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    events: list[Any] = []
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        audio_in = {"transcription": {"model": "ovos-stt"}, "turn_detection": None}
+        await conn.session.update(
+            session={"type": "realtime", "output_modalities": ["text"], "audio": {"input": audio_in}}
+        )
+        await conn.recv()
+        for part in chunks(user_speech_pcm("hello world", lead_ms=200, tail_ms=200)):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
+        await conn.input_audio_buffer.commit()
+        await conn.response.create()
+        async for event in conn:
+            events.append(event)
+            if event.type == "response.done":
+                break
+        item: Any = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "hello world"}],
+        }
+        await conn.conversation.item.create(item=item)
+        await conn.response.create()
+        async for event in conn:
+            events.append(event)
+            if event.type == "response.done":
+                break
+    await client.close()
+    return events
