@@ -12,6 +12,7 @@ from .engine.responder import Responder
 from .engine.transcription import SttBackend
 from .log import quiet_malformed_requests
 from .ovos.bus import BusAddress, BusBridge
+from .ovos.timing import TimedTranscriber, timed_synthesis
 from .rest.middleware import request_context
 from .rest.routes import add_routes
 from .security.policy import PolicyEngine
@@ -33,7 +34,11 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
     )
     from ovos_realtime_listener_plugin.stt import OpmTranscriber
 
-    transcriber = OpmTranscriber(settings.stt_plugin, settings.stt_config, settings.lang)
+    stage = services.metrics.turn_stage_seconds
+    transcriber = TimedTranscriber(
+        OpmTranscriber(settings.stt_plugin, settings.stt_config, settings.lang),
+        stage.labels(stage="stt").observe,
+    )
     services.stt = SttBackend(transcriber, services.plugins, settings.lang)
     if services.bus is not None:
         from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
@@ -67,9 +72,19 @@ def skills_responder(services: GatewayServices) -> Responder | None:
     from .ovos.responder import SkillsResponder
 
     settings = services.settings
-    synthesize = services.speech.synthesize if services.speech is not None else None
+    stage = services.metrics.turn_stage_seconds
+    synthesize = (
+        timed_synthesis(services.speech.synthesize, stage.labels(stage="tts").observe)
+        if services.speech is not None
+        else None
+    )
     return SkillsResponder(
-        services.bus, synthesize, services.plugins, settings.lang, settings.response_timeout_seconds
+        services.bus,
+        synthesize,
+        services.plugins,
+        settings.lang,
+        settings.response_timeout_seconds,
+        on_first_speak=stage.labels(stage="skills_first_speak").observe,
     )
 
 

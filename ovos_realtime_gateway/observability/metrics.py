@@ -50,6 +50,14 @@ class GatewayMetrics:
             ["session_type"],
             registry=r,
         )
+        self.turn_stage_seconds = Histogram(
+            "ovos_realtime_turn_stage_seconds",
+            "Time spent in each stage of a turn: stt (plugin call), tts (plugin call, per sentence), "
+            "skills_first_speak (utterance sent to first speak from OVOS).",
+            ["stage"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
         self.realtime_sessions = Gauge(
             "ovos_realtime_sessions_open",
             "Realtime sessions open now (all transports).",

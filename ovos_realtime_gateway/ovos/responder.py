@@ -56,7 +56,9 @@ class SkillsResponder:
         executor: Executor,
         default_lang: str = "en-US",
         timeout_s: float = 30.0,
+        on_first_speak: Callable[[float], None] | None = None,
     ) -> None:
+        self.on_first_speak = on_first_speak
         self.bridge = bridge
         self.synthesize = synthesize
         self.executor = executor
@@ -102,10 +104,11 @@ class SkillsResponder:
         queue = self.bridge.subscribe(turn.session_id)
         spoke = False
         try:
+            loop = asyncio.get_running_loop()
+            asked_at = loop.time()
             await self._emit(
                 Message("recognizer_loop:utterance", {"utterances": [text], "lang": lang}, context)
             )
-            loop = asyncio.get_running_loop()
             deadline = loop.time() + self.timeout_s
             while True:
                 try:
@@ -119,6 +122,8 @@ class SkillsResponder:
                     utterance = str(message.data.get("utterance") or "").strip()
                     if not utterance:
                         continue
+                    if not spoke and self.on_first_speak is not None:
+                        self.on_first_speak(loop.time() - asked_at)
                     async for chunk in self._speak(message, utterance, turn, lang, spoke):
                         yield chunk
                     spoke = True

@@ -1,0 +1,41 @@
+"""Plugin calls timed into `ovos_realtime_turn_stage_seconds` (the per-call latency of a turn)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..engine.transcription import Transcriber
+
+
+class TimedTranscriber:
+    def __init__(self, inner: Any, observe: Callable[[float], None]) -> None:
+        self.inner = inner
+        self._observe = observe
+
+    def warm(self) -> None:
+        self.inner.warm()
+
+    def transcribe(self, pcm16k: bytes, lang: str) -> str:
+        start = time.perf_counter()
+        try:
+            return str(self.inner.transcribe(pcm16k, lang))
+        finally:
+            self._observe(time.perf_counter() - start)
+
+
+def timed_synthesis(
+    synthesize: Callable[[str, str], tuple[bytes, int]], observe: Callable[[float], None]
+) -> Callable[[str, str], tuple[bytes, int]]:
+    def synthesize_timed(sentence: str, lang: str) -> tuple[bytes, int]:
+        start = time.perf_counter()
+        try:
+            return synthesize(sentence, lang)
+        finally:
+            observe(time.perf_counter() - start)
+
+    return synthesize_timed
+
+
+_: type[Transcriber] = TimedTranscriber  # it is one
