@@ -264,3 +264,63 @@ async def _commit_speech_then_type(gateway: GatewayProcess, key: str) -> list[An
                 break
     await client.close()
     return events
+
+
+async def test_speaking_over_an_answer_interrupts_it(answering: tuple[GatewayProcess, str]) -> None:
+    """Barge-in over the real stack: while the date-time skill's spoken answer is streaming, the
+    user talks; server VAD cancels the answer (`turn_detected`), the assistant item keeps exactly
+    the audio that was sent, and the new turn is answered."""
+    gateway, key = answering
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    events: list[Any] = []
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        vad = {"type": "server_vad", "silence_duration_ms": 500}
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": vad}}})
+        await conn.recv()
+        item: Any = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "what is the date"}],
+        }
+        await conn.conversation.item.create(item=item)
+        await conn.response.create()
+        sender: asyncio.Task[None] | None = None
+
+        async def talk_over() -> None:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for n, part in enumerate(chunks(user_speech_pcm("hello world", tail_ms=1200))):
+                await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
+                await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
+
+        done = 0
+        async for event in conn:
+            events.append(event)
+            if event.type == "response.output_audio.delta" and sender is None:
+                sender = asyncio.create_task(talk_over())  # the user starts talking over the answer
+            if event.type == "response.done":
+                done += 1
+                if done == 2:
+                    break
+        assert sender is not None
+        await sender
+        interrupted = next(e.response for e in events if e.type == "response.done")
+        sent = b"".join(
+            base64.b64decode(e.delta)
+            for e in events
+            if e.type == "response.output_audio.delta" and e.response_id == interrupted.id
+        )
+        await conn.conversation.item.retrieve(item_id=interrupted.output[0].id)
+        async for event in conn:
+            if event.type == "conversation.item.retrieved":
+                stored = base64.b64decode(event.item.content[0].audio)  # type: ignore[index,union-attr]
+                break
+    await client.close()
+    types = [e.type for e in events]
+    assert types.index("input_audio_buffer.speech_started") < types.index("response.done")
+    assert interrupted.status == "cancelled" and interrupted.status_details.reason == "turn_detected"
+    assert stored == sent and 0 < len(sent)
+    answered = [e.response for e in events if e.type == "response.done"][1]
+    assert answered.status == "completed"
+    assert answered.output[0].content[0].transcript == "Hello world", "the new turn was heard and answered"
