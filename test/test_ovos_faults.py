@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from pathlib import Path
+from typing import Any
 
+import openai
 import pytest
 
 from ovos_realtime_gateway.ovos.stack import OvosStack
@@ -80,3 +84,61 @@ def test_a_tts_plugin_that_cannot_load_fails_audio_answers_only(tmp_path: Path) 
             assert "not installed" in spoken.status_details.error.message
             typed, _ = asyncio.run(ask(gateway, key, "hello world"))
             assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
+
+
+def test_the_messagebus_killed_mid_turn_fails_that_turn_at_once(tmp_path: Path) -> None:
+    """The messagebus dies while the skills work on an answer (killed as the response is created;
+    they take ~0.5 s): the response ends `failed` with `messagebus_unavailable` right away, not
+    after the response timeout, and the session lives on. (An answer OVOS already finished giving
+    completes: `ovos.utterance.handled` came before the bus went.)"""
+    stack = OvosStack(tmp_path / "ovos").start()
+    try:
+        stack.wait_ready(180)
+        config = tmp_path / "gateway.json"
+        config.write_text(json.dumps({"messagebus_url": stack.bus_url}))
+        data_dir = tmp_path / "data"
+        data_dir.mkdir()
+        key = create_key(data_dir, "home")
+        with GatewayProcess(data_dir, "--config", str(config), log_name="midturn") as gateway:
+            wait_for(lambda: messagebus_ok(gateway))
+            failed, elapsed, alive = asyncio.run(_kill_bus_during_answer(gateway, key, stack))
+            assert failed.status == "failed", failed.status
+            assert failed.status_details.error.code == "messagebus_unavailable"
+            assert elapsed < 10, "failed at once, not after response_timeout_seconds (30 s)"
+            assert alive, "the session still answered a session.update afterwards"
+    finally:
+        stack.stop()
+
+
+async def _kill_bus_during_answer(
+    gateway: GatewayProcess, key: str, stack: OvosStack
+) -> tuple[Any, float, bool]:
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        item: Any = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "what is the date"}],
+        }
+        await conn.conversation.item.create(item=item)
+        await conn.response.create()
+        loop = asyncio.get_running_loop()
+        killed_at = 0.0
+        async for event in conn:
+            if event.type == "response.created" and not killed_at:
+                bus = stack.processes["ovos-messagebus"]
+                os.killpg(bus.pid, signal.SIGKILL)  # killed, not stopped: no goodbye on the socket
+                killed_at = loop.time()
+            if event.type == "response.done":
+                done = event.response
+                break
+        elapsed = loop.time() - killed_at
+        await conn.session.update(session={"type": "realtime", "instructions": "still here"})
+        alive = False
+        async for event in conn:
+            if event.type == "session.updated":
+                alive = True
+                break
+    await client.close()
+    return done, elapsed, alive

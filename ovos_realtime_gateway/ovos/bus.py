@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from ovos_bus_client import Message, MessageBusClient
 
 log = logging.getLogger("ovos_realtime.bus")
+BUS_LOST = "ovos-realtime.messagebus.lost"
+"""Put on every session's queue when the connection drops: turns in flight fail at once."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ class BusBridge:
                 self.last_error = str(exc)
             if self._connected.is_set():
                 log.warning("lost the OVOS messagebus at %s; reconnecting", self.address)
+                self._connected.clear()
+                self._tell_everyone(Message(BUS_LOST))
                 delay = 0.5
             else:
                 self.last_error = (
@@ -149,6 +153,13 @@ class BusBridge:
     def unsubscribe(self, session_id: str) -> None:
         with self._lock:
             self._routes.pop(session_id, None)
+
+    def _tell_everyone(self, message: Message) -> None:
+        """Hand a message to every subscribed session (e.g. that the bus went away mid-turn)."""
+        with self._lock:
+            routes = list(self._routes.values())
+        for loop, queue in routes:
+            loop.call_soon_threadsafe(queue.put_nowait, message)
 
     def _on_raw(self, raw: str) -> None:
         if not self._routes:

@@ -10,6 +10,7 @@ the part of ovos-audio for the session: it acknowledges each `speak` with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +21,7 @@ from ovos_bus_client import Message
 from ovos_bus_client.session import Session
 
 from ..engine.responder import AudioDelta, ResponderError, ResponseChunk, TextDelta, Turn
-from .bus import BusBridge
+from .bus import BUS_LOST, BusBridge
 
 log = logging.getLogger("ovos_realtime.ovos")
 SOURCE = "ovos-realtime"
@@ -84,7 +85,10 @@ class SkillsResponder:
                 self._sessions.popitem(last=False)
 
     async def _emit(self, message: Message) -> None:
-        await asyncio.get_running_loop().run_in_executor(self.executor, self.bridge.emit, message)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.bridge.emit, message)
+        except ConnectionError as exc:
+            raise ResponderError(str(exc), code="messagebus_unavailable") from None
 
     async def respond(self, turn: Turn) -> AsyncIterator[ResponseChunk]:
         if not self.bridge.connected:
@@ -117,6 +121,11 @@ class SkillsResponder:
                     raise ResponderError(
                         f"OVOS did not finish answering within {self.timeout_s:.0f} s.", code="ovos_timeout"
                     ) from None
+                if message.msg_type == BUS_LOST:
+                    raise ResponderError(
+                        f"The OVOS messagebus at {self.bridge.address} went away during this turn.",
+                        code="messagebus_unavailable",
+                    )
                 self._remember(turn.session_id, message)
                 if message.msg_type == "speak":
                     utterance = str(message.data.get("utterance") or "").strip()
@@ -160,4 +169,5 @@ class SkillsResponder:
                         raise ResponderError(f"Speech synthesis failed: {exc}", code="tts_failed") from exc
                     yield AudioDelta(pcm, rate)
         finally:
-            await self._emit(message.reply("recognizer_loop:audio_output_end", {}))
+            with contextlib.suppress(ResponderError):  # the bus went away: the turn fails on BUS_LOST
+                await self._emit(message.reply("recognizer_loop:audio_output_end", {}))
