@@ -43,7 +43,9 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
     if services.bus is not None:
         from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
 
-        services.speech = SpeechSynthesizer(settings.tts_plugin, settings.tts_config, settings.lang)
+        services.speech = SpeechSynthesizer(
+            settings.tts_plugin, settings.tts_config, settings.lang, settings.tts_voices
+        )
     return services
 
 

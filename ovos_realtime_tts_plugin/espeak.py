@@ -13,8 +13,25 @@ from typing import Any
 
 from ovos_plugin_manager.templates.tts import TTS, TTSValidator
 
+# OpenAI's voice names, each given an espeak-ng variant of its own (the realtime session's
+# `audio.output.voice` picks one); any other name is taken as an espeak-ng variant itself.
+OPENAI_VOICES = {
+    "alloy": "m3",
+    "ash": "m1",
+    "ballad": "m5",
+    "coral": "f2",
+    "echo": "m2",
+    "sage": "f3",
+    "shimmer": "f4",
+    "verse": "m4",
+    "marin": "f1",
+    "cedar": "m6",
+}
+
 
 class EspeakNgTTS(TTS):  # type: ignore[misc]
+    accepts_realtime_voices = True  # the gateway may pass a session's `audio.output.voice`
+
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config=config or {}, audio_ext="wav")
         self.validator = EspeakNgValidator(self)
@@ -23,7 +40,7 @@ class EspeakNgTTS(TTS):  # type: ignore[misc]
         self, sentence: str, wav_file: str, lang: str | None = None, voice: str | None = None
     ) -> tuple[str, None]:
         language = (lang or self.config.get("lang") or "en-us").lower()
-        voice_name = voice or self.config.get("voice")
+        voice_name = OPENAI_VOICES.get(voice or "", voice) or self.config.get("voice")
         espeak_voice = f"{language}+{voice_name}" if voice_name else language
         speed = str(self.config.get("speed", 160))
         subprocess.run(

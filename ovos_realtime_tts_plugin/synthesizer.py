@@ -57,8 +57,13 @@ class SpeechSynthesizer:
     """One plugin instance for the gateway, loaded on first use; calls are serialised."""
 
     def __init__(
-        self, plugin_name: str | None, config: Mapping[str, Any] | None = None, lang: str = "en-US"
+        self,
+        plugin_name: str | None,
+        config: Mapping[str, Any] | None = None,
+        lang: str = "en-US",
+        voices: Mapping[str, str] | None = None,
     ) -> None:
+        self.voices = dict(voices or {})
         self.plugin_name = plugin_name
         self.config = dict(config or {})
         self.lang = lang
@@ -71,14 +76,29 @@ class SpeechSynthesizer:
             if self._plugin is None:
                 self._plugin = _load(self.plugin_name, self.config, self.lang)
 
-    def synthesize(self, sentence: str, lang: str | None = None) -> tuple[bytes, int]:
+    def plugin_voice(self, voice: str | None) -> str | None:
+        """The plugin's voice for a session's `audio.output.voice`: mapped by `tts_voices`, passed
+        as it is to plugins that know realtime voice names, else the plugin's own default."""
+        if voice is None:
+            return None
+        if voice in self.voices:
+            return self.voices[voice]
+        return voice if getattr(self._plugin, "accepts_realtime_voices", False) else None
+
+    def synthesize(
+        self, sentence: str, lang: str | None = None, voice: str | None = None
+    ) -> tuple[bytes, int]:
         with self._lock:
             if self._plugin is None:
                 self._plugin = _load(self.plugin_name, self.config, lang or self.lang)
             handle, path = tempfile.mkstemp(suffix=".wav", prefix="ovos-realtime-tts-")
             os.close(handle)
             try:
-                self._plugin.get_tts(sentence, path)
+                chosen = self.plugin_voice(voice)
+                if chosen is None:
+                    self._plugin.get_tts(sentence, path)
+                else:
+                    self._plugin.get_tts(sentence, path, lang=lang or self.lang, voice=chosen)
                 with open(path, "rb") as wav:
                     data = wav.read()
             finally:

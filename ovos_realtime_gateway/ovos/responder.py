@@ -25,8 +25,8 @@ from .bus import BUS_LOST, BusBridge
 
 log = logging.getLogger("ovos_realtime.ovos")
 SOURCE = "ovos-realtime"
-Synthesize = Callable[[str, str], tuple[bytes, int]]
-"""(sentence, lang) → (16-bit mono PCM, sample rate); blocking, run in an executor."""
+Synthesize = Callable[[str, str, str | None], tuple[bytes, int]]
+"""(sentence, lang, voice) → (16-bit mono PCM, sample rate); blocking, run in an executor."""
 
 
 def last_user_text(items: list[dict[str, Any]]) -> str | None:
@@ -158,7 +158,7 @@ class SkillsResponder:
                 for sentence in split_sentences(utterance):
                     try:
                         pcm, rate = await asyncio.wait_for(
-                            loop.run_in_executor(self.executor, self.synthesize, sentence, lang),
+                            loop.run_in_executor(self.executor, self.synthesize, sentence, lang, turn.voice),
                             self.timeout_s,
                         )
                     except asyncio.TimeoutError:

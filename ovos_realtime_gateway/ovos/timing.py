@@ -25,13 +25,14 @@ class TimedTranscriber:
             self._observe(time.perf_counter() - start)
 
 
-def timed_synthesis(
-    synthesize: Callable[[str, str], tuple[bytes, int]], observe: Callable[[float], None]
-) -> Callable[[str, str], tuple[bytes, int]]:
-    def synthesize_timed(sentence: str, lang: str) -> tuple[bytes, int]:
+Synthesize = Callable[[str, str, str | None], tuple[bytes, int]]
+
+
+def timed_synthesis(synthesize: Synthesize, observe: Callable[[float], None]) -> Synthesize:
+    def synthesize_timed(sentence: str, lang: str, voice: str | None) -> tuple[bytes, int]:
         start = time.perf_counter()
         try:
-            return synthesize(sentence, lang)
+            return synthesize(sentence, lang, voice)
         finally:
             observe(time.perf_counter() - start)
 
