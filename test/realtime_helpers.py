@@ -77,3 +77,10 @@ def ws_url(api_base: str, **query: str) -> str:
     if query:
         url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
     return url
+
+
+async def say_and_ask(conn: Any, text: str) -> None:
+    """With an SDK realtime connection: add a typed user message, then ask for a response."""
+    item: Any = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    await conn.conversation.item.create(item=item)
+    await conn.response.create()

@@ -20,7 +20,7 @@ from ovos_realtime_gateway.audio import AudioFormat
 from ovos_realtime_gateway.ovos.stack import OvosStack
 
 from .gateway_process import GatewayProcess, create_key, http
-from .realtime_helpers import SPOKEN_TURN_EVENTS
+from .realtime_helpers import SPOKEN_TURN_EVENTS, say_and_ask
 from .speech import chunks, user_speech_pcm
 
 pytestmark = pytest.mark.slow
@@ -56,9 +56,7 @@ async def ask(gateway: GatewayProcess, key: str, text: str, modality: str = "tex
         await conn.recv()
         await conn.session.update(session={"type": "realtime", "output_modalities": [modality]})  # type: ignore[typeddict-item]
         await conn.recv()
-        item: Any = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-        await conn.conversation.item.create(item=item)
-        await conn.response.create()
+        await say_and_ask(conn, text)
         async for event in conn:
             events.append(event)
             if event.type == "response.done":
@@ -198,13 +196,7 @@ async def test_a_conversation_of_several_turns_in_one_session(answering: tuple[G
         await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
         await conn.recv()
         for question in ("hello world", "what time is it", "hello world"):
-            item: Any = {
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": question}],
-            }
-            await conn.conversation.item.create(item=item)
-            await conn.response.create()
+            await say_and_ask(conn, question)
             async for event in conn:
                 if event.type == "response.done":
                     assert event.response.status == "completed"
@@ -251,13 +243,7 @@ async def _commit_speech_then_type(gateway: GatewayProcess, key: str) -> list[An
             events.append(event)
             if event.type == "response.done":
                 break
-        item: Any = {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": "hello world"}],
-        }
-        await conn.conversation.item.create(item=item)
-        await conn.response.create()
+        await say_and_ask(conn, "hello world")
         async for event in conn:
             events.append(event)
             if event.type == "response.done":
@@ -278,13 +264,7 @@ async def test_speaking_over_an_answer_interrupts_it(answering: tuple[GatewayPro
         vad = {"type": "server_vad", "silence_duration_ms": 500}
         await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": vad}}})
         await conn.recv()
-        item: Any = {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": "what is the date"}],
-        }
-        await conn.conversation.item.create(item=item)
-        await conn.response.create()
+        await say_and_ask(conn, "what is the date")
         sender: asyncio.Task[None] | None = None
 
         async def talk_over() -> None:

@@ -18,6 +18,7 @@ import pytest
 from ovos_realtime_gateway.ovos.stack import OvosStack
 
 from .gateway_process import GatewayProcess, create_key, http
+from .realtime_helpers import say_and_ask
 from .test_ovos_answers import ask
 
 pytestmark = pytest.mark.slow
@@ -116,13 +117,7 @@ async def _kill_bus_during_answer(
     client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
-        item: Any = {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": "what is the date"}],
-        }
-        await conn.conversation.item.create(item=item)
-        await conn.response.create()
+        await say_and_ask(conn, "what is the date")
         loop = asyncio.get_running_loop()
         killed_at = 0.0
         async for event in conn:
