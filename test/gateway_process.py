@@ -135,3 +135,16 @@ def http(
             return HttpResult(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
     except urllib.error.HTTPError as err:
         return HttpResult(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+
+
+def configured_gateway(
+    root: Path, settings: dict[str, Any], project: str, log_name: str, *extra: str
+) -> tuple[GatewayProcess, str]:
+    """A gateway (not started yet) reading `settings` from a config file, and a key of `project`."""
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / f"{log_name}.json"
+    config.write_text(json.dumps(settings))
+    data_dir = root / f"{log_name}-data"
+    data_dir.mkdir()
+    key = create_key(data_dir, project)
+    return GatewayProcess(data_dir, "--config", str(config), *extra, log_name=log_name), key

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 from ovos_realtime_gateway.audio import AudioFormat
 from ovos_realtime_gateway.ovos.stack import OvosStack
 
-from .gateway_process import GatewayProcess, create_key, http
+from .gateway_process import GatewayProcess, configured_gateway, http
 from .realtime_helpers import SPOKEN_TURN_EVENTS, say_and_ask
 from .speech import chunks, user_speech_pcm
 
@@ -39,12 +38,8 @@ def answering(
     ovos: OvosStack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, str]]:
     root = tmp_path_factory.mktemp("answering")
-    config = root / "gateway.json"
-    config.write_text(json.dumps({"messagebus_url": ovos.bus_url}))
-    data_dir = root / "data"
-    data_dir.mkdir()
-    key = create_key(data_dir, "home")
-    with GatewayProcess(data_dir, "--config", str(config), log_name="answering") as gateway:
+    gateway, key = configured_gateway(root, {"messagebus_url": ovos.bus_url}, "home", "answering")
+    with gateway:
         yield gateway, key
 
 
@@ -119,13 +114,9 @@ async def test_two_sessions_never_get_each_others_answers(answering: tuple[Gatew
 def test_without_the_bus_responses_fail_cleanly_and_readyz_says_why(tmp_path: Path) -> None:
     from ovos_realtime_gateway.ovos.stack import free_port
 
-    port = free_port()
-    config = tmp_path / "gateway.json"
-    config.write_text(json.dumps({"messagebus_url": f"ws://127.0.0.1:{port}/core"}))
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    key = create_key(data_dir, "lonely")
-    with GatewayProcess(data_dir, "--config", str(config), log_name="lonely") as gateway:
+    settings = {"messagebus_url": f"ws://127.0.0.1:{free_port()}/core"}
+    gateway, key = configured_gateway(tmp_path, settings, "lonely", "lonely")
+    with gateway:
         ready = http("GET", f"{gateway.base_url}/readyz")
         assert ready.status == 503 and ready.json()["checks"]["messagebus"]["ok"] is False
         response, _ = asyncio.run(ask(gateway, key, "what time is it"))
@@ -211,12 +202,9 @@ def test_an_stt_plugin_that_fails_fails_the_turn_clearly(ovos: OvosStack, tmp_pa
     """A real fault: the configured STT plugin is not installed. The committed audio's
     transcription fails with an event, the response says there is nothing to answer, and the
     session goes on (a typed turn is answered)."""
-    config = tmp_path / "gateway.json"
-    config.write_text(json.dumps({"messagebus_url": ovos.bus_url, "stt_plugin": "ovos-stt-plugin-missing"}))
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    key = create_key(data_dir, "deaf")
-    with GatewayProcess(data_dir, "--config", str(config), log_name="deaf") as gateway:
+    settings = {"messagebus_url": ovos.bus_url, "stt_plugin": "ovos-stt-plugin-missing"}
+    gateway, key = configured_gateway(tmp_path, settings, "deaf", "deaf")
+    with gateway:
         events = asyncio.run(_commit_speech_then_type(gateway, key))
     failed = next(e for e in events if e.type == "conversation.item.input_audio_transcription.failed")
     assert "not installed" in failed.error.message

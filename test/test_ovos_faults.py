@@ -5,7 +5,6 @@ that need the missing part, with a clear `status_details.error`."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from ovos_realtime_gateway.ovos.stack import OvosStack
 
-from .gateway_process import GatewayProcess, create_key, http
+from .gateway_process import GatewayProcess, configured_gateway, http
 from .realtime_helpers import say_and_ask
 from .test_ovos_answers import ask
 
@@ -37,13 +36,9 @@ def messagebus_ok(gateway: GatewayProcess) -> bool:
 
 def test_the_gateway_outlives_the_messagebus_and_reconnects(tmp_path: Path) -> None:
     bus = OvosStack(tmp_path / "ovos").start(services=("ovos-messagebus",))
-    config = tmp_path / "gateway.json"
-    config.write_text(json.dumps({"messagebus_url": bus.bus_url}))
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    key = create_key(data_dir, "home")
+    gateway, key = configured_gateway(tmp_path, {"messagebus_url": bus.bus_url}, "home", "faults")
     try:
-        with GatewayProcess(data_dir, "--config", str(config), log_name="faults") as gateway:
+        with gateway:
             wait_for(lambda: messagebus_ok(gateway))
             bus.stop()
             wait_for(lambda: not messagebus_ok(gateway))
@@ -64,14 +59,9 @@ def test_a_tts_plugin_that_cannot_load_fails_audio_answers_only(tmp_path: Path) 
     """A real fault, not a fake: the configured TTS plugin is not installed."""
     with OvosStack(tmp_path / "ovos") as stack:
         stack.wait_ready(180)
-        config = tmp_path / "gateway.json"
-        config.write_text(
-            json.dumps({"messagebus_url": stack.bus_url, "tts_plugin": "ovos-tts-plugin-missing"})
-        )
-        data_dir = tmp_path / "data"
-        data_dir.mkdir()
-        key = create_key(data_dir, "home")
-        with GatewayProcess(data_dir, "--config", str(config), log_name="notts") as gateway:
+        settings = {"messagebus_url": stack.bus_url, "tts_plugin": "ovos-tts-plugin-missing"}
+        gateway, key = configured_gateway(tmp_path, settings, "home", "notts")
+        with gateway:
             wait_for(
                 lambda: (
                     "failed" in str(http("GET", f"{gateway.base_url}/readyz").json()["checks"].get("speech"))
@@ -95,12 +85,8 @@ def test_the_messagebus_killed_mid_turn_fails_that_turn_at_once(tmp_path: Path) 
     stack = OvosStack(tmp_path / "ovos").start()
     try:
         stack.wait_ready(180)
-        config = tmp_path / "gateway.json"
-        config.write_text(json.dumps({"messagebus_url": stack.bus_url}))
-        data_dir = tmp_path / "data"
-        data_dir.mkdir()
-        key = create_key(data_dir, "home")
-        with GatewayProcess(data_dir, "--config", str(config), log_name="midturn") as gateway:
+        gateway, key = configured_gateway(tmp_path, {"messagebus_url": stack.bus_url}, "home", "midturn")
+        with gateway:
             wait_for(lambda: messagebus_ok(gateway))
             failed, elapsed, alive = asyncio.run(_kill_bus_during_answer(gateway, key, stack))
             assert failed.status == "failed", failed.status

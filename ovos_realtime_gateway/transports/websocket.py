@@ -24,7 +24,7 @@ from ..protocol import dialect, errors, ids
 from ..protocol.client_events import CLIENT_EVENT_TYPES
 from ..protocol.parse import BadEvent, decode_frame, parse_client_event
 from ..protocol.server_events import error_event
-from ..protocol.session_config import Config, initial_session
+from ..protocol.session_config import Config, default_transcription_session, initial_session
 from ..rest.guard import guard
 from ..security.auth import Principal, bearer_token
 from ..services import SERVICES, GatewayServices
@@ -216,11 +216,12 @@ async def _admit(
             lifetime = min(lifetime, stored.max_seconds or lifetime)
     expires_at = now + lifetime
     if record is None:
-        config = initial_session(None, settings.session_defaults())
-        if intent == "transcription":
-            from ..protocol.session_config import default_transcription_session
-
-            config = default_transcription_session(settings.session_defaults())
+        defaults = settings.session_defaults()
+        config = (
+            default_transcription_session(defaults)
+            if intent == "transcription"
+            else initial_session(None, defaults)
+        )
         record = SessionRecord(
             id=ids.session_id(),
             project_id=principal.project_id,
