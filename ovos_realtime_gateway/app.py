@@ -99,6 +99,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         services.bus.start()
         warming = asyncio.get_running_loop().create_task(_warm_speech(services))
     yield
+    await services.calls.end_all()
     if warming is not None:
         warming.cancel()
     if services.bus is not None:

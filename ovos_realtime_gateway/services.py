@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .calls.registry import CallRegistry
 from .engine.transcription import SttBackend
 from .engine.voice_input import VadBackend
 from .observability.audit import AuditWriter
@@ -33,6 +34,7 @@ class GatewayServices:
     bus: BusBridge | None = None
     stt: SttBackend | None = None
     microphone: MicrophoneHub = field(default_factory=MicrophoneHub)
+    calls: CallRegistry = field(default_factory=CallRegistry)
     speech: Any = None  # the TTS SpeechSynthesizer (ovos_realtime_tts_plugin), when answers are spoken
     speech_status: dict[str, str] = field(default_factory=dict)  # plugin → "loading" | "ready" | error
     plugins: ThreadPoolExecutor = field(

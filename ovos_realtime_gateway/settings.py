@@ -54,6 +54,14 @@ class RateLimits(_Section):
     max_session_seconds: int = Field(3600, ge=10, le=86_400, description="Realtime session lifetime cap.")
 
 
+class IceServer(_Section):
+    """A STUN or TURN server offered to WebRTC calls (as in the browser's RTCIceServer)."""
+
+    urls: tuple[str, ...] = Field(description="`stun:host:port` or `turn:host:port?transport=udp` URLs.")
+    username: str | None = Field(None, description="TURN user name.")
+    credential: str | None = Field(None, description="TURN password.")
+
+
 class GatewaySettings(_Section):
     """Configuration of one gateway instance (standalone or inside the PHAL plugin)."""
 
@@ -129,6 +137,14 @@ class GatewaySettings(_Section):
         le=0,
         description="Frames quieter than this (RMS, dBFS) are silence without running the VAD model; "
         "null sends every frame to the model.",
+    )
+    ice_servers: tuple[IceServer, ...] = Field(
+        (),
+        description="STUN/TURN servers for WebRTC calls that cross NAT; none by default (loopback and "
+        "LAN calls need none, and nothing is contacted that you did not name).",
+    )
+    call_connect_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="A WebRTC call whose media never connects is ended after this."
     )
     log_level: str = Field("INFO", description="Level of the ovos_realtime loggers (standalone).")
     log_json: bool = Field(False, description="Log one JSON object per line (standalone).")

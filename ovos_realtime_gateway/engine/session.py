@@ -224,6 +224,10 @@ class RealtimeSession:
                 f"{MAX_APPEND_BYTES} bytes per append.",
                 param="audio",
             )
+        await self.append_audio(audio)
+
+    async def append_audio(self, audio: bytes) -> None:
+        """Audio in the session's input format, from an append event or a call's media track."""
         if self.hooks.input_audio(audio):
             return
         self.input.append(audio)

@@ -74,6 +74,17 @@ class GatewayMetrics:
             ["code"],
             registry=r,
         )
+        self.peer_connections = Gauge(
+            "ovos_realtime_peer_connections",
+            "WebRTC peer connections alive now (a leak shows here).",
+            registry=r,
+        )
+        self.calls = Counter(
+            "ovos_realtime_calls",
+            "Calls ended, by transport and how they ended.",
+            ["transport", "reason"],
+            registry=r,
+        )
         self.audit_backlog = Gauge(
             "ovos_realtime_audit_backlog",
             "Audit entries waiting to be written to the store.",

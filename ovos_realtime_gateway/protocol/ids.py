@@ -54,3 +54,8 @@ def response_id() -> str:
 
 def conversation_id() -> str:
     return "conv_" + random_token()
+
+
+def call_id() -> str:
+    """`rtc_` + 32 hex digits, as OpenAI's WebRTC and SIP call ids."""
+    return "rtc_" + secrets.token_hex(16)

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from ..protocol.dialect import BetaSessionBody, BetaTranscriptionSessionBody
-from ..protocol.session_models import ClientSecretCreateBody
+from ..protocol.session_models import ClientSecretCreateBody, RealtimeSessionRequest
 from ..settings import GatewaySettings
 from ..version import __version__
 from . import schemas
@@ -30,7 +30,7 @@ ERROR_STATUSES = {
     "404": "No such resource in the caller's project.",
     "405": "Method not allowed on this path.",
     "413": "Request body too large.",
-    "415": "Content-Type is not application/json.",
+    "415": "Unsupported Content-Type (JSON; for calls, application/sdp or multipart/form-data).",
     "429": "Rate limit exceeded; see `retry-after`.",
     "500": "Unexpected server error; the x-request-id header identifies it in the logs.",
     "503": "The access policy could not be evaluated.",
@@ -63,7 +63,12 @@ RATE_HEADERS = {
 
 
 def _schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
-    requests: list[type[BaseModel]] = [ClientSecretCreateBody, BetaSessionBody, BetaTranscriptionSessionBody]
+    requests: list[type[BaseModel]] = [
+        ClientSecretCreateBody,
+        BetaSessionBody,
+        BetaTranscriptionSessionBody,
+        RealtimeSessionRequest,
+    ]
     responses: list[type[BaseModel]] = [
         schemas.ErrorBody,
         schemas.ClientSecretResponse,
@@ -214,6 +219,91 @@ def build(settings: GatewaySettings | None = None) -> dict[str, Any]:
             read_errors,
             [path_param("session_id", "A `sess_…` id.")],
         ),
+        "/v1/realtime/calls": {
+            "post": {
+                "summary": "Start a WebRTC call: an SDP offer in, the SDP answer out",
+                "description": "Either the raw offer (`application/sdp`; the session comes from the `ek_` "
+                "secret or the defaults) or `multipart/form-data` with the offer in `sdp` and a GA session "
+                "object in `session`. Events then travel on the `oai-events` data channel, audio on RTP.",
+                "operationId": "createCall",
+                "tags": ["calls"],
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "model",
+                        "in": "query",
+                        "required": False,
+                        "description": "Model of the call's session (overrides the session's).",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/sdp": {"schema": {"type": "string", "description": "The SDP offer."}},
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["sdp"],
+                                "properties": {
+                                    "sdp": {"type": "string", "description": "The SDP offer."},
+                                    "session": ref(RealtimeSessionRequest, "validation"),
+                                },
+                            },
+                            "encoding": {
+                                "sdp": {"contentType": "application/sdp"},
+                                "session": {"contentType": "application/json"},
+                            },
+                        },
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "The SDP answer; the call id is the last segment of `Location`.",
+                        "headers": {
+                            **COMMON_HEADERS,
+                            **RATE_HEADERS,
+                            "location": {
+                                "description": "`/v1/realtime/calls/rtc_…`",
+                                "schema": {
+                                    "type": "string",
+                                    "pattern": "^/v1/realtime/calls/rtc_[0-9a-f]{32}$",
+                                },
+                            },
+                        },
+                        "content": {"application/sdp": {"schema": {"type": "string"}}},
+                    },
+                    **{
+                        status: {
+                            "description": ERROR_STATUSES[status],
+                            "headers": COMMON_HEADERS,
+                            "content": _json(err),
+                        }
+                        for status in body_errors
+                    },
+                },
+            }
+        },
+        "/v1/realtime/calls/{call_id}/hangup": {
+            "post": {
+                "summary": "End a call of the caller's project",
+                "operationId": "hangupCall",
+                "tags": ["calls"],
+                "security": [{"bearer": []}],
+                "parameters": [path_param("call_id", "An `rtc_…` id (from the `Location` of the call).")],
+                "responses": {
+                    "200": {"description": "The call ended.", "headers": {**COMMON_HEADERS, **RATE_HEADERS}},
+                    **{
+                        status: {
+                            "description": ERROR_STATUSES[status],
+                            "headers": COMMON_HEADERS,
+                            "content": _json(err),
+                        }
+                        for status in read_errors
+                    },
+                },
+            }
+        },
         "/v1/models": get(
             "List the models this gateway answers to",
             "listModels",

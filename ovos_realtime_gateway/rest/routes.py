@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..ovos.microphone import microphone_listener
 from ..transports.websocket import realtime_websocket
-from . import beta_sessions, client_secrets, health, models, sessions
+from . import beta_sessions, calls, client_secrets, health, models, sessions
 
 
 def add_routes(app: web.Application) -> None:
@@ -19,6 +19,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/realtime/transcription_sessions", beta_sessions.create_transcription_session)
     app.router.add_get("/v1/realtime/sessions/{session_id}", sessions.retrieve_session)
     app.router.add_get("/v1/realtime", realtime_websocket)
+    app.router.add_post("/v1/realtime/calls", calls.create_call)
+    app.router.add_post("/v1/realtime/calls/{call_id}/hangup", calls.hangup_call)
     app.router.add_get("/v1/models", models.list_models)
     app.router.add_get("/v1/models/{model}", models.retrieve_model)
     app.router.add_get("/ovos/microphone", microphone_listener)

@@ -17,19 +17,20 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ..calls.webrtc import WebRtcCall
 from ..engine.responder import Responder, UnavailableResponder
 from ..engine.session import RealtimeSession, SessionHooks, SessionOptions
 from ..ovos.microphone import MICROPHONE_MODEL, MicrophoneFeed
 from ..protocol import dialect, errors, ids
-from ..protocol.client_events import CLIENT_EVENT_TYPES
-from ..protocol.parse import BadEvent, decode_frame, parse_client_event
 from ..protocol.server_events import error_event
-from ..protocol.session_config import Config, default_transcription_session, initial_session
+from ..protocol.session_config import default_transcription_session, initial_session
 from ..rest.guard import guard
 from ..security.auth import Principal, bearer_token
 from ..services import SERVICES, GatewayServices
 from ..store import SessionRecord
+from .client_frames import BETA_EVENT_TYPES, WS_EVENT_TYPES, apply_frame
 from .outbox import Outbox
+from .session_store import StoreHooks, record_fields
 
 log = logging.getLogger("ovos_realtime.transport")
 MAX_FRAME_BYTES = 32 * 1024 * 1024  # a 15 MiB append is ~20 MiB of base64
@@ -38,8 +39,6 @@ CLOSE_AUTH = 3000
 CLOSE_REQUEST = 4000
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 KEY_SUBPROTOCOL = "openai-insecure-api-key."
-WS_EVENT_TYPES = tuple(t for t in CLIENT_EVENT_TYPES if t != "output_audio_buffer.clear")
-BETA_EVENT_TYPES = (*WS_EVENT_TYPES, "transcription_session.update")
 RESPONDER = web.AppKey("responder", Responder)
 
 
@@ -73,47 +72,6 @@ class Refused(Exception):
         self.close_code = close_code
 
 
-class StoreHooks(SessionHooks):
-    """Keeps the session row and its conversation in the store; reports the key's request budget."""
-
-    def __init__(self, services: GatewayServices, record: SessionRecord, principal: Principal) -> None:
-        self.services = services
-        self.record = record
-        self.principal = principal
-
-    async def config_changed(self, config: Config) -> None:
-        self.record = SessionRecord(
-            **{**_fields(self.record), "config": config, "updated_at": int(time.time())}
-        )
-        await self.services.store.save_session(self.record)
-
-    async def items_changed(self, conversation: Any) -> None:
-        await self.services.store.replace_items(
-            self.record.id, [_without_audio(i) for i in conversation.items]
-        )
-
-    def rate_limits(self) -> list[dict[str, Any]]:
-        status = self.services.limiter.peek(self.principal.project_id, self.principal.credential_id)
-        return [
-            {
-                "name": "requests",
-                "limit": status.limit,
-                "remaining": status.remaining,
-                "reset_seconds": round(status.reset_s, 3),
-            }
-        ]
-
-
-def _fields(record: SessionRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__dataclass_fields__}
-
-
-def _without_audio(item: dict[str, Any]) -> dict[str, Any]:
-    if "content" not in item:
-        return dict(item)
-    return dict(item, content=[{k: v for k, v in p.items() if k != "audio"} for p in item["content"]])
-
-
 async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     handshake = read_handshake(request)
@@ -133,6 +91,9 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     translate = dialect.ga_event_to_beta if handshake.beta else None
     outbox = Outbox(OUTBOX_EVENTS, translate)
+    if "call_id" in request.query:
+        await _sideband(request, ws, services, handshake, outbox)
+        return ws
     try:
         principal, record = await _admit(request, services, handshake)
     except Refused as refused:
@@ -179,18 +140,11 @@ async def _admit(
     request: web.Request, services: GatewayServices, handshake: Handshake
 ) -> tuple[Principal, SessionRecord]:
     query = request.query
-    model, call_id, intent = query.get("model"), query.get("call_id"), query.get("intent")
+    model, intent = query.get("model"), query.get("intent")
     try:
         principal = await guard(request, "realtime.connect", transport="websocket", token=handshake.token)
     except errors.ApiError as exc:
-        code = (
-            CLOSE_AUTH
-            if exc.status in (401, 403)
-            else WSCloseCode.TRY_AGAIN_LATER
-            if exc.status in (429, 503)
-            else CLOSE_REQUEST
-        )
-        raise Refused(exc, code) from None
+        raise Refused(exc, _close_code(exc)) from None
     if handshake.beta and not services.settings.allow_beta:
         raise Refused(
             errors.event_error(
@@ -199,10 +153,6 @@ async def _admit(
                 "Please use /v1/realtime for the GA API.",
             ),
             CLOSE_REQUEST,
-        )
-    if call_id is not None:
-        raise Refused(
-            errors.event_error("call_not_found", f"No call found with id '{call_id}'."), CLOSE_REQUEST
         )
     settings = services.settings
     now = int(time.time())
@@ -235,7 +185,7 @@ async def _admit(
     else:
         record = SessionRecord(
             **{
-                **_fields(record),
+                **record_fields(record),
                 "id": ids.session_id() if record.status != "pending" else record.id,
                 "status": "active",
                 "updated_at": now,
@@ -271,6 +221,64 @@ async def _admit(
             record.config["model"] = model
     await services.store.save_session(record)
     return principal, record
+
+
+def _close_code(exc: errors.ApiError) -> int:
+    if exc.status in (401, 403):
+        return CLOSE_AUTH
+    if exc.status in (429, 503):
+        return WSCloseCode.TRY_AGAIN_LATER
+    return CLOSE_REQUEST
+
+
+async def _sideband(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    services: GatewayServices,
+    handshake: Handshake,
+    outbox: Outbox,
+) -> None:
+    """`?call_id=`: watch and steer a live call of the caller's project (a project key)."""
+    call_id = request.query["call_id"]
+    try:
+        principal = await guard(
+            request, "calls.manage", {"id": call_id}, transport="websocket", token=handshake.token
+        )
+    except errors.ApiError as exc:
+        await _refuse(ws, Refused(exc, _close_code(exc)), None)
+        return
+    call = services.calls.find(call_id, principal.project_id)
+    if not isinstance(call, WebRtcCall):
+        error = errors.event_error("call_not_found", f"No call found with id '{call_id}'.")
+        await _refuse(ws, Refused(error, CLOSE_REQUEST), None)
+        return
+    call.attach(outbox)
+    loop = asyncio.get_running_loop()
+    writer = loop.create_task(_write(ws, outbox), name=f"sideband-writer-{call_id}")
+    reader = loop.create_task(_forward(ws, call), name=f"sideband-reader-{call_id}")
+    ended = loop.create_task(call.ended.wait(), name=f"sideband-end-{call_id}")
+    try:
+        await asyncio.wait({reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        call.detach(outbox)
+        outbox.close()
+        for task in (reader, ended):
+            task.cancel()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(writer), 2.0)
+        writer.cancel()
+        await asyncio.gather(reader, ended, writer, return_exceptions=True)
+        if not ws.closed:
+            await ws.close(code=WSCloseCode.OK, message=b"call ended" if call.ended.is_set() else b"")
+
+
+async def _forward(ws: web.WebSocketResponse, call: WebRtcCall) -> None:
+    """A sideband's client events go to the call's engine, in order with the data channel's."""
+    async for message in ws:
+        if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            call.submit(message.data)
+        elif message.type == WSMsgType.ERROR:
+            return
 
 
 async def _serve(
@@ -350,7 +358,7 @@ async def _serve(
         await services.store.save_session(
             SessionRecord(
                 **{
-                    **_fields(store_hooks.record),
+                    **record_fields(store_hooks.record),
                     "config": session.config,
                     "status": "closed",
                     "updated_at": int(time.time()),
@@ -373,41 +381,11 @@ async def _read(
 ) -> None:
     accepted = BETA_EVENT_TYPES if beta else WS_EVENT_TYPES
     async for message in ws:
-        if message.type == WSMsgType.TEXT:
-            frame: str | bytes = message.data
-        elif message.type == WSMsgType.BINARY:
-            frame = message.data
+        if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            await apply_frame(session, message.data, accepted, services.metrics, beta)
         elif message.type == WSMsgType.ERROR:
             log.info("session %s: websocket error %s", session.id, ws.exception())
             return
-        else:
-            continue
-        try:
-            data = decode_frame(frame)
-            if beta:
-                data = dialect.beta_client_event_to_ga(data)
-            parsed = parse_client_event(data, accepted)
-        except BadEvent as bad:
-            services.metrics.client_event_errors.labels(code=str(bad.error.code)).inc()
-            session.fail(bad.error, bad.event_id)
-            continue
-        except errors.ApiError as exc:
-            event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
-            session.fail(exc, event_id)
-            continue
-        try:
-            await session.handle(parsed)
-        except Exception:  # a bug must cost one event, not the session
-            log.exception("session %s: %s failed", session.id, parsed.type)
-            services.metrics.client_event_errors.labels(code="server_error").inc()
-            session.fail(
-                errors.ApiError(
-                    500,
-                    "The server had an error while processing your event; the session continues.",
-                    type="server_error",
-                ),
-                parsed.event_id,
-            )
         if session.closed:
             return
 

@@ -1,0 +1,1 @@
+"""Calls: the session engine behind WebRTC (and, later, SIP) instead of a WebSocket."""

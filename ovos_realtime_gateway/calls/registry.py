@@ -1,0 +1,38 @@
+"""The live calls of one gateway, found by id within the caller's project only."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+
+class LiveCall(Protocol):
+    id: str
+    project_id: str
+
+    def end(self, reason: str) -> asyncio.Task[None]: ...
+
+
+class CallRegistry:
+    def __init__(self) -> None:
+        self._calls: dict[str, LiveCall] = {}
+
+    def add(self, call: LiveCall) -> None:
+        self._calls[call.id] = call
+
+    def remove(self, call: LiveCall) -> None:
+        if self._calls.get(call.id) is call:
+            del self._calls[call.id]
+
+    def find(self, call_id: str, project_id: str) -> LiveCall | None:
+        """The call, if it exists and belongs to `project_id` (another project's call is not found)."""
+        call = self._calls.get(call_id)
+        return call if call is not None and call.project_id == project_id else None
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    async def end_all(self, reason: str = "gateway_stopping") -> None:
+        await asyncio.gather(
+            *(call.end(reason) for call in list(self._calls.values())), return_exceptions=True
+        )

@@ -1,0 +1,174 @@
+"""`POST /v1/realtime/calls` (a WebRTC offer in, the SDP answer out) and call control."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import BaseModel
+
+from ..calls.sdp import check_offer
+from ..calls.webrtc import WebRtcCall
+from ..engine.responder import Responder, UnavailableResponder
+from ..protocol import errors, ids, json_text
+from ..protocol.session_config import Config, initial_session
+from ..protocol.session_models import RealtimeSessionRequest
+from ..protocol.validation import validate
+from ..security.auth import Principal
+from ..services import SERVICES, GatewayServices
+from ..store import SessionRecord
+from ..transports.websocket import RESPONDER
+from .guard import audit_success, guard
+from .minting import check_models
+
+log = logging.getLogger("ovos_realtime.calls")
+
+
+class CallSession(BaseModel):
+    """The `session` part of a multipart call offer: a GA realtime session object."""
+
+    session: RealtimeSessionRequest
+
+
+async def _read_offer(request: web.Request) -> tuple[str, RealtimeSessionRequest | None]:
+    limit = request.client_max_size
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.body_too_large(limit)
+    if request.content_type == "application/sdp":
+        return (await request.read()).decode("utf-8", errors="replace"), None
+    if request.content_type != "multipart/form-data":
+        raise errors.unsupported_content_type(
+            request.headers.get("Content-Type", "(none)"), "application/sdp or multipart/form-data"
+        )
+    sdp: str | None = None
+    session: RealtimeSessionRequest | None = None
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue
+            text = await part.text()
+            if part.name == "sdp":
+                sdp = text
+            elif part.name == "session":
+                try:
+                    data = json_text.loads(text)
+                except ValueError as exc:
+                    raise errors.invalid_json(f"the session part: {str(exc).split(':')[0]}") from None
+                session = validate(CallSession, {"session": data}).session
+    except (ValueError, AssertionError, HttpProcessingError) as exc:  # a malformed part
+        if isinstance(exc, errors.ApiError):
+            raise
+        raise errors.ApiError(
+            400, f"The multipart body could not be read ({exc}).", code="invalid_body"
+        ) from None
+    if sdp is None:
+        raise errors.ApiError(
+            400, "Missing required parameter: 'sdp'.", code="missing_required_parameter", param="sdp"
+        )
+    return sdp, session
+
+
+async def _call_record(
+    services: GatewayServices, principal: Principal, session: RealtimeSessionRequest | None, model: str | None
+) -> SessionRecord:
+    """The call's session: the ek_ secret's stored one, else the request's, else the defaults."""
+    now = int(time.time())
+    limits = services.limits(principal.project_id)
+    lifetime = limits.max_session_seconds
+    config: Config | None = None
+    record_id = ids.session_id()
+    if principal.kind == "client_secret" and principal.session_id is not None and session is None:
+        stored = await services.store.get_session(principal.session_id)
+        if stored is not None and stored.project_id == principal.project_id and stored.type == "realtime":
+            config = stored.config
+            lifetime = min(lifetime, stored.max_seconds or lifetime)
+            if stored.status == "pending":
+                record_id = stored.id
+    if config is None:
+        config = initial_session(session, services.settings.session_defaults())
+    if model is not None:
+        config["model"] = model
+    check_models(services, config)
+    return SessionRecord(
+        id=record_id,
+        project_id=principal.project_id,
+        type="realtime",
+        config=config,
+        status="active",
+        created_at=now,
+        updated_at=now,
+        expires_at=now + lifetime,
+    )
+
+
+async def create_call(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    principal = await guard(request, "calls.create", transport="webrtc")
+    if "realtime=v1" in request.headers.get("OpenAI-Beta", "").replace(" ", ""):
+        raise errors.ApiError(
+            400,
+            "The Realtime Beta API is not supported for WebRTC calls. Please use /v1/realtime/calls.",
+            code="beta_api_shape_disabled",
+        )
+    sdp, session = await _read_offer(request)
+    check_offer(sdp)
+    record = await _call_record(services, principal, session, request.query.get("model"))
+    slot_full = services.session_slots.try_acquire(principal.project_id, principal.credential_id)
+    if slot_full is not None:
+        raise errors.ApiError(
+            429,
+            f"Too many concurrent realtime sessions for this {slot_full}. End one and try again.",
+            code="session_limit_reached",
+        )
+    responder: Responder = request.app.get(RESPONDER) or UnavailableResponder()
+    call = WebRtcCall(ids.call_id(), services, principal, record, responder)
+    try:
+        answer = await call.answer(sdp)
+    except Exception as exc:  # aiortc refuses what check_offer could not foresee
+        log.info("call offer refused: %s", exc)
+        call.end("offer_refused")
+        await call.ended.wait()
+        services.session_slots.release(principal.project_id, principal.credential_id)
+        raise errors.ApiError(
+            400,
+            f"The SDP offer could not be answered ({exc}).",
+            code="invalid_offer",
+            param="sdp",
+        ) from None
+    await services.store.save_session(record)
+    services.metrics.realtime_sessions.inc()
+
+    def released(ended: WebRtcCall) -> None:
+        services.calls.remove(ended)
+        services.session_slots.release(principal.project_id, principal.credential_id)
+        services.metrics.realtime_sessions.dec()
+
+    call.on_end = released
+    services.calls.add(call)
+    call.start()
+    audit_success(request, "calls.create", {"id": call.id}, 201)
+    return web.Response(
+        status=201,
+        body=answer.encode(),
+        content_type="application/sdp",
+        headers={"Location": f"/v1/realtime/calls/{call.id}"},
+    )
+
+
+async def hangup_call(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    call_id = request.match_info["call_id"]
+    principal = await guard(request, "calls.manage", {"id": call_id})
+    call = services.calls.find(call_id, principal.project_id)
+    if call is None:
+        raise call_not_found(call_id)
+    await call.end("hangup")
+    audit_success(request, "calls.hangup", {"id": call_id})
+    return web.Response(status=200)
+
+
+def call_not_found(call_id: str) -> errors.ApiError:
+    return errors.ApiError(404, f"No call found with id '{call_id}'.", code="call_not_found", param="call_id")

@@ -1,0 +1,53 @@
+"""Session hooks that keep a live session's row and conversation in the store."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..engine.session import SessionHooks
+from ..protocol.session_config import Config
+from ..security.auth import Principal
+from ..services import GatewayServices
+from ..store import SessionRecord
+
+
+class StoreHooks(SessionHooks):
+    """Keeps the session row and its conversation in the store; reports the key's request budget."""
+
+    def __init__(self, services: GatewayServices, record: SessionRecord, principal: Principal) -> None:
+        self.services = services
+        self.record = record
+        self.principal = principal
+
+    async def config_changed(self, config: Config) -> None:
+        self.record = SessionRecord(
+            **{**record_fields(self.record), "config": config, "updated_at": int(time.time())}
+        )
+        await self.services.store.save_session(self.record)
+
+    async def items_changed(self, conversation: Any) -> None:
+        await self.services.store.replace_items(
+            self.record.id, [_without_audio(i) for i in conversation.items]
+        )
+
+    def rate_limits(self) -> list[dict[str, Any]]:
+        status = self.services.limiter.peek(self.principal.project_id, self.principal.credential_id)
+        return [
+            {
+                "name": "requests",
+                "limit": status.limit,
+                "remaining": status.remaining,
+                "reset_seconds": round(status.reset_s, 3),
+            }
+        ]
+
+
+def record_fields(record: SessionRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
+def _without_audio(item: dict[str, Any]) -> dict[str, Any]:
+    if "content" not in item:
+        return dict(item)
+    return dict(item, content=[{k: v for k, v in p.items() if k != "audio"} for p in item["content"]])

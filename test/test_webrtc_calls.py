@@ -1,0 +1,289 @@
+"""WebRTC calls (issue 5): a real aiortc peer calls the gateway the browser way — offer to
+`/v1/realtime/calls` through the real `openai` SDK, the answer back, `oai-events` on the data
+channel, speech on the audio track — and the gateway's own engine, VAD and STT answer.
+
+Answers from skills over a call are tested with the OVOS stack in test_ovos_answers.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+
+from .conftest import SdkFactory
+from .gateway_process import GatewayProcess, configured_gateway, http
+from .realtime_helpers import EventReader, ws_url
+from .speech import user_speech_pcm
+from .webrtc_peer import CallPeer
+
+SDP, JSON = "application/sdp", "application/json"
+CALL_LOCATION = re.compile(r"^/v1/realtime/calls/(rtc_[0-9a-f]{32})$")
+
+
+def metric(gateway: GatewayProcess, name: str) -> float:
+    text = http("GET", f"{gateway.base_url}/metrics").body.decode()
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def wait_for_metric(gateway: GatewayProcess, name: str, value: float, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (seen := metric(gateway, name)) != value:
+        assert time.monotonic() < deadline, f"{name} stayed {seen}, expected {value}"
+        await asyncio.sleep(0.1)
+
+
+async def place_call(sdk: openai.OpenAI, peer: CallPeer, session: Any = None) -> str:
+    """The SDK's `calls.create` with the peer's offer; the peer takes the answer; the call id."""
+    offer = await peer.offer()
+    kwargs: dict[str, Any] = {"sdp": offer}
+    if session is not None:
+        kwargs["session"] = session
+    raw = await asyncio.to_thread(sdk.realtime.calls.with_raw_response.create, **kwargs)
+    assert raw.status_code == 201
+    assert raw.headers["content-type"].startswith("application/sdp")
+    location = CALL_LOCATION.match(raw.headers["location"])
+    assert location, raw.headers["location"]
+    answer = raw.http_response.text
+    assert answer.startswith("v=0")
+    await peer.accept(answer)
+    return location.group(1)
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[CallPeer]:
+    made = CallPeer()
+    yield made
+    await made.close()
+
+
+async def test_a_call_the_browser_way_talks_and_hangs_up(
+    gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory, peer: CallPeer
+) -> None:
+    sdk = make_sdk(gateway.api_base, alpha_key)
+    session = {
+        "type": "realtime",
+        "instructions": "Answer like a butler.",
+        "audio": {"input": {"transcription": {"model": "whisper-1"}}},
+    }
+    call_id = await place_call(sdk, peer, session)
+
+    created = await peer.until("session.created")
+    assert created["session"]["instructions"] == "Answer like a butler."
+    peer.send({"type": "session.update", "session": {"type": "realtime", "instructions": "Be brief."}})
+    updated = await peer.until("session.updated")
+    assert updated["session"]["instructions"] == "Be brief."
+
+    peer.microphone.say(user_speech_pcm("what time is it", 48_000, tail_ms=1000))
+    started = await peer.until("input_audio_buffer.speech_started", 15)
+    stopped = await peer.until("input_audio_buffer.speech_stopped", 15)
+    assert stopped["item_id"] == started["item_id"]
+    committed = await peer.until("input_audio_buffer.committed")
+    assert committed["item_id"] == started["item_id"]
+    transcript = await peer.until("conversation.item.input_audio_transcription.completed", 30)
+    assert "time" in transcript["transcript"].lower()
+    done = await peer.until("response.done", 30)  # no OVOS behind this gateway: failed, clearly
+    assert done["response"]["status"] == "failed"
+    assert done["response"]["status_details"]["error"]["code"] == "responder_unavailable"
+    assert not any(t == "response.output_audio.delta" for t in peer.types()), "audio goes over RTP"
+    assert metric(gateway, "ovos_realtime_peer_connections") >= 1
+
+    await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+    deadline = time.monotonic() + 10
+    while peer.pc.connectionState != "closed" and peer.channel.readyState != "closed":
+        assert time.monotonic() < deadline, peer.pc.connectionState
+        await asyncio.sleep(0.1)
+    with pytest.raises(openai.NotFoundError) as gone:
+        await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+    assert gone.value.code == "call_not_found"
+    stored = http("GET", f"{gateway.api_base}/realtime/sessions/{created['session']['id']}", key=alpha_key)
+    assert stored.json()["status"] == "closed"
+
+
+async def test_a_client_secret_call_uses_the_secret_session(
+    gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory, peer: CallPeer
+) -> None:
+    minted = make_sdk(gateway.api_base, alpha_key).realtime.client_secrets.create(
+        session={"type": "realtime", "instructions": "Minted for a browser.", "output_modalities": ["text"]}
+    )
+    browser = make_sdk(gateway.api_base, minted.value)  # sdp only: a raw application/sdp body
+    call_id = await place_call(browser, peer)
+    created = await peer.until("session.created")
+    assert created["session"]["instructions"] == "Minted for a browser."
+    assert created["session"]["output_modalities"] == ["text"]
+    with pytest.raises(openai.PermissionDeniedError):  # an ek_ may place calls, not manage them
+        await asyncio.to_thread(browser.realtime.calls.hangup, call_id)
+    await asyncio.to_thread(make_sdk(gateway.api_base, alpha_key).realtime.calls.hangup, call_id)
+
+
+async def test_another_project_cannot_end_or_join_a_call(
+    gateway: GatewayProcess, alpha_key: str, beta_key: str, make_sdk: SdkFactory, peer: CallPeer
+) -> None:
+    call_id = await place_call(make_sdk(gateway.api_base, alpha_key), peer)
+    await peer.until("session.created")
+    with pytest.raises(openai.NotFoundError):
+        await asyncio.to_thread(make_sdk(gateway.api_base, beta_key).realtime.calls.hangup, call_id)
+    async with aiohttp.ClientSession() as http_session:
+        url = ws_url(gateway.api_base, call_id=call_id)
+        async with http_session.ws_connect(url, headers={"Authorization": f"Bearer {beta_key}"}) as ws:
+            error = await EventReader(ws).next()
+            assert error["type"] == "error" and error["error"]["code"] == "call_not_found"
+            await ws.receive()
+            assert ws.close_code == 4000
+    peer.send({"type": "session.update", "session": {"type": "realtime", "instructions": "still here"}})
+    assert (await peer.until("session.updated"))["session"]["instructions"] == "still here"
+    await asyncio.to_thread(make_sdk(gateway.api_base, alpha_key).realtime.calls.hangup, call_id)
+
+
+async def test_a_sideband_socket_sees_and_steers_the_call(
+    gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory, peer: CallPeer
+) -> None:
+    sdk = make_sdk(gateway.api_base, alpha_key)
+    call_id = await place_call(sdk, peer)
+    created = await peer.until("session.created")
+    async with aiohttp.ClientSession() as http_session:
+        url = ws_url(gateway.api_base, call_id=call_id)
+        async with http_session.ws_connect(url, headers={"Authorization": f"Bearer {alpha_key}"}) as ws:
+            sideband = EventReader(ws)
+            attached = await sideband.until("session.created")
+            assert attached["session"]["id"] == created["session"]["id"]
+            update = {"type": "realtime", "instructions": "From the server."}
+            await sideband.send({"type": "session.update", "session": update})
+            for reader in (sideband, peer):
+                updated = await reader.until("session.updated")
+                assert updated["session"]["instructions"] == "From the server."
+            peer.send({"type": "conversation.item.create", "item": _user_text("hello")})
+            added = await sideband.until("conversation.item.added")
+            assert added["item"]["content"][0]["text"] == "hello"
+            await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+            while (message := await ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
+                pass  # what was in flight before the hangup
+            assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert ws.close_code == 1000
+
+
+async def test_output_audio_buffer_clear_is_a_call_event(
+    gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory, peer: CallPeer
+) -> None:
+    sdk = make_sdk(gateway.api_base, alpha_key)
+    call_id = await place_call(sdk, peer)
+    await peer.until("session.created")
+    peer.send({"type": "output_audio_buffer.clear", "event_id": "evt_clear"})
+    cleared = await peer.until("output_audio_buffer.cleared")
+    assert "response_id" in cleared
+    peer.send({"type": "no.such.event", "event_id": "evt_bad"})  # bad input: an error, the call lives
+    error = await peer.until("error")
+    assert error["error"]["event_id"] == "evt_bad" and error["error"]["code"] == "invalid_value"
+    peer.channel.send("{not json")
+    assert (await peer.until("error"))["error"]["type"] == "invalid_request_error"
+    peer.send({"type": "session.update", "session": {"type": "realtime", "instructions": "alive"}})
+    assert (await peer.until("session.updated"))["session"]["instructions"] == "alive"
+    await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+
+
+def _user_text(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+async def _offer(**peer_options: bool) -> str:
+    peer = CallPeer(**peer_options)
+    try:
+        return await peer.offer()
+    finally:
+        await peer.close()
+
+
+async def test_bad_offers_get_clear_errors_and_leave_nothing_behind(
+    gateway: GatewayProcess, alpha_key: str
+) -> None:
+    url = f"{gateway.api_base}/realtime/calls"
+    good = await _offer()
+    sdp = {"Content-Type": "application/sdp"}
+    no_audio = await _offer(audio=False)
+    g722_only = re.sub(r"m=audio (\d+) (\S+) [\d ]+", r"m=audio \1 \2 9", good)
+    g722_only = re.sub(r"a=rtpmap:\d+ .*\r\n", "", g722_only) + "a=rtpmap:9 G722/8000\r\n"
+    expired = json.loads(
+        http(
+            "POST",
+            f"{gateway.api_base}/realtime/client_secrets",
+            json_body={"expires_after": {"anchor": "created_at", "seconds": 10}},
+            key=alpha_key,
+        ).body
+    )["value"]
+    cases: list[tuple[str, bytes, dict[str, str], str | None, int, str | None]] = [
+        ("garbage", b"hello, I am not SDP", sdp, alpha_key, 400, "invalid_offer"),
+        ("broken SDP", b"v=0\r\nm=audio banana\r\n", sdp, alpha_key, 400, "invalid_offer"),
+        ("no audio", no_audio.encode(), sdp, alpha_key, 400, "invalid_offer"),
+        ("unsupported codec", g722_only.encode(), sdp, alpha_key, 400, "invalid_offer"),
+        ("no key", good.encode(), sdp, None, 401, None),  # as OpenAI: code null
+        ("wrong key", good.encode(), sdp, "sk-ovos-not-a-key", 401, "invalid_api_key"),
+        ("JSON", b"{}", {"Content-Type": "application/json"}, alpha_key, 415, "unsupported_content_type"),
+    ]
+    for name, body, headers, key, status, code in cases:
+        got = http("POST", url, body=body, headers=headers, key=key)
+        assert got.status == status, (name, got.body)
+        assert got.json()["error"]["code"] == code, (name, got.body)
+    await asyncio.sleep(11)  # the secret expires
+    got = http("POST", url, body=good.encode(), headers=sdp, key=expired)
+    assert got.status == 401 and got.json()["error"]["code"] == "invalid_api_key", got.body
+    assert metric(gateway, "ovos_realtime_peer_connections") == 0
+
+
+async def test_multipart_offers_are_validated(gateway: GatewayProcess, alpha_key: str) -> None:
+    url = f"{gateway.api_base}/realtime/calls"
+    good = await _offer()
+
+    def encode(parts: dict[str, tuple[str, str]]) -> tuple[bytes, dict[str, str]]:
+        boundary = "xyzzyboundary"
+        body = b""
+        for name, (content_type, value) in parts.items():
+            body += (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n'
+                f"Content-Type: {content_type}\r\n\r\n{value}\r\n"
+            ).encode()
+        body += f"--{boundary}--\r\n".encode()
+        return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+    body, headers = encode({"session": (JSON, '{"type": "realtime"}')})
+    got = http("POST", url, body=body, headers=headers, key=alpha_key)
+    assert got.status == 400 and got.json()["error"]["param"] == "sdp", got.body
+    body, headers = encode({"sdp": (SDP, good), "session": (JSON, '{"type": "realtime", "colour": 1}')})
+    got = http("POST", url, body=body, headers=headers, key=alpha_key)
+    assert got.status == 400 and got.json()["error"]["code"] == "unknown_parameter", got.body
+    body, headers = encode({"sdp": (SDP, good), "session": (JSON, "{oops")})
+    got = http("POST", url, body=body, headers=headers, key=alpha_key)
+    assert got.status == 400 and got.json()["error"]["code"] == "invalid_json", got.body
+    body, headers = encode({"sdp": (SDP, good), "session": (JSON, '{"type": "realtime", "model": "gpt-9"}')})
+    got = http("POST", url, body=body, headers=headers, key=alpha_key)
+    assert got.status == 400 and got.json()["error"]["param"] == "session.model", got.body
+    assert metric(gateway, "ovos_realtime_peer_connections") == 0
+
+
+async def test_a_call_that_never_connects_is_cleaned_up(tmp_path: Path) -> None:
+    gateway, key = configured_gateway(tmp_path, {"call_connect_timeout_seconds": 1}, "alpha", "no-connect")
+    with gateway:
+        abandoned = CallPeer()
+        offer = await abandoned.offer()
+        await abandoned.close()  # the caller goes away before it ever takes the answer
+        got = http(
+            "POST",
+            f"{gateway.api_base}/realtime/calls",
+            body=offer.encode(),
+            headers={"Content-Type": "application/sdp"},
+            key=key,
+        )
+        assert got.status == 201, got.body
+        assert metric(gateway, "ovos_realtime_peer_connections") == 1
+        await wait_for_metric(gateway, "ovos_realtime_peer_connections", 0)
+        await wait_for_metric(gateway, "ovos_realtime_sessions_open", 0)
+        text = http("GET", f"{gateway.base_url}/metrics").body.decode()
+        assert 'ovos_realtime_calls_total{reason="connect_timeout",transport="webrtc"} 1.0' in text
