@@ -21,6 +21,8 @@ from ovos_realtime_gateway.ovos.stack import OvosStack
 from .gateway_process import GatewayProcess, configured_gateway, http
 from .realtime_helpers import SPOKEN_TURN_EVENTS, say_and_ask
 from .speech import chunks, user_speech_pcm
+from .test_webrtc_calls import place_call
+from .webrtc_peer import CallPeer
 
 pytestmark = pytest.mark.slow
 HOURS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|midnight|noon"
@@ -292,3 +294,70 @@ async def test_speaking_over_an_answer_interrupts_it(answering: tuple[GatewayPro
     answered = [e.response for e in events if e.type == "response.done"][1]
     assert answered.status == "completed"
     assert answered.output[0].content[0].transcript == "Hello world", "the new turn was heard and answered"
+
+
+async def test_a_webrtc_call_hears_the_question_and_plays_the_answer(
+    answering: tuple[GatewayProcess, str],
+) -> None:
+    """Issue 5 over the real stack: an aiortc peer calls, asks aloud on its microphone track, and
+    hears the date-time skill's answer on the call's audio track, with the WebRTC playout events."""
+    gateway, key = answering
+    sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    peer = CallPeer()
+    try:
+        session = {"type": "realtime", "audio": {"input": {"transcription": {"model": "ovos-stt"}}}}
+        call_id = await place_call(sdk, peer, session)
+        await peer.until("session.created")
+        await asyncio.sleep(0.5)
+        silent_before = peer.heard_rms(len(peer.heard) - 10)
+        peer.microphone.say(user_speech_pcm("what time is it", 48_000, tail_ms=1200))
+        transcript = await peer.until("conversation.item.input_audio_transcription.completed", 30)
+        assert "time" in transcript["transcript"]
+        started = await peer.until("output_audio_buffer.started", 30)
+        playing_from = len(peer.heard)
+        done = await peer.until("response.done", 30)
+        assert done["response"]["status"] == "completed", done["response"]
+        assert started["response_id"] == done["response"]["id"]
+        stopped = await peer.until("output_audio_buffer.stopped", 30)  # after response.done
+        assert stopped["response_id"] == done["response"]["id"]
+        spoken = done["response"]["output"][0]["content"][0]["transcript"]
+        assert re.search(rf"\b({HOURS})\b", spoken.lower()), spoken
+        heard = peer.heard_rms(playing_from)
+        assert silent_before < 50 and heard > 500, (silent_before, heard)  # the answer, not silence
+        assert "response.output_audio.delta" not in peer.types()
+        await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+    finally:
+        await peer.close()
+        sdk.close()
+
+
+async def test_talking_over_a_call_answer_clears_its_playout(answering: tuple[GatewayProcess, str]) -> None:
+    """Barge-in on a call: speech while the answer plays cancels it (`turn_detected`) and the
+    gateway says `output_audio_buffer.cleared` for it; the new turn is answered."""
+    gateway, key = answering
+    sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    peer = CallPeer()
+    try:
+        call_id = await place_call(sdk, peer)
+        await peer.until("session.created")
+        peer.send({"type": "conversation.item.create", "item": _user_text("what is the date")})
+        peer.send({"type": "response.create"})
+        started = await peer.until("output_audio_buffer.started", 30)
+        peer.microphone.say(user_speech_pcm("hello world", 48_000, tail_ms=1200))
+        await peer.until("input_audio_buffer.speech_started", 15)
+        cleared = await peer.until("output_audio_buffer.cleared", 10)
+        assert cleared["response_id"] == started["response_id"]
+        interrupted = next(e["response"] for e in peer.seen if e["type"] == "response.done")
+        assert interrupted["status"] == "cancelled"
+        assert interrupted["status_details"]["reason"] == "turn_detected"
+        answered = await peer.until("response.done", 30)
+        assert answered["response"]["status"] == "completed"
+        assert answered["response"]["output"][0]["content"][0]["transcript"] == "Hello world"
+        await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+    finally:
+        await peer.close()
+        sdk.close()
+
+
+def _user_text(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}

@@ -206,13 +206,13 @@ class WebRtcCall:
         if kind == "response.output_audio.delta":
             self._play(ev)
             return
-        if kind == "response.done":
-            self._response_done(ev["response"])
-        elif kind == "output_audio_buffer.cleared":
+        if kind == "output_audio_buffer.cleared":
             cut = self.playout.clear()
             if ev.get("response_id") is None and cut is not None:
                 ev = dict(ev, response_id=cut)
         self._publish(ev)
+        if kind == "response.done":
+            self._response_done(ev["response"])
 
     def _publish(self, ev: Event) -> None:
         self.outbox.put(ev)
