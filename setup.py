@@ -40,6 +40,7 @@ setup(
         "ovos_realtime_gateway": ["py.typed"],
         "ovos_realtime_gateway.security": ["*.rego"],
         "ovos_realtime_gateway.rest": ["openapi.yaml"],
+        "ovos_realtime_gateway.talk_page": ["*.html"],
         "ovos_realtime_listener_plugin": ["py.typed"],
         "ovos_realtime_tts_plugin": ["py.typed"],
     },

@@ -154,6 +154,8 @@ async def _serve(settings: GatewaySettings) -> None:
     if settings.tls_self_signed:
         cert, _ = self_signed_paths(settings.resolved_data_dir)
         print(f"self-signed certificate: {cert} (Node: NODE_EXTRA_CA_CERTS={cert})", flush=True)
+    if settings.talk_page:
+        print(f"talk to it in a browser: {runner.base_url}/talk", flush=True)
     print(
         f"create a key: {PROG} keys create --project NAME --data-dir {settings.resolved_data_dir}", flush=True
     )
@@ -179,7 +181,10 @@ def _demo(settings: GatewaySettings) -> None:
         stack.start()
         stack.wait_ready(300)
         print("OVOS skills are ready", flush=True)
-        asyncio.run(_serve(settings.model_copy(update={"messagebus_url": stack.bus_url})))
+        demo: dict[str, Any] = {"messagebus_url": stack.bus_url}
+        if "talk_page" not in settings.model_fields_set:
+            demo["talk_page"] = True  # the demo is for talking to
+        asyncio.run(_serve(settings.model_copy(update=demo)))
     except (TimeoutError, RuntimeError, FileNotFoundError) as exc:
         raise CliError(f"OVOS did not start: {str(exc).splitlines()[0]}", 1) from None
     finally:

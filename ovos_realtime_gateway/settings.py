@@ -146,6 +146,13 @@ class GatewaySettings(_Section):
     call_connect_timeout_seconds: float = Field(
         30.0, gt=0, le=600, description="A WebRTC call whose media never connects is ended after this."
     )
+    talk_page: bool = Field(
+        False,
+        description="Serve the talk page at /talk: a person talks to the assistant from a browser over "
+        "WebRTC. It mints short-lived ek_ secrets for `talk_page_project` without a key (the demo turns "
+        "it on; the policy decides who may use it).",
+    )
+    talk_page_project: str = Field("talk-page", description="Project of the talk page's calls and secrets.")
     log_level: str = Field("INFO", description="Level of the ovos_realtime loggers (standalone).")
     log_json: bool = Field(False, description="Log one JSON object per line (standalone).")
 

@@ -49,21 +49,16 @@ async def guard(
     *,
     transport: str = "rest",
     token: str | None = None,
+    principal: Principal | None = None,
 ) -> Principal:
     """Admit the request for `action` on `resource`, or raise the OpenAI-shaped error.
 
-    `token` overrides the `Authorization` header (WebSocket subprotocol credentials).
+    `token` overrides the `Authorization` header (WebSocket subprotocol credentials); a given
+    `principal` (the talk page, which has no key) skips authentication, never the rest.
     """
     services = request.app[SERVICES]
-    if token is None:
-        token = bearer_token(request.headers.get("Authorization"))
-    try:
-        principal = await services.auth.authenticate(token)
-    except errors.ApiError as exc:
-        reason = "missing" if token is None else (exc.code or "invalid")
-        services.metrics.auth_failures.labels(reason=reason).inc()
-        _audit(services, action, "unauthenticated", exc.status, None, resource, reason=reason)
-        raise
+    if principal is None:
+        principal = await _authenticate(request, services, action, resource, token)
     request[PRINCIPAL] = principal
     await services.remember_project(principal.project_id)
 
@@ -102,6 +97,24 @@ async def guard(
         _audit(services, action, "denied", 403, principal, resource, reason=decision.reason)
         raise errors.permission_denied(decision.reason)
     return principal
+
+
+async def _authenticate(
+    request: web.Request,
+    services: GatewayServices,
+    action: str,
+    resource: dict[str, Any] | None,
+    token: str | None,
+) -> Principal:
+    if token is None:
+        token = bearer_token(request.headers.get("Authorization"))
+    try:
+        return await services.auth.authenticate(token)
+    except errors.ApiError as exc:
+        reason = "missing" if token is None else (exc.code or "invalid")
+        services.metrics.auth_failures.labels(reason=reason).inc()
+        _audit(services, action, "unauthenticated", exc.status, None, resource, reason=reason)
+        raise
 
 
 def audit_success(request: web.Request, action: str, resource: dict[str, Any], status: int = 200) -> None:

@@ -319,6 +319,35 @@ def build(settings: GatewaySettings | None = None) -> dict[str, Any]:
             read_errors,
             [path_param("model", "A model name, e.g. `gpt-realtime`.")],
         ),
+        "/talk": {
+            "get": {
+                "summary": "The talk page: talk to the assistant from a browser (when `talk_page` is on)",
+                "operationId": "talkPage",
+                "tags": ["talk page"],
+                "responses": {
+                    "200": {
+                        "description": "The page",
+                        "headers": COMMON_HEADERS,
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "404": {
+                        "description": "The talk page is not enabled.",
+                        "headers": COMMON_HEADERS,
+                        "content": _json(err),
+                    },
+                },
+            }
+        },
+        "/talk/client_secret": {
+            "post": {
+                "summary": "A 60-second client secret for the talk page's call (no key; policy-checked)",
+                "operationId": "talkPageClientSecret",
+                "tags": ["talk page"],
+                "responses": _responses(
+                    ref(schemas.ClientSecretResponse), ["403", "404", "429", "500", "503"], err
+                ),
+            }
+        },
         "/healthz": get("Liveness", "healthz", schemas.Health, "operations", [], secured=False),
         "/readyz": {
             "get": {

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..ovos.microphone import microphone_listener
 from ..transports.websocket import realtime_websocket
-from . import beta_sessions, calls, client_secrets, health, models, sessions
+from . import beta_sessions, calls, client_secrets, health, models, sessions, talk_page
 
 
 def add_routes(app: web.Application) -> None:
@@ -24,3 +24,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models", models.list_models)
     app.router.add_get("/v1/models/{model}", models.retrieve_model)
     app.router.add_get("/ovos/microphone", microphone_listener)
+    app.router.add_get("/talk", talk_page.talk_page)
+    app.router.add_post("/talk/client_secret", talk_page.talk_client_secret)

@@ -10,7 +10,7 @@ from ..protocol import errors
 from ..store import Store
 from . import keys
 
-PrincipalKind = Literal["project_key", "client_secret"]
+PrincipalKind = Literal["project_key", "client_secret", "talk_page"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 # Default access policy of the ovos-realtime gateway.
 #
 # Input: {principal, project, action, resource, request}
-#   principal.kind         "project_key" | "client_secret"
+#   principal.kind         "project_key" | "client_secret" | "talk_page" (no key: the browser page)
 #   principal.project_id   the caller's project
 #   resource.project_id    the project that owns what is touched (absent when creating)
 #   request.time           unix seconds, request.method, request.path, request.transport
@@ -45,6 +45,13 @@ allow if {
 	input.action in client_secret_actions
 	same_project
 	input.principal.expires_at > input.request.time
+}
+
+# The talk page (when enabled in the settings) may mint client secrets for its own project.
+# To keep it to the device's network, add e.g. `startswith(input.request.remote, "192.168.")`.
+allow if {
+	input.principal.kind == "talk_page"
+	input.action == "talk_page.client_secret"
 }
 
 reason := "" if allow

@@ -1,0 +1,72 @@
+"""The talk page (`GET /talk`) and the secret it calls with (`POST /talk/client_secret`).
+
+Both exist only when `talk_page` is on. The page has no key: the gateway mints a short-lived
+`ek_` secret for `talk_page_project`, through the same rate limit, policy and audit as any request.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+
+from aiohttp import web
+
+from ..protocol import errors
+from ..protocol.session_config import render_session
+from ..protocol.session_models import RealtimeSessionRequest
+from ..security.auth import Principal
+from ..services import SERVICES
+from .guard import audit_success, guard
+from .minting import mint_client_secret
+
+SECRET_TTL_SECONDS = 60
+ACTION = "talk_page.client_secret"
+
+
+@functools.cache
+def _template() -> str:
+    return resources.files("ovos_realtime_gateway.talk_page").joinpath("talk.html").read_text()
+
+
+def _enabled(request: web.Request) -> None:
+    if not request.app[SERVICES].settings.talk_page:
+        raise errors.not_found("The talk page is not enabled on this gateway (setting `talk_page`).")
+
+
+async def talk_page(request: web.Request) -> web.Response:
+    _enabled(request)
+    servers = [
+        {k: v for k, v in s.model_dump().items() if v is not None}
+        for s in request.app[SERVICES].settings.ice_servers
+    ]
+    html = _template().replace("__ICE_SERVERS__", json.dumps(servers))
+    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+async def talk_client_secret(request: web.Request) -> web.Response:
+    _enabled(request)
+    services = request.app[SERVICES]
+    project, _ = await services.store.ensure_project(services.settings.talk_page_project)
+    page = Principal("talk_page", project.id, "talk_page")
+    principal = await guard(request, ACTION, principal=page)
+    session = RealtimeSessionRequest.model_validate(
+        {
+            "type": "realtime",
+            "audio": {
+                "input": {
+                    "transcription": {"model": services.settings.transcription_models[0]},
+                    "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+                }
+            },
+        }
+    )
+    minted = await mint_client_secret(services, principal, session, SECRET_TTL_SECONDS)
+    audit_success(request, ACTION, {"id": minted.session.id})
+    return web.json_response(
+        {
+            "value": minted.value,
+            "expires_at": minted.expires_at,
+            "session": render_session(minted.session.config, minted.session.id, expires_at=0),
+        }
+    )
