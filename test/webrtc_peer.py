@@ -86,8 +86,9 @@ class CallPeer:
                     frame = await track.recv()
                 except MediaStreamError:
                     return
-                data = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
-                self.heard.append(data.astype(np.int16))
+                if isinstance(frame, AudioFrame):
+                    data = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
+                    self.heard.append(data.astype(np.int16))
 
         self._tasks.append(asyncio.get_running_loop().create_task(listen()))
 
