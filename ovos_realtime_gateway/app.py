@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -98,8 +99,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if services.bus is not None:
         services.bus.start()
         warming = asyncio.get_running_loop().create_task(_warm_speech(services))
+    sip = await _start_sip(app)
     yield
     await services.calls.end_all()
+    if sip is not None:
+        await sip.stop()
     if warming is not None:
         warming.cancel()
     if services.bus is not None:
@@ -110,6 +114,27 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if services.vad is not None:
         services.vad.executor.shutdown(wait=False, cancel_futures=True)
     services.plugins.shutdown(wait=False, cancel_futures=True)
+
+
+async def _start_sip(app: web.Application) -> Any:
+    services = app[SERVICES]
+    if not services.settings.sip.enabled:
+        return None
+    from .calls.sip.server import SipServer
+    from .engine.responder import UnavailableResponder
+    from .rest.guard import admit
+
+    def responder() -> Responder:
+        return app.get(RESPONDER) or UnavailableResponder()
+
+    async def admit_sip(principal: Any, action: str, resource: dict[str, Any]) -> None:
+        info = {"method": "INVITE", "path": "sip", "transport": "sip", "time": time.time()}
+        await admit(services, principal, action, resource, {**info, "remote": resource.get("remote")})
+
+    server = SipServer(services, services.settings.sip, responder, admit_sip)
+    await server.start()
+    services.sip = server
+    return server
 
 
 def create_app(settings: GatewaySettings, services: GatewayServices | None = None) -> web.Application:

@@ -35,6 +35,7 @@ class GatewayServices:
     stt: SttBackend | None = None
     microphone: MicrophoneHub = field(default_factory=MicrophoneHub)
     calls: CallRegistry = field(default_factory=CallRegistry)
+    sip: Any = None  # the SipServer (calls/sip/server.py) when `sip.enabled`
     speech: Any = None  # the TTS SpeechSynthesizer (ovos_realtime_tts_plugin), when answers are spoken
     speech_status: dict[str, str] = field(default_factory=dict)  # plugin → "loading" | "ready" | error
     plugins: ThreadPoolExecutor = field(

@@ -62,6 +62,28 @@ class IceServer(_Section):
     credential: str | None = Field(None, description="TURN password.")
 
 
+class SipSettings(_Section):
+    """The SIP endpoint for G.711 trunks (off unless `enabled`)."""
+
+    enabled: bool = Field(False, description="Listen for SIP calls (UDP).")
+    host: str = Field("127.0.0.1", description="Address for SIP and the calls' RTP.")
+    port: int = Field(5060, ge=0, le=65535, description="UDP port for SIP (0: any free port).")
+    advertised_host: str | None = Field(
+        None, description="Address put in Contact and SDP when `host` is a wildcard or behind NAT."
+    )
+    project: str = Field("sip", description="Project the trunk's calls belong to (its keys accept them).")
+    webhook_url: str | None = Field(None, description="Where `realtime.call.incoming` is POSTed.")
+    webhook_secret: str | None = Field(
+        None, description="`whsec_…` secret the webhook is signed with (Standard Webhooks, as OpenAI)."
+    )
+    allowed_sources: tuple[str, ...] = Field(
+        ("127.0.0.1/32",), description="Networks (CIDR) an INVITE may come from; others get 403."
+    )
+    ring_timeout_seconds: float = Field(
+        60.0, gt=0, le=600, description="An incoming call nobody accepts is declined (480) after this."
+    )
+
+
 class GatewaySettings(_Section):
     """Configuration of one gateway instance (standalone or inside the PHAL plugin)."""
 
@@ -146,6 +168,7 @@ class GatewaySettings(_Section):
     call_connect_timeout_seconds: float = Field(
         30.0, gt=0, le=600, description="A WebRTC call whose media never connects is ended after this."
     )
+    sip: SipSettings = Field(default_factory=SipSettings, description="SIP calls (see docs/protocol.md).")
     talk_page: bool = Field(
         False,
         description="Serve the talk page at /talk: a person talks to the assistant from a browser over "

@@ -116,5 +116,5 @@ def test_schemathesis_finds_no_server_error_and_no_spec_violation(
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-8000:]
-    assert "Tested: 13" in report and "failures" not in report.split("SUMMARY")[-1].lower(), report[-4000:]
+    assert "Tested: 16" in report and "failures" not in report.split("SUMMARY")[-1].lower(), report[-4000:]
     assert "Traceback" not in gateway.logs(), gateway.logs()[-4000:]

@@ -254,3 +254,17 @@ class ClientSecretCreateBody(Strict):
         "(never above the project's `max_session_seconds`). OpenAI has no such field; with the SDK, "
         "pass it in `extra_body`.",
     )
+
+
+class CallRejectBody(Strict):
+    """Body of `POST /v1/realtime/calls/{call_id}/reject`."""
+
+    status_code: int | None = Field(None, ge=400, le=699, description="SIP status; default 603 Decline.")
+
+
+class CallReferBody(Strict):
+    """Body of `POST /v1/realtime/calls/{call_id}/refer`."""
+
+    target_uri: str = Field(
+        pattern=r"^(sip:|sips:|tel:)\S+$", max_length=2048, description="`tel:+1…` or `sip:…`: SIP Refer-To."
+    )

@@ -9,17 +9,20 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
 
+from ..calls.call import Call
 from ..calls.sdp import check_offer
+from ..calls.sip.call import SipCall
 from ..calls.webrtc import WebRtcCall
 from ..engine.responder import Responder, UnavailableResponder
 from ..protocol import errors, ids, json_text
 from ..protocol.session_config import Config, initial_session
-from ..protocol.session_models import RealtimeSessionRequest
+from ..protocol.session_models import CallReferBody, CallRejectBody, RealtimeSessionRequest
 from ..protocol.validation import validate
 from ..security.auth import Principal
 from ..services import SERVICES, GatewayServices
 from ..store import SessionRecord
 from ..transports.websocket import RESPONDER
+from .bodies import read_json
 from .guard import audit_success, guard
 from .minting import check_models
 
@@ -141,7 +144,7 @@ async def create_call(request: web.Request) -> web.Response:
     await services.store.save_session(record)
     services.metrics.realtime_sessions.inc()
 
-    def released(ended: WebRtcCall) -> None:
+    def released(ended: Call) -> None:
         services.calls.remove(ended)
         services.session_slots.release(principal.project_id, principal.credential_id)
         services.metrics.realtime_sessions.dec()
@@ -158,15 +161,59 @@ async def create_call(request: web.Request) -> web.Response:
     )
 
 
-async def hangup_call(request: web.Request) -> web.Response:
+async def _managed_call(request: web.Request) -> tuple[GatewayServices, Principal, Call]:
     services = request.app[SERVICES]
     call_id = request.match_info["call_id"]
     principal = await guard(request, "calls.manage", {"id": call_id})
     call = services.calls.find(call_id, principal.project_id)
-    if call is None:
+    if not isinstance(call, Call):
         raise call_not_found(call_id)
+    return services, principal, call
+
+
+def _sip_call(call: Call) -> SipCall:
+    if not isinstance(call, SipCall):
+        raise errors.ApiError(
+            400,
+            f"Call '{call.id}' is a WebRTC call: accept, reject and refer are for SIP calls.",
+            code="not_a_sip_call",
+        )
+    return call
+
+
+async def hangup_call(request: web.Request) -> web.Response:
+    _, _, call = await _managed_call(request)
+    if isinstance(call, SipCall):
+        await call.hangup()
     await call.end("hangup")
-    audit_success(request, "calls.hangup", {"id": call_id})
+    audit_success(request, "calls.hangup", {"id": call.id})
+    return web.Response(status=200)
+
+
+async def accept_call(request: web.Request) -> web.Response:
+    services, principal, call = await _managed_call(request)
+    sip = _sip_call(call)
+    session = await read_json(request, RealtimeSessionRequest, allow_empty=False)
+    record = await _call_record(services, principal, session, None)
+    await sip.accept(record, request.app.get(RESPONDER) or UnavailableResponder())
+    await services.store.save_session(record)
+    audit_success(request, "calls.accept", {"id": call.id})
+    return web.Response(status=200)
+
+
+async def reject_call(request: web.Request) -> web.Response:
+    _, _, call = await _managed_call(request)
+    body = await read_json(request, CallRejectBody)
+    await _sip_call(call).reject(body.status_code or 603)
+    audit_success(request, "calls.reject", {"id": call.id})
+    return web.Response(status=200)
+
+
+async def refer_call(request: web.Request) -> web.Response:
+    _, _, call = await _managed_call(request)
+    body = await read_json(request, CallReferBody, allow_empty=False)
+    await _sip_call(call).refer(body.target_uri)
+    audit_success(request, "calls.refer", {"id": call.id})
     return web.Response(status=200)
 
 

@@ -11,6 +11,7 @@ from ..log import current_request_id
 from ..protocol import errors
 from ..security.auth import Principal, bearer_token
 from ..security.policy import PolicyUnavailable
+from ..security.ratelimit import LimitStatus
 from ..services import SERVICES, GatewayServices
 from ..store import AuditEntry
 
@@ -62,8 +63,26 @@ async def guard(
     request[PRINCIPAL] = principal
     await services.remember_project(principal.project_id)
 
+    request_info = {
+        "method": request.method,
+        "path": request.path,
+        "transport": transport,
+        "time": time.time(),
+        "remote": request.remote,
+    }
+    request[RATE_STATUS] = await admit(services, principal, action, resource, request_info)
+    return principal
+
+
+async def admit(
+    services: GatewayServices,
+    principal: Principal,
+    action: str,
+    resource: dict[str, Any] | None,
+    request_info: dict[str, Any],
+) -> LimitStatus:
+    """Rate limit, then the policy, for an authenticated principal (audited when refused)."""
     status = services.limiter.check(principal.project_id, principal.credential_id)
-    request[RATE_STATUS] = status
     if not status.allowed:
         services.metrics.rate_limited.labels(scope=status.scope).inc()
         _audit(services, action, "rate_limited", 429, principal, resource, scope=status.scope)
@@ -74,13 +93,7 @@ async def guard(
         "project": {"id": principal.project_id},
         "action": action,
         "resource": resource or {},
-        "request": {
-            "method": request.method,
-            "path": request.path,
-            "transport": transport,
-            "time": time.time(),
-            "remote": request.remote,
-        },
+        "request": request_info,
     }
     try:
         decision = await services.policy.decide(policy_input)
@@ -96,7 +109,7 @@ async def guard(
         services.metrics.policy_denials.labels(action=action).inc()
         _audit(services, action, "denied", 403, principal, resource, reason=decision.reason)
         raise errors.permission_denied(decision.reason)
-    return principal
+    return status
 
 
 async def _authenticate(

@@ -16,7 +16,12 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from ..protocol.dialect import BetaSessionBody, BetaTranscriptionSessionBody
-from ..protocol.session_models import ClientSecretCreateBody, RealtimeSessionRequest
+from ..protocol.session_models import (
+    CallReferBody,
+    CallRejectBody,
+    ClientSecretCreateBody,
+    RealtimeSessionRequest,
+)
 from ..settings import GatewaySettings
 from ..version import __version__
 from . import schemas
@@ -28,6 +33,7 @@ ERROR_STATUSES = {
     "401": "Missing, wrong or expired credentials.",
     "403": "The policy denied this action for this key.",
     "404": "No such resource in the caller's project.",
+    "409": "The call is not in a state that allows this (already accepted, not connected).",
     "405": "Method not allowed on this path.",
     "413": "Request body too large.",
     "415": "Unsupported Content-Type (JSON; for calls, application/sdp or multipart/form-data).",
@@ -68,6 +74,8 @@ def _schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
         BetaSessionBody,
         BetaTranscriptionSessionBody,
         RealtimeSessionRequest,
+        CallRejectBody,
+        CallReferBody,
     ]
     responses: list[type[BaseModel]] = [
         schemas.ErrorBody,
@@ -283,6 +291,47 @@ def build(settings: GatewaySettings | None = None) -> dict[str, Any]:
                     },
                 },
             }
+        },
+        **{
+            f"/v1/realtime/calls/{{call_id}}/{action}": {
+                "post": {
+                    "summary": summary,
+                    "operationId": op_id,
+                    "tags": ["calls"],
+                    "security": [{"bearer": []}],
+                    "parameters": [path_param("call_id", "An `rtc_…` id (from the incoming-call webhook).")],
+                    "requestBody": {
+                        "required": body is RealtimeSessionRequest,
+                        "content": _json(ref(body, "validation")),
+                    },
+                    "responses": {
+                        "200": {"description": "Done.", "headers": {**COMMON_HEADERS, **RATE_HEADERS}},
+                        **{
+                            status: {
+                                "description": ERROR_STATUSES[status],
+                                "headers": COMMON_HEADERS,
+                                "content": _json(err),
+                            }
+                            for status in [*body_errors, "404", "409"]
+                        },
+                    },
+                }
+            }
+            for action, summary, op_id, body in (
+                (
+                    "accept",
+                    "Accept an incoming SIP call with a session configuration",
+                    "acceptCall",
+                    RealtimeSessionRequest,
+                ),
+                (
+                    "reject",
+                    "Reject an incoming SIP call (SIP status, default 603)",
+                    "rejectCall",
+                    CallRejectBody,
+                ),
+                ("refer", "Transfer a connected SIP call (SIP REFER)", "referCall", CallReferBody),
+            )
         },
         "/v1/realtime/calls/{call_id}/hangup": {
             "post": {

@@ -10,7 +10,7 @@ from ..protocol import errors
 from ..store import Store
 from . import keys
 
-PrincipalKind = Literal["project_key", "client_secret", "talk_page"]
+PrincipalKind = Literal["project_key", "client_secret", "talk_page", "sip_trunk"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,12 @@ allow if {
 	input.action == "talk_page.client_secret"
 }
 
+# A SIP trunk (an INVITE from `sip.allowed_sources`) may offer calls to its project.
+allow if {
+	input.principal.kind == "sip_trunk"
+	input.action == "sip.invite"
+}
+
 reason := "" if allow
 
 else := "Client secrets (ek_) can only open realtime sessions and calls." if {

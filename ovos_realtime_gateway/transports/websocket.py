@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..calls.webrtc import WebRtcCall
+from ..calls.call import Call
 from ..engine.responder import Responder, UnavailableResponder
 from ..engine.session import RealtimeSession, SessionHooks, SessionOptions
 from ..ovos.microphone import MICROPHONE_MODEL, MicrophoneFeed
@@ -248,8 +248,14 @@ async def _sideband(
         await _refuse(ws, Refused(exc, _close_code(exc)), None)
         return
     call = services.calls.find(call_id, principal.project_id)
-    if not isinstance(call, WebRtcCall):
+    if not isinstance(call, Call):
         error = errors.event_error("call_not_found", f"No call found with id '{call_id}'.")
+        await _refuse(ws, Refused(error, CLOSE_REQUEST), None)
+        return
+    if call.session is None:
+        error = errors.event_error(
+            "call_not_accepted", f"Call '{call_id}' is still ringing: accept it, then attach."
+        )
         await _refuse(ws, Refused(error, CLOSE_REQUEST), None)
         return
     call.attach(outbox)
@@ -272,7 +278,7 @@ async def _sideband(
             await ws.close(code=WSCloseCode.OK, message=b"call ended" if call.ended.is_set() else b"")
 
 
-async def _forward(ws: web.WebSocketResponse, call: WebRtcCall) -> None:
+async def _forward(ws: web.WebSocketResponse, call: Call) -> None:
     """A sideband's client events go to the call's engine, in order with the data channel's."""
     async for message in ws:
         if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
