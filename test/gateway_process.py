@@ -37,9 +37,12 @@ def create_key(data_dir: Path, project: str) -> str:
 class GatewayProcess:
     """`ovos-realtime serve --port 0` on loopback; knows its URL once it said it is listening."""
 
-    def __init__(self, data_dir: Path, *extra: str, log_name: str = "gateway") -> None:
+    def __init__(
+        self, data_dir: Path, *extra: str, log_name: str = "gateway", env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.extra = extra
+        self.env = env or {}
         self.stdout_path = data_dir.parent / f"{log_name}.stdout"
         self.stderr_path = data_dir.parent / f"{log_name}.stderr"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -60,7 +63,7 @@ class GatewayProcess:
         command += ["--data-dir", str(self.data_dir), *self.extra]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                command, stdout=out, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+                command, stdout=out, stderr=err, env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -138,7 +141,12 @@ def http(
 
 
 def configured_gateway(
-    root: Path, settings: dict[str, Any], project: str, log_name: str, *extra: str
+    root: Path,
+    settings: dict[str, Any],
+    project: str,
+    log_name: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
 ) -> tuple[GatewayProcess, str]:
     """A gateway (not started yet) reading `settings` from a config file, and a key of `project`."""
     root.mkdir(parents=True, exist_ok=True)
@@ -147,4 +155,4 @@ def configured_gateway(
     data_dir = root / f"{log_name}-data"
     data_dir.mkdir()
     key = create_key(data_dir, project)
-    return GatewayProcess(data_dir, "--config", str(config), *extra, log_name=log_name), key
+    return GatewayProcess(data_dir, "--config", str(config), *extra, log_name=log_name, env=env), key

@@ -12,12 +12,17 @@ import socket
 import subprocess
 import sys
 import time
+import wave
 from pathlib import Path
 
 import openai
 import pytest
 
+from .browser import Chromium
 from .gateway_process import LISTENING, create_key, http
+from .speech import user_speech_pcm
+from .test_ovos_answers import HOURS
+from .test_talk_page import ARTIFACTS
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +42,7 @@ def test_demo_runs_the_whole_assistant_and_stops_cleanly(tmp_path: Path) -> None
         base_url = match.group(1)
         printed = out.read_text()
         assert "keys create" in printed, "it tells the user how to make a key"
+        assert f"{base_url}/talk" in printed, "it tells the user where to talk to it"
         while (ready := http("GET", f"{base_url}/readyz")).status != 200:
             assert time.monotonic() < deadline, f"never ready: {ready.body!r}"
             time.sleep(0.5)
@@ -46,6 +52,7 @@ def test_demo_runs_the_whole_assistant_and_stops_cleanly(tmp_path: Path) -> None
         key = create_key(data_dir, "demo")
         answer = asyncio.run(_ask(f"{base_url}/v1", key, "hello world"))
         assert answer == "Hello world"
+        asyncio.run(_talk_in_a_browser(base_url, tmp_path))
         bus_port = json.loads((data_dir / "ovos" / "config" / "mycroft" / "mycroft.conf").read_text())[
             "websocket"
         ]["port"]
@@ -72,3 +79,31 @@ async def _ask(api_base: str, key: str, text: str) -> str:
                 await client.close()
                 return str(event.response.output[0].content[0].text)  # type: ignore[union-attr,index]
     raise AssertionError("no response.done")
+
+
+async def _talk_in_a_browser(base_url: str, tmp_path: Path) -> None:
+    """The demo's talk page in headless Chromium: a spoken question, the skill's spoken answer,
+    its transcript and the turn latency on the page (screenshot: test-artifacts/demo-talk-page.png)."""
+    wav = tmp_path / "question.wav"
+    with wave.open(str(wav), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(48_000)
+        writer.writeframes(user_speech_pcm("what time is it", 48_000, lead_ms=1500, tail_ms=6000))
+    browser = await Chromium(tmp_path / "profile", wav).launch().connect()
+    try:
+        await browser.open(f"{base_url}/talk")
+        await browser.evaluate("document.getElementById('talk').click()")
+        await browser.wait_for("document.querySelector('#transcript .assistant') !== null", timeout=60)
+        await browser.wait_for("document.getElementById('latency').textContent.includes('ms')", timeout=30)
+        await browser.wait_for(
+            "document.getElementById('status').textContent.startsWith('connected')", timeout=30
+        )
+        said = await browser.evaluate("document.querySelector('#transcript .user').textContent")
+        answer = await browser.evaluate("document.querySelector('#transcript .assistant').textContent")
+        assert "time" in said.lower(), said
+        assert re.search(rf"\b({HOURS})\b", answer.lower()), answer
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "demo-talk-page.png").write_bytes(await browser.screenshot())  # noqa: ASYNC240
+    finally:
+        await browser.close()

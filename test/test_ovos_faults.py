@@ -123,3 +123,37 @@ async def _kill_bus_during_answer(
                 break
     await client.close()
     return done, elapsed, alive
+
+
+INJECTED = Path(__file__).parent / "injected_faults"
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "says"),
+    [("hang", "tts_timeout", "longer than"), ("raise", "tts_failed", "injected fault")],
+)
+def test_a_tts_plugin_that_hangs_or_raises_fails_that_answer_only(
+    tmp_path: Path, fault: str, code: str, says: str
+) -> None:
+    """A deliberately injected fault (test/injected_faults: an OPM TTS plugin that hangs or
+    raises on demand): the spoken answer fails with a clear reason within the response timeout,
+    and the session and the gateway go on answering."""
+    with OvosStack(tmp_path / "ovos") as stack:
+        stack.wait_ready(180)
+        settings = {
+            "messagebus_url": stack.bus_url,
+            "tts_plugin": "ovos-tts-plugin-injected-fault",
+            "tts_config": {"fault": fault},
+            "response_timeout_seconds": 4,
+        }
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(INJECTED), os.environ.get("PYTHONPATH")]))}
+        gateway, key = configured_gateway(tmp_path, settings, "home", f"tts-{fault}", env=env)
+        with gateway:
+            wait_for(lambda: http("GET", f"{gateway.base_url}/readyz").status == 200, timeout=60)
+            started = time.monotonic()
+            spoken, _ = asyncio.run(ask(gateway, key, "hello world", modality="audio"))
+            assert time.monotonic() - started < 20
+            assert spoken.status == "failed" and spoken.status_details.error.code == code, spoken
+            assert says in spoken.status_details.error.message
+            typed, _ = asyncio.run(ask(gateway, key, "hello world"))
+            assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
