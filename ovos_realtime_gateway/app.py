@@ -121,17 +121,13 @@ async def _start_sip(app: web.Application) -> Any:
     if not services.settings.sip.enabled:
         return None
     from .calls.sip.server import SipServer
-    from .engine.responder import UnavailableResponder
     from .rest.guard import admit
-
-    def responder() -> Responder:
-        return app.get(RESPONDER) or UnavailableResponder()
 
     async def admit_sip(principal: Any, action: str, resource: dict[str, Any]) -> None:
         info = {"method": "INVITE", "path": "sip", "transport": "sip", "time": time.time()}
         await admit(services, principal, action, resource, {**info, "remote": resource.get("remote")})
 
-    server = SipServer(services, services.settings.sip, responder, admit_sip)
+    server = SipServer(services, services.settings.sip, admit_sip)
     await server.start()
     services.sip = server
     return server

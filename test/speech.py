@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,3 +72,15 @@ def user_speech_pcm(text: str, rate: int = 24000, lead_ms: int = 0, tail_ms: int
     silence = np.zeros(int(rate * lead_ms / 1000), dtype=np.int16)
     tail = np.zeros(int(rate * tail_ms / 1000), dtype=np.int16)
     return np.concatenate([silence, samples.astype(np.int16), tail]).astype("<i2").tobytes()
+
+
+def user_speech_wav(
+    path: Path, text: str, rate: int = 48_000, lead_ms: int = 1500, tail_ms: int = 3000
+) -> Path:
+    """`user_speech_pcm` as a 16-bit mono WAV file (a browser's fake microphone plays it)."""
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(user_speech_pcm(text, rate, lead_ms=lead_ms, tail_ms=tail_ms))
+    return path

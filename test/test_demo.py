@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 
 import openai
@@ -20,7 +19,7 @@ import pytest
 
 from .browser import Chromium
 from .gateway_process import LISTENING, create_key, http
-from .speech import user_speech_pcm
+from .speech import user_speech_wav
 from .test_ovos_answers import HOURS
 from .test_talk_page import ARTIFACTS
 
@@ -84,12 +83,7 @@ async def _ask(api_base: str, key: str, text: str) -> str:
 async def _talk_in_a_browser(base_url: str, tmp_path: Path) -> None:
     """The demo's talk page in headless Chromium: a spoken question, the skill's spoken answer,
     its transcript and the turn latency on the page (screenshot: test-artifacts/demo-talk-page.png)."""
-    wav = tmp_path / "question.wav"
-    with wave.open(str(wav), "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(48_000)
-        writer.writeframes(user_speech_pcm("what time is it", 48_000, lead_ms=1500, tail_ms=6000))
+    wav = user_speech_wav(tmp_path / "question.wav", "what time is it", tail_ms=6000)
     browser = await Chromium(tmp_path / "profile", wav).launch().connect()
     try:
         await browser.open(f"{base_url}/talk")

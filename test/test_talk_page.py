@@ -4,7 +4,6 @@ A screenshot is kept in test-artifacts/talk-page.png."""
 
 from __future__ import annotations
 
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from .browser import Chromium
 from .gateway_process import GatewayProcess, configured_gateway, http
-from .speech import user_speech_pcm
+from .speech import user_speech_wav
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -48,12 +47,7 @@ def test_the_talk_page_mints_short_lived_secrets_for_its_project(talking: Gatewa
 
 @pytest.mark.slow
 async def test_a_browser_talks_to_the_gateway(talking: GatewayProcess, tmp_path: Path) -> None:
-    wav = tmp_path / "question.wav"
-    with wave.open(str(wav), "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(48_000)
-        writer.writeframes(user_speech_pcm("what time is it", 48_000, lead_ms=1500, tail_ms=3000))
+    wav = user_speech_wav(tmp_path / "question.wav", "what time is it", tail_ms=3000)
     browser = await Chromium(tmp_path / "profile", wav).launch().connect()
     try:
         await browser.open(f"{talking.base_url}/talk")

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from ...engine.responder import Responder
 from ...protocol import errors, ids
 from ...security.auth import Principal
 from ...services import GatewayServices
@@ -37,12 +36,10 @@ class SipServer(asyncio.DatagramProtocol):
         self,
         services: GatewayServices,
         settings: SipSettings,
-        responder: Callable[[], Responder],
         admit: Callable[[Principal, str, dict[str, Any]], Any],
     ) -> None:
         self.services = services
         self.settings = settings
-        self.responder = responder
         self._admit = admit
         self.transport: asyncio.DatagramTransport | None = None
         self.port = settings.port
