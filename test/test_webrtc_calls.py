@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
+import socket
+import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +290,72 @@ async def test_a_call_that_never_connects_is_cleaned_up(tmp_path: Path) -> None:
         await wait_for_metric(gateway, "ovos_realtime_sessions_open", 0)
         text = http("GET", f"{gateway.base_url}/metrics").body.decode()
         assert 'ovos_realtime_calls_total{reason="connect_timeout",transport="webrtc"} 1.0' in text
+
+
+@pytest.fixture
+def turn_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """Debian's coturn on loopback with one long-term user (`ovos` / `turn-secret`)."""
+    turnserver = shutil.which("turnserver")
+    if turnserver is None:
+        pytest.fail("turnserver is missing: scripts/install-system-deps installs coturn")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    log_path = tmp_path / "turnserver.log"
+    with log_path.open("wb") as log:
+        turn = subprocess.Popen(
+            [
+                turnserver,
+                "-n",
+                "--verbose",
+                "--listening-ip=127.0.0.1",
+                "--relay-ip=127.0.0.1",
+                f"--listening-port={port}",
+                "--lt-cred-mech",
+                "--user=ovos:turn-secret",
+                "--realm=ovos-realtime",
+                "--no-tls",
+                "--no-dtls",
+                "--no-cli",
+                "--allow-loopback-peers",
+                "--log-file=stdout",
+                "--simple-log",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    time.sleep(0.5)  # it binds
+    yield port, log_path
+    turn.terminate()
+    turn.wait(10)
+
+
+async def test_configured_turn_servers_are_used_for_calls(
+    tmp_path: Path, turn_server: tuple[int, Path]
+) -> None:
+    """`ice_servers` reaches the peer connection: with a TURN server (Debian's coturn, on
+    loopback) the gateway allocates a relay there with the configured credentials, offers it
+    in its answer, and the call works."""
+    port, log_path = turn_server
+    servers = [
+        {"urls": [f"turn:127.0.0.1:{port}?transport=udp"], "username": "ovos", "credential": "turn-secret"}
+    ]
+    gateway, key = configured_gateway(tmp_path, {"ice_servers": servers}, "alpha", "turn")
+    peer = CallPeer()
+    try:
+        with gateway:
+            sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+            offer = await peer.offer()
+            raw = await asyncio.to_thread(sdk.realtime.calls.with_raw_response.create, sdp=offer)
+            answer = raw.http_response.text
+            relayed = [line for line in answer.splitlines() if "typ relay" in line]
+            assert relayed and all(" 127.0.0.1 " in line for line in relayed), answer
+            await peer.accept(answer)
+            await peer.until("session.created")
+            call_id = raw.headers["location"].rsplit("/", 1)[1]
+            await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+            sdk.close()
+    finally:
+        await peer.close()
+    turn_log = log_path.read_text()  # noqa: ASYNC240
+    assert "user <ovos>" in turn_log and "ALLOCATE processed, success" in turn_log, turn_log[-2000:]
