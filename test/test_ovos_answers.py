@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -361,3 +362,33 @@ async def test_talking_over_a_call_answer_clears_its_playout(answering: tuple[Ga
 
 def _user_text(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+async def test_tts_transformers_shape_the_spoken_answer(
+    ovos: OvosStack, answering: tuple[GatewayProcess, str], tmp_path: Path
+) -> None:
+    """OVOS TTS transformers apply to spoken answers as on the device, by priority. Two are
+    configured: the real ovos-tts-transformer-sox-plugin, whose every release fails (NameError:
+    LOG) — skipped and logged, as ovos-audio does — and a small one of the tests
+    (test/opm_test_plugins/double_speed) that plays the speech at double speed."""
+    transformers = {
+        "ovos-tts-transformer-sox-plugin": {"default_effects": {"speed": {"factor": 2.0}}},
+        "ovos-tts-transformer-double-speed": {},
+    }
+    settings = {"messagebus_url": ovos.bus_url, "tts_transformers": transformers}
+    plugins = str(Path(__file__).parent / "opm_test_plugins")
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [plugins, os.environ.get("PYTHONPATH")]))}
+    transformed, key = configured_gateway(tmp_path, settings, "home", "transformed", env=env)
+    with transformed:
+        plain, plain_events = await ask(*answering, "hello world", modality="audio")
+        fast, fast_events = await ask(transformed, key, "hello world", modality="audio")
+        skipped = "TTS transformer ovos-tts-transformer-sox failed; skipped" in transformed.logs()
+    assert plain.status == fast.status == "completed", (plain.status_details, fast.status_details)
+    assert fast.output[0].content[0].transcript == "Hello world"
+
+    def audio_bytes(events: list[Any]) -> int:
+        return sum(len(base64.b64decode(e.delta)) for e in events if e.type == "response.output_audio.delta")
+
+    ratio = audio_bytes(fast_events) / audio_bytes(plain_events)
+    assert 0.4 < ratio < 0.6, ratio
+    assert skipped, "the broken sox transformer was skipped with a log line"

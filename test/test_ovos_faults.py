@@ -125,7 +125,7 @@ async def _kill_bus_during_answer(
     return done, elapsed, alive
 
 
-INJECTED = Path(__file__).parent / "injected_faults"
+INJECTED = Path(__file__).parent / "opm_test_plugins"
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ INJECTED = Path(__file__).parent / "injected_faults"
 def test_a_tts_plugin_that_hangs_or_raises_fails_that_answer_only(
     tmp_path: Path, fault: str, code: str, says: str
 ) -> None:
-    """A deliberately injected fault (test/injected_faults: an OPM TTS plugin that hangs or
+    """A deliberately injected fault (test/opm_test_plugins: an OPM TTS plugin that hangs or
     raises on demand): the spoken answer fails with a clear reason within the response timeout,
     and the session and the gateway go on answering."""
     with OvosStack(tmp_path / "ovos") as stack:

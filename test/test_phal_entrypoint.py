@@ -35,3 +35,17 @@ def test_section_becomes_gateway_settings() -> None:
         }
     )
     assert (settings.host, settings.port, settings.rate_limits.requests_per_minute) == ("0.0.0.0", 9000, 7)
+
+
+def test_the_device_config_gives_bus_language_speech_and_transformers() -> None:
+    device = {
+        "websocket": {"host": "0.0.0.0", "port": 8181, "route": "/core"},
+        "lang": "en-GB",
+        "tts": {"module": "ovos-realtime-tts-espeak-ng", "ovos-realtime-tts-espeak-ng": {"speed": 150}},
+        "tts_transformers": {"ovos-tts-transformer-sox-plugin": {"default_effects": {}}},
+    }
+    settings = settings_from_plugin_config({"port": 9000, "lang": "en-US"}, device)
+    assert settings.messagebus_url == "ws://127.0.0.1:8181/core"
+    assert settings.lang == "en-US", "the plugin's own section wins"
+    assert (settings.tts_plugin, settings.tts_config) == ("ovos-realtime-tts-espeak-ng", {"speed": 150})
+    assert settings.tts_transformers == {"ovos-tts-transformer-sox-plugin": {"default_effects": {}}}

@@ -1,4 +1,4 @@
-"""A deliberately faulty OPM TTS plugin, injected into a gateway's path by the fault tests only.
+"""A deliberately faulty OPM TTS plugin, put on a gateway's path by the fault tests only.
 
 `config["fault"]`: "hang" sleeps far longer than any response timeout; "raise" fails at once.
 It is a fake on purpose: no real plugin hangs on demand.
