@@ -392,3 +392,56 @@ async def test_tts_transformers_shape_the_spoken_answer(
     ratio = audio_bytes(fast_events) / audio_bytes(plain_events)
     assert 0.4 < ratio < 0.6, ratio
     assert skipped, "the broken sox transformer was skipped with a log line"
+
+
+PARROT_START = {
+    "I am a parrot",
+    "I am good at repeating things",
+    "I like being a parrot",
+    "I will repeat you",
+    "It's good to be a parrot",
+    "Parrot mode activated",
+    "Parrot mode enabled",
+    "Parrot mode engaged",
+    "Parrot mode on",
+}
+
+
+async def test_a_skill_that_keeps_the_conversation_gets_the_next_turns(
+    answering: tuple[GatewayProcess, str],
+) -> None:
+    """Converse across turns, per session: after "start parrot mode" the parrot skill (from PyPI)
+    takes this session's next utterances — it repeats what no intent would match — while another
+    session asking the same meanwhile gets the fallback's answer; "stop parroting" ends it."""
+    gateway, key = answering
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+
+    async def turn(conn: Any, text: str) -> str:
+        await say_and_ask(conn, text)
+        async for event in conn:
+            if event.type == "response.done":
+                assert event.response.status == "completed", event.response.status_details
+                return " ".join(part.text for item in event.response.output for part in item.content)
+        raise AssertionError("no response.done")
+
+    async with (
+        client.realtime.connect(model="gpt-realtime") as parrot,
+        client.realtime.connect(model="gpt-realtime") as other,
+    ):
+        for conn in (parrot, other):
+            await conn.recv()
+            await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+            await conn.recv()
+        assert await turn(parrot, "start parrot mode") in PARROT_START
+        assert (
+            await turn(parrot, "purple elephants dance slowly")
+        ).lower() == "purple elephants dance slowly"
+        unheard = await turn(other, "purple elephants dance slowly")
+        assert unheard.lower() != "purple elephants dance slowly", "the other session is not parroted"
+        assert (await turn(parrot, "green bicycles sing loudly")).lower() == "green bicycles sing loudly"
+        stopped = await turn(parrot, "stop parroting")
+        assert stopped and stopped.lower() != "stop parroting"
+        assert (
+            await turn(parrot, "purple elephants dance slowly")
+        ).lower() != "purple elephants dance slowly"
+    await client.close()
