@@ -31,7 +31,8 @@ HOURS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|midnight
 
 @pytest.fixture(scope="module")
 def ovos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvosStack]:
-    with OvosStack(tmp_path_factory.mktemp("ovos")) as stack:
+    # German too: the skills' de-de resources load, for the non-English session test
+    with OvosStack(tmp_path_factory.mktemp("ovos"), extra_config={"secondary_langs": ["de-DE"]}) as stack:
         stack.wait_ready(180)
         yield stack
 
@@ -445,3 +446,41 @@ async def test_a_skill_that_keeps_the_conversation_gets_the_next_turns(
             await turn(parrot, "purple elephants dance slowly")
         ).lower() != "purple elephants dance slowly"
     await client.close()
+
+
+GERMAN_HOURS = "eins|ein|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|mitternacht|mittag"
+
+
+async def test_a_german_session_is_answered_in_german(answering: tuple[GatewayProcess, str]) -> None:
+    """The session's language (`audio.input.transcription.language`) is its OVOS Session's: the
+    date-time skill answers in German and espeak-ng speaks it, while an English session beside it
+    is answered in English. (Spoken German input would need a German STT model, which neither pip
+    nor Debian ships for pocketsphinx: see the issue note.)"""
+    gateway, key = answering
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+
+    async def ask_in(lang: str, text: str) -> tuple[str, int]:
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv()
+            transcription = {"model": "whisper-1", "language": lang}
+            await conn.session.update(
+                session={"type": "realtime", "audio": {"input": {"transcription": transcription}}}  # type: ignore[typeddict-item]
+            )
+            await conn.recv()
+            await say_and_ask(conn, text)
+            audio = 0
+            async for event in conn:
+                if event.type == "response.output_audio.delta":
+                    audio += len(base64.b64decode(event.delta))
+                if event.type == "response.done":
+                    assert event.response.status == "completed", event.response.status_details
+                    return str(event.response.output[0].content[0].transcript), audio  # type: ignore[union-attr,index]
+        raise AssertionError("no response.done")
+
+    (german, german_audio), (english, _) = await asyncio.gather(
+        ask_in("de-DE", "aktuelle Uhrzeit"), ask_in("en-US", "what time is it")
+    )
+    await client.close()
+    assert re.search(rf"\b({GERMAN_HOURS})\b", german.lower()) and "uhr" in german.lower(), german
+    assert german_audio > 24_000, "spoken, not only written"
+    assert re.search(rf"\b({HOURS})\b", english.lower()), english
