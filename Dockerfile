@@ -16,6 +16,8 @@ RUN pip install --constraint requirements/constraints.txt . \
 USER ovos
 VOLUME ["/data"]
 EXPOSE 8080
+# WebRTC and SIP calls carry media on ephemeral UDP ports (ICE, RTP): for calls, run the container
+# with `--network host` (and, for SIP, a config with `sip: {enabled: true, host: 0.0.0.0}`).
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz').status != 200)"
 # Create a key inside the container:  docker exec <ctr> ovos-realtime keys create --project NAME --data-dir /data
 ENTRYPOINT ["ovos-realtime"]

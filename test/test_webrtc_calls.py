@@ -112,6 +112,29 @@ async def test_a_call_the_browser_way_talks_and_hangs_up(
     assert stored.json()["status"] == "closed"
 
 
+async def test_a_call_offering_only_pcmu_is_heard(
+    gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory
+) -> None:
+    """Opus is not required: a client that offers only G.711 μ-law gets it, and is heard."""
+    peer = CallPeer(codec="audio/PCMU")
+    try:
+        offer = await peer.offer()
+        audio_line = next(line for line in offer.splitlines() if line.startswith("m=audio"))
+        assert audio_line.split()[3:] == ["0"], audio_line
+        sdk = make_sdk(gateway.api_base, alpha_key)
+        session = {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-1"}}}}
+        call_id = await place_call(sdk, peer, session)
+        answer = peer.pc.remoteDescription.sdp
+        assert "PCMU/8000" in answer and "opus" not in answer.lower()
+        await peer.until("session.created")
+        peer.microphone.say(user_speech_pcm("what time is it", 48_000, tail_ms=1000))
+        transcript = await peer.until("conversation.item.input_audio_transcription.completed", 30)
+        assert "time" in transcript["transcript"].lower()
+        await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+    finally:
+        await peer.close()
+
+
 async def test_a_client_secret_call_uses_the_secret_session(
     gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory, peer: CallPeer
 ) -> None:

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
@@ -60,7 +60,7 @@ class Microphone(MediaStreamTrack):
 
 
 class CallPeer:
-    def __init__(self, *, audio: bool = True, channel: bool = True) -> None:
+    def __init__(self, *, audio: bool = True, channel: bool = True, codec: str | None = None) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.seen: list[dict[str, Any]] = []
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -74,6 +74,10 @@ class CallPeer:
             self.channel.on("message", self._message)
         if audio:
             self.pc.addTrack(self.microphone)
+            if codec is not None:  # offer only this codec, e.g. "audio/PCMU" (a telephony-minded client)
+                capabilities = RTCRtpSender.getCapabilities("audio")  # type: ignore[no-untyped-call]
+                preferred = [c for c in capabilities.codecs if c.mimeType == codec]
+                self.pc.getTransceivers()[0].setCodecPreferences(preferred)
         self.pc.on("track", self._track)
 
     def _message(self, message: str | bytes) -> None:
