@@ -92,6 +92,7 @@ def skills_responder(services: GatewayServices) -> Responder | None:
         settings.lang,
         settings.response_timeout_seconds,
         on_first_speak=stage.labels(stage="skills_first_speak").observe,
+        persona=settings.persona,
     )
 
 

@@ -139,6 +139,11 @@ class GatewaySettings(_Section):
     response_timeout_seconds: float = Field(
         30.0, gt=0, le=600, description="How long OVOS may stay silent before a response fails."
     )
+    persona: str | None = Field(
+        None,
+        description="An ovos-persona persona that answers every session (a session's `prompt.id` "
+        "names its own); none: the skills' intent pipeline answers.",
+    )
     stt_plugin: str = Field("ovos-stt-plugin-pocketsphinx", description="OPM STT plugin for input audio.")
     stt_config: dict[str, Any] = Field(default_factory=dict, description="Config of the STT plugin.")
     tts_plugin: str = Field("ovos-realtime-tts-espeak-ng", description="OPM TTS plugin for output audio.")

@@ -41,6 +41,7 @@ class Turn:
     voice: str
     language: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    prompt_id: str | None = None  # `session.prompt.id`: an OVOS persona's name, for the skills responder
 
 
 class ResponderError(Exception):

@@ -561,6 +561,9 @@ class RealtimeSession:
             voice=voice_name,
             language=_language(cfg),
             metadata=dict(params.metadata or {}),
+            prompt_id=_prompt_id(
+                params.prompt.model_dump() if params.prompt is not None else cfg.get("prompt")
+            ),
         )
         spec = ResponseSpec(
             output_modalities=list(modalities),
@@ -673,6 +676,10 @@ def _input_item(entry: Any, conversation: Conversation) -> dict[str, Any]:
     if isinstance(entry, ce.ItemReference):
         return conversation.get(entry.id)
     return _server_item(entry)[0]
+
+
+def _prompt_id(prompt: Any) -> str | None:
+    return str(prompt["id"]) if isinstance(prompt, dict) and prompt.get("id") else None
 
 
 def _language(config: Config) -> str | None:

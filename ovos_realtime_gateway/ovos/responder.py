@@ -58,8 +58,10 @@ class SkillsResponder:
         default_lang: str = "en-US",
         timeout_s: float = 30.0,
         on_first_speak: Callable[[float], None] | None = None,
+        persona: str | None = None,
     ) -> None:
         self.on_first_speak = on_first_speak
+        self.persona = persona  # the default persona; a session's `prompt.id` names its own
         self.bridge = bridge
         self.synthesize = synthesize
         self.executor = executor
@@ -90,6 +92,14 @@ class SkillsResponder:
         except ConnectionError as exc:
             raise ResponderError(str(exc), code="messagebus_unavailable") from None
 
+    def _ask(self, turn: Turn, text: str, lang: str, context: dict[str, Any]) -> Message:
+        """The utterance for the skills' intent pipeline — or, for a session with a persona, the
+        question for ovos-persona directly (per session: ovos-persona's own summoning is global)."""
+        persona = turn.prompt_id or self.persona
+        if persona:
+            return Message("persona:query", {"utterance": text, "lang": lang, "persona": persona}, context)
+        return Message("recognizer_loop:utterance", {"utterances": [text], "lang": lang}, context)
+
     async def respond(self, turn: Turn) -> AsyncIterator[ResponseChunk]:
         if not self.bridge.connected:
             raise ResponderError(
@@ -110,9 +120,7 @@ class SkillsResponder:
         try:
             loop = asyncio.get_running_loop()
             asked_at = loop.time()
-            await self._emit(
-                Message("recognizer_loop:utterance", {"utterances": [text], "lang": lang}, context)
-            )
+            await self._emit(self._ask(turn, text, lang, context))
             deadline = loop.time() + self.timeout_s
             while True:
                 try:

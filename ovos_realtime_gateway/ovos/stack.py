@@ -28,6 +28,7 @@ PIPELINE = [
     "ovos-fallback-pipeline-plugin-medium",
     "ovos-padatious-pipeline-plugin-low",
     "ovos-adapt-pipeline-plugin-low",
+    "ovos-persona-pipeline-plugin-low",  # loads ovos-persona (answers only what names a persona)
     "ovos-fallback-pipeline-plugin-low",
 ]
 
@@ -54,9 +55,11 @@ class OvosStack:
         bus_port: int | None = None,
         lang: str = "en-US",
         extra_config: dict[str, Any] | None = None,
+        personas: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.root = root
         self.extra_config = extra_config or {}
+        self.personas = personas or {}  # ovos-persona definitions (name → {"solvers": [...], ...})
         self.bus_port = bus_port or free_port()
         self.lang = lang
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -80,7 +83,8 @@ class OvosStack:
         return {
             "lang": self.lang,
             "websocket": {"host": "127.0.0.1", "port": self.bus_port, "route": "/core", "ssl": False},
-            "intents": {"pipeline": PIPELINE},
+            # personas come from files only: a persona plugin could call a remote service
+            "intents": {"pipeline": PIPELINE, "persona": {"ignore_plugin_personas": True}},
             "skills": {"installer": {"allow_pip": False, "allow_alphas": False}},
             "play_wav_cmdline": "true",
             "play_mp3_cmdline": "true",
@@ -93,6 +97,10 @@ class OvosStack:
         path.write_text(json.dumps(self.config(), indent=2))
         for part in ("home", "data", "cache"):
             (self.root / part).mkdir(parents=True, exist_ok=True)
+        personas = self.root / "config" / "ovos_persona"  # ovos-persona's default place
+        personas.mkdir(parents=True, exist_ok=True)
+        for name, definition in self.personas.items():
+            (personas / f"{name}.json").write_text(json.dumps({"name": name, **definition}))
         return path
 
     def start(self, services: tuple[str, ...] = ("ovos-messagebus", "ovos-core")) -> OvosStack:
