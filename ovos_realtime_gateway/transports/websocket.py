@@ -263,19 +263,27 @@ async def _sideband(
     writer = loop.create_task(_write(ws, outbox), name=f"sideband-writer-{call_id}")
     reader = loop.create_task(_forward(ws, call), name=f"sideband-reader-{call_id}")
     ended = loop.create_task(call.ended.wait(), name=f"sideband-end-{call_id}")
+    overflow = loop.create_task(outbox.overflowed.wait(), name=f"sideband-overflow-{call_id}")
+    code, reason = WSCloseCode.OK, b""
     try:
-        await asyncio.wait({reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({reader, ended, overflow}, return_when=asyncio.FIRST_COMPLETED)
+        if overflow.done():  # the monitor stopped reading: it goes, the call stays
+            services.metrics.slow_consumers.inc()
+            code, reason = WSCloseCode.POLICY_VIOLATION, b"send queue full: the client is not reading"
+        elif call.ended.is_set():
+            reason = b"call ended"
     finally:
         call.detach(outbox)
         outbox.close()
-        for task in (reader, ended):
+        for task in (reader, ended, overflow):
             task.cancel()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(writer), 2.0)
+        if not outbox.overflowed.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writer), 2.0)
         writer.cancel()
-        await asyncio.gather(reader, ended, writer, return_exceptions=True)
+        await asyncio.gather(reader, ended, overflow, writer, return_exceptions=True)
         if not ws.closed:
-            await ws.close(code=WSCloseCode.OK, message=b"call ended" if call.ended.is_set() else b"")
+            await ws.close(code=code, message=reason)
 
 
 async def _forward(ws: web.WebSocketResponse, call: Call) -> None:

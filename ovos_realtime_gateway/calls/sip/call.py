@@ -163,6 +163,10 @@ class SipCall(Call):
             await asyncio.sleep(max(0.0, start + ticks * PACKET_S - loop.time()))
 
     async def close_transport(self) -> None:
+        if self.state == "incoming":  # still ringing as the gateway stops: decline, do not leave it hanging
+            self.state = "rejected"
+            self.final = response(self.invite, 503, to_tag=self.local_tag)
+            self.server.answer_finally(self.invite.call_id, self.final, self.source)
         if self.state == "accepted" and not self.remote_hung_up:
             self.state = "ended"
             with contextlib.suppress(Exception):

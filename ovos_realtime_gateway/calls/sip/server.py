@@ -188,6 +188,7 @@ class SipServer(asyncio.DatagramProtocol):
         """A final non-2xx answer to an INVITE, resent until ACKed; remembered for retransmits."""
         acked = asyncio.Event()
         self._finals[sip_call_id] = (final, acked)
+        self.send(final, addr)  # at once, even if the gateway is stopping; then timer G resends
 
         async def run() -> None:
             try:
