@@ -382,3 +382,36 @@ async def test_configured_turn_servers_are_used_for_calls(
         await peer.close()
     turn_log = log_path.read_text()  # noqa: ASYNC240
     assert "user <ovos>" in turn_log and "ALLOCATE processed, success" in turn_log, turn_log[-2000:]
+
+
+async def test_a_sideband_that_stops_reading_is_cut_off_and_the_call_goes_on(
+    gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory, peer: CallPeer
+) -> None:
+    """A sideband's send queue is bounded like a WebSocket session's: a monitor that never reads
+    is closed with 1008 (and counted); the caller's call is not affected."""
+    sdk = make_sdk(gateway.api_base, alpha_key)
+    call_id = await place_call(sdk, peer)
+    await peer.until("session.created")
+    before = metric(gateway, "ovos_realtime_slow_consumers_total")
+    update = json.dumps(
+        {"type": "session.update", "session": {"type": "realtime", "instructions": "x" * 2000}}
+    )
+    async with aiohttp.ClientSession() as http_session:
+        url = ws_url(gateway.api_base, call_id=call_id)
+        async with http_session.ws_connect(url, headers={"Authorization": f"Bearer {alpha_key}"}) as ws:
+            for _ in range(6000):  # ~30 MB of session.updated, not read while it piles up
+                await ws.send_str(update)
+            await asyncio.sleep(5)
+            async with asyncio.timeout(60):
+                closing = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+                while (await ws.receive()).type not in closing:
+                    pass
+            assert ws.close_code == 1008
+    assert metric(gateway, "ovos_realtime_slow_consumers_total") == before + 1
+    peer.send({"type": "session.update", "session": {"type": "realtime", "instructions": "still on"}})
+    deadline = time.monotonic() + 30
+    while True:  # the data channel drains the updates first
+        event = await peer.next(max(0.1, deadline - time.monotonic()))
+        if event["type"] == "session.updated" and event["session"]["instructions"] == "still on":
+            break
+    await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
