@@ -14,7 +14,6 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,7 +67,21 @@ class Call:
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
         self._ending: asyncio.Task[None] | None = None
-        self.on_end: Callable[[Call], None] | None = None
+        self._live = False
+
+    def go_live(self) -> None:
+        """List the call and count it as an open session, both undone when it ends (its session
+        slot, taken by whoever admitted it, is released then too)."""
+        self._live = True
+        self.services.calls.add(self)
+        self.services.metrics.realtime_sessions.inc()
+
+    def _release(self) -> None:
+        if self._live:
+            self._live = False
+            self.services.calls.remove(self)
+            self.services.session_slots.release(self.project_id, self.principal.credential_id)
+            self.services.metrics.realtime_sessions.dec()
 
     # -- the session ---------------------------------------------------------------------------
 
@@ -260,6 +273,5 @@ class Call:
                 )
             )
             await self._store_hooks.items_changed(self.session.conversation)
+        self._release()
         self.ended.set()
-        if self.on_end is not None:
-            self.on_end(self)

@@ -142,15 +142,7 @@ async def create_call(request: web.Request) -> web.Response:
             param="sdp",
         ) from None
     await services.store.save_session(record)
-    services.metrics.realtime_sessions.inc()
-
-    def released(ended: Call) -> None:
-        services.calls.remove(ended)
-        services.session_slots.release(principal.project_id, principal.credential_id)
-        services.metrics.realtime_sessions.dec()
-
-    call.on_end = released
-    services.calls.add(call)
+    call.go_live()
     call.start()
     audit_success(request, "calls.create", {"id": call.id}, 201)
     return web.Response(

@@ -20,7 +20,6 @@ from ...protocol import errors, ids
 from ...security.auth import Principal
 from ...services import GatewayServices
 from ...settings import SipSettings
-from ..call import Call
 from .call import SipCall
 from .message import SipMessage, SipParseError, parse, response
 from .sdp import SdpError, parse_offer
@@ -162,15 +161,7 @@ class SipServer(asyncio.DatagramProtocol):
             return
         call = SipCall(call_id, self.services, trunk, self, invite, addr, offer)
         self.calls[invite.call_id] = call
-        self.services.calls.add(call)
-        self.services.metrics.realtime_sessions.inc()
-
-        def released(ended: Call) -> None:
-            self.services.calls.remove(ended)
-            slots.release(project.id, trunk.credential_id)
-            self.services.metrics.realtime_sessions.dec()
-
-        call.on_end = released
+        call.go_live()
         call.ring()
         headers = [(k, v) for k, v in invite.headers if k.lower() not in SKIPPED_HEADERS]
         if self.settings.webhook_url:
