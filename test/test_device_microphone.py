@@ -66,8 +66,12 @@ def test_a_phone_becomes_the_devices_microphone(tmp_path: Path) -> None:
                 time.sleep(8)  # the listener loads its VAD and STT and attaches to the microphone
                 # dinkum's continuous mode clips the first syllable after its VAD onset ("hello world"
                 # reaches its STT as "low world"), so the phrase starts with a word to spare
-                asyncio.run(_speak(gateway.api_base, key, "okay, hello world"))
-                assert done.wait(30), (
+                # and pocketsphinx sometimes mishears it under load: like a person, say it again (3 tries)
+                for _ in range(3):
+                    asyncio.run(_speak(gateway.api_base, key, "okay, hello world"))
+                    if done.wait(15):
+                        break
+                assert done.is_set(), (
                     f"heard {[m.data for m in heard]}; listener log:\n"
                     + (stack.root / "logs" / "ovos-dinkum-listener.log").read_text()[-3000:]
                 )
