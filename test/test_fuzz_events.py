@@ -185,6 +185,24 @@ def prober(gateway: GatewayProcess, alpha_key: str) -> Iterator[Prober]:
         yield prober
 
 
+def warm_speech_recognition(prober: Prober) -> None:
+    """Commit 200 ms of audio with transcription on and wait for its outcome: the gateway loads
+    its STT plugin on the first committed turn, a one-off that is not growth."""
+    with_transcription = {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-1"}}}}
+    prober.exchange(json.dumps({"type": "session.update", "session": with_transcription}))
+    silence = base64.b64encode(bytes(2 * 24000 // 5)).decode()
+    prober.exchange(json.dumps({"type": "input_audio_buffer.append", "audio": silence}))
+    prober.ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+    done = (
+        "conversation.item.input_audio_transcription.completed",
+        "conversation.item.input_audio_transcription.failed",
+    )
+    while json.loads(prober.ws.recv(timeout=60))["type"] not in done:
+        pass
+    without = {"type": "realtime", "audio": {"input": {"transcription": None}}}
+    prober.exchange(json.dumps({"type": "session.update", "session": without}))
+
+
 @pytest.mark.slow
 def test_random_frames_get_an_answer_and_the_session_survives(
     prober: Prober, gateway: GatewayProcess
@@ -192,6 +210,7 @@ def test_random_frames_get_an_answer_and_the_session_survives(
     assert gateway.proc is not None
     for _ in range(300):  # warm up: caches, lazily built validators
         prober.exchange(json.dumps({"type": "nope"}))
+    warm_speech_recognition(prober)  # a fuzzed commit would load the STT model (~100 MB) mid-count
     before = rss_kib(gateway.proc.pid)
 
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
