@@ -18,7 +18,7 @@ from .ovos.bus import BusBridge
 from .ovos.microphone_hub import MicrophoneHub
 from .security.auth import Authenticator
 from .security.policy import PolicyEngine
-from .security.ratelimit import RateLimiter, SessionSlots
+from .security.ratelimit import AuthFailureThrottle, RateLimiter, SessionSlots
 from .settings import GatewaySettings, RateLimits
 from .store import Store
 
@@ -51,6 +51,7 @@ class GatewayServices:
             project_rpm=lambda pid: self.limits(pid).requests_per_minute,
             key_rpm=lambda pid: self.limits(pid).requests_per_minute_per_key,
         )
+        self.auth_throttle = AuthFailureThrottle(lambda: self.settings.auth_failures_per_minute)
         self.session_slots = SessionSlots(
             project_limit=lambda pid: self.limits(pid).concurrent_sessions,
             key_limit=lambda pid: self.limits(pid).concurrent_sessions_per_key,

@@ -108,6 +108,12 @@ class GatewaySettings(_Section):
     project_limits: dict[str, RateLimits] = Field(
         default_factory=dict, description="Per-project overrides, keyed by project name or id."
     )
+    auth_failures_per_minute: int = Field(
+        300,
+        ge=1,
+        description="Failed authentications one client address may make per minute; past that it "
+        "gets 429 until the minute refills, whatever it presents.",
+    )
     key_rotation_grace_seconds: int = Field(
         86_400, ge=0, description="How long a rotated key keeps working after `keys rotate`."
     )

@@ -8,6 +8,7 @@ import json
 import socket
 import sqlite3
 import time
+from http.client import HTTPConnection
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +16,7 @@ import openai
 import pytest
 
 from .conftest import SdkFactory
-from .gateway_process import GatewayProcess, create_key, http
+from .gateway_process import GatewayProcess, configured_gateway, create_key, http
 from .realtime_helpers import EventReader, ws_url
 
 
@@ -184,3 +185,35 @@ async def test_websocket_upgrade_is_policy_checked_and_session_limited(tmp_path:
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("the slot of a closed session was never released")
+
+
+async def test_an_address_that_keeps_failing_authentication_is_held_off(tmp_path: Path) -> None:
+    """Past `auth_failures_per_minute` failed authentications, an address gets 429 — even with a
+    good key, on REST and on the WebSocket upgrade — while another address is not affected."""
+    gateway, key = configured_gateway(tmp_path, {"auth_failures_per_minute": 3}, "alpha", "throttle")
+    with gateway:
+        models = f"{gateway.api_base}/models"
+        for _ in range(3):
+            assert http("GET", models, key="sk-ovos-wrong").status == 401
+        held = http("GET", models, key=key)
+        assert held.status == 429 and held.json()["error"]["code"] == "rate_limit_exceeded", held.body
+        assert "failed authentications from 127.0.0.1" in held.json()["error"]["message"]
+        assert int(held.headers["retry-after"]) >= 1
+        async with (
+            aiohttp.ClientSession() as http_session,
+            http_session.ws_connect(
+                ws_url(gateway.api_base, model="gpt-realtime"), headers={"Authorization": f"Bearer {key}"}
+            ) as ws,
+        ):
+            error = await EventReader(ws).next()
+            assert error["error"]["code"] == "rate_limit_exceeded"
+            await ws.receive()
+            assert ws.close_code == 1013
+        # 127.0.0.2 is loopback too, but another address: its good key works
+        host, port = gateway.base_url.removeprefix("http://").split(":")
+        other = HTTPConnection(host, int(port), source_address=("127.0.0.2", 0), timeout=10)
+        other.request("GET", "/v1/models", headers={"Authorization": f"Bearer {key}"})
+        assert other.getresponse().status == 200
+        other.close()
+        text = http("GET", f"{gateway.base_url}/metrics").body.decode()
+        assert 'ovos_realtime_auth_failures_total{reason="throttled"} 2.0' in text

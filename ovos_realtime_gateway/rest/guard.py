@@ -119,11 +119,19 @@ async def _authenticate(
     resource: dict[str, Any] | None,
     token: str | None,
 ) -> Principal:
+    address = request.remote or "unknown"
+    wait = services.auth_throttle.blocked(address)
+    if wait is not None:
+        services.metrics.auth_failures.labels(reason="throttled").inc()
+        _audit(services, action, "throttled", 429, None, resource, remote=address)
+        limit = services.settings.auth_failures_per_minute
+        raise errors.rate_limited(f"failed authentications from {address}", limit, wait)
     if token is None:
         token = bearer_token(request.headers.get("Authorization"))
     try:
         return await services.auth.authenticate(token)
     except errors.ApiError as exc:
+        services.auth_throttle.failed(address)
         reason = "missing" if token is None else (exc.code or "invalid")
         services.metrics.auth_failures.labels(reason=reason).inc()
         _audit(services, action, "unauthenticated", exc.status, None, resource, reason=reason)

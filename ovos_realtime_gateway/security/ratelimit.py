@@ -148,3 +148,40 @@ class SessionSlots:
 
     def in_use(self, project_id: str) -> int:
         return self._counts.get(f"p:{project_id}", 0)
+
+
+@dataclass
+class AuthFailureThrottle:
+    """Failed authentications per client address: past `per_minute` (refilled over a minute),
+    that address is refused before its credentials are even looked at."""
+
+    per_minute: Callable[[], int]
+    clock: Callable[[], float] = time.monotonic
+    max_addresses: int = 10_000
+    _buckets: dict[str, TokenBucket] = field(default_factory=dict)
+
+    def blocked(self, address: str) -> float | None:
+        """Seconds until `address` may try again, or None when it may try now."""
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            return None
+        bucket._refill(self.clock())
+        return bucket.retry_after() if bucket.tokens < 1.0 else None
+
+    def failed(self, address: str) -> None:
+        now = self.clock()
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) >= self.max_addresses:
+                self._forget_recovered(now)
+            capacity = self.per_minute()
+            bucket = self._buckets[address] = TokenBucket(capacity, float(capacity), now)
+        bucket.take(now)
+
+    def _forget_recovered(self, now: float) -> None:
+        for address, bucket in list(self._buckets.items()):
+            bucket._refill(now)
+            if bucket.tokens >= bucket.capacity:
+                del self._buckets[address]
+        while len(self._buckets) >= self.max_addresses:  # under attack from many addresses
+            self._buckets.pop(next(iter(self._buckets)))
