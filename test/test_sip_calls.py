@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import secrets
 import shutil
@@ -280,14 +281,55 @@ async def test_calls_are_rejected_transferred_and_refused(tmp_path: Path, webhoo
 
 
 async def test_unannounced_and_unwelcome_calls_are_declined(tmp_path: Path) -> None:
-    # nobody to announce it to: it rings out (480)
+    # nobody to announce it to: it rings out (480) — after garbage, which loses nothing
     gateway, _, port = sip_gateway(tmp_path, "sip-ringout", ring_timeout_seconds=1)
     with gateway:
+        answers = send_datagrams(port, MALFORMED + [OPTIONS, BYE_UNKNOWN])
+        assert answers[-2].startswith(b"SIP/2.0 200 OK"), answers
+        assert answers[-1].startswith(b"SIP/2.0 481 "), answers
+        assert len(answers) == 2, "malformed messages are dropped without an answer"
         await (await Sipp("refused_480.xml", port, tmp_path).start()).finished()
     # an INVITE from outside sip.allowed_sources: 403
     gateway, _, port = sip_gateway(tmp_path, "sip-closed", allowed_sources=["10.0.0.0/8"])
     with gateway:
         await (await Sipp("refused_403.xml", port, tmp_path).start()).finished()
+
+
+HEADERS = (
+    "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKx\r\n"
+    "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\n"
+)
+MALFORMED = [
+    b"",
+    b"\x00\xff" * 100,
+    b"INVITE",
+    b"HELLO sip:x SIP/2.0\r\n\r\n",  # no Call-ID, CSeq, ...
+    b"SIP/2.0 abc OK\r\n\r\n",
+    (
+        "INVITE sip:b@127.0.0.1 SIP/2.0\r\n" + HEADERS + "Call-ID: c1\r\nCSeq: 1 INVITE\r\n"
+        "Content-Length: 9999\r\n\r\nv=0"
+    ).encode(),
+    b"OPTIONS sip:b SIP/2.0\r\nbroken header line\r\n\r\n",
+    b"\xff" * 65_000,
+]
+OPTIONS = (
+    "OPTIONS sip:b@127.0.0.1 SIP/2.0\r\n" + HEADERS + "Call-ID: o1\r\nCSeq: 1 OPTIONS\r\n\r\n"
+).encode()
+BYE_UNKNOWN = ("BYE sip:b@127.0.0.1 SIP/2.0\r\n" + HEADERS + "Call-ID: nope\r\nCSeq: 2 BYE\r\n\r\n").encode()
+
+
+def send_datagrams(port: int, datagrams: list[bytes]) -> list[bytes]:
+    """Send each datagram to the SIP port; every answer that comes back within a second."""
+    answers: list[bytes] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(1.0)
+        for datagram in datagrams:
+            sock.sendto(datagram, ("127.0.0.1", port))
+        with contextlib.suppress(TimeoutError):
+            while True:
+                answers.append(sock.recv(65_535))
+    return answers
 
 
 def test_webhook_secret_signs_like_openai() -> None:
