@@ -31,9 +31,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from test.gateway_process import GatewayProcess, create_key  # noqa: E402
+from test.gateway_process import configured_gateway  # noqa: E402
 from test.speech import chunks, speech_pcm  # noqa: E402
 
+UNCAPPED = {  # sessions enough for any run, quiet logs
+    "rate_limits": {"concurrent_sessions": 1000, "concurrent_sessions_per_key": 1000},
+    "log_level": "WARNING",
+}
 SERVER_VAD = {"type": "server_vad", "create_response": False, "interrupt_response": False}
 
 
@@ -174,13 +178,8 @@ def main() -> None:
     cycle = audio_frames()
     frames = (cycle * (args.frames // len(cycle) + 1))[: args.frames]
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp) / "data"
-        data_dir.mkdir()
-        config = Path(tmp) / "bench.json"
-        limits = {"concurrent_sessions": 1000, "concurrent_sessions_per_key": 1000}
-        config.write_text(json.dumps({"rate_limits": limits, "log_level": "WARNING"}))
-        key = create_key(data_dir, "bench")
-        with GatewayProcess(data_dir, "--config", str(config)) as gateway:
+        gateway, key = configured_gateway(Path(tmp), UNCAPPED, "bench", "bench")
+        with gateway:
             assert gateway.proc is not None
             url = gateway.api_base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
             with_vad = asyncio.run(gateway_throughput(url, key, frames, SERVER_VAD))

@@ -31,8 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.realtime_append import SERVER_VAD, cpu_seconds  # noqa: E402
-from test.gateway_process import GatewayProcess, create_key, http  # noqa: E402
+from bench.realtime_append import SERVER_VAD, UNCAPPED, cpu_seconds  # noqa: E402
+from test.gateway_process import configured_gateway, http  # noqa: E402
 from test.speech import chunks, speech_pcm  # noqa: E402
 from test.webrtc_peer import CallPeer  # noqa: E402
 
@@ -140,12 +140,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        config = Path(tmp) / "gateway.json"
-        limits = {"concurrent_sessions": 1000, "concurrent_sessions_per_key": 1000}
-        config.write_text(json.dumps({"rate_limits": limits, "log_level": "WARNING"}))
-        with GatewayProcess(data, "--config", str(config)) as gateway:
-            key = create_key(data, "bench")
+        gateway, key = configured_gateway(Path(tmp), UNCAPPED, "bench", "bench")
+        with gateway:
             assert gateway.proc is not None
             pid = gateway.proc.pid
             figures = {}
