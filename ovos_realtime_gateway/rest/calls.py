@@ -21,6 +21,7 @@ from ..protocol.validation import validate
 from ..security.auth import Principal
 from ..services import SERVICES, GatewayServices
 from ..store import SessionRecord
+from ..transports.session_store import secret_session
 from ..transports.websocket import RESPONDER
 from .bodies import read_json
 from .guard import audit_success, guard
@@ -79,17 +80,13 @@ async def _call_record(
 ) -> SessionRecord:
     """The call's session: the ek_ secret's stored one, else the request's, else the defaults."""
     now = int(time.time())
-    limits = services.limits(principal.project_id)
-    lifetime = limits.max_session_seconds
+    stored, lifetime = await secret_session(services, principal)
     config: Config | None = None
     record_id = ids.session_id()
-    if principal.kind == "client_secret" and principal.session_id is not None and session is None:
-        stored = await services.store.get_session(principal.session_id)
-        if stored is not None and stored.project_id == principal.project_id and stored.type == "realtime":
-            config = stored.config
-            lifetime = min(lifetime, stored.max_seconds or lifetime)
-            if stored.status == "pending":
-                record_id = stored.id
+    if stored is not None and session is None and stored.type == "realtime":
+        config = stored.config
+        if stored.status == "pending":
+            record_id = stored.id
     if config is None:
         config = initial_session(session, services.settings.session_defaults())
     if model is not None:

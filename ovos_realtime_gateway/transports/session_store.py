@@ -51,3 +51,15 @@ def _without_audio(item: dict[str, Any]) -> dict[str, Any]:
     if "content" not in item:
         return dict(item)
     return dict(item, content=[{k: v for k, v in p.items() if k != "audio"} for p in item["content"]])
+
+
+async def secret_session(services: GatewayServices, principal: Principal) -> tuple[SessionRecord | None, int]:
+    """The session an `ek_` secret was minted for (only in the secret's own project), and the
+    lifetime a session opened with this principal gets: the project's cap, or the secret's if lower."""
+    lifetime = services.limits(principal.project_id).max_session_seconds
+    if principal.kind != "client_secret" or principal.session_id is None:
+        return None, lifetime
+    stored = await services.store.get_session(principal.session_id)
+    if stored is None or stored.project_id != principal.project_id:
+        return None, lifetime
+    return stored, min(lifetime, stored.max_seconds or lifetime)

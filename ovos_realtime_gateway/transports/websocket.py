@@ -30,7 +30,7 @@ from ..services import SERVICES, GatewayServices
 from ..store import SessionRecord
 from .client_frames import BETA_EVENT_TYPES, WS_EVENT_TYPES, apply_frame
 from .outbox import Outbox
-from .session_store import StoreHooks, record_fields
+from .session_store import StoreHooks, record_fields, secret_session
 
 log = logging.getLogger("ovos_realtime.transport")
 MAX_FRAME_BYTES = 32 * 1024 * 1024  # a 15 MiB append is ~20 MiB of base64
@@ -156,14 +156,7 @@ async def _admit(
         )
     settings = services.settings
     now = int(time.time())
-    limits = services.limits(principal.project_id)
-    lifetime = limits.max_session_seconds
-    record: SessionRecord | None = None
-    if principal.kind == "client_secret" and principal.session_id is not None:
-        stored = await services.store.get_session(principal.session_id)
-        if stored is not None and stored.project_id == principal.project_id:
-            record = stored
-            lifetime = min(lifetime, stored.max_seconds or lifetime)
+    record, lifetime = await secret_session(services, principal)
     expires_at = now + lifetime
     if record is None:
         defaults = settings.session_defaults()
