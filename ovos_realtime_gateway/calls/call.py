@@ -62,7 +62,7 @@ class Call:
         self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue(INBOX_ITEMS)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._out_decoders: dict[str, InputTranscoder] = {}
-        self._in_encoder: tuple[int, str, OutputTranscoder] | None = None
+        self._in_encoder: tuple[int, dict[str, Any], OutputTranscoder] | None = None
         self._in_pending = bytearray()
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
@@ -134,9 +134,8 @@ class Call:
         if self.session is None:
             return
         fmt = self.session.input_format
-        key = str(sorted(fmt.items()))
-        if self._in_encoder is None or self._in_encoder[:2] != (rate, key):
-            self._in_encoder = (rate, key, OutputTranscoder(rate, fmt))
+        if self._in_encoder is None or self._in_encoder[:2] != (rate, fmt):
+            self._in_encoder = (rate, fmt, OutputTranscoder(rate, fmt))
             self._in_pending.clear()
         encoder = self._in_encoder[2]
         self._in_pending += encoder.feed(samples)
