@@ -22,7 +22,6 @@ class Playout:
         self._listener = listener
         self._queue: deque[tuple[str, npt.NDArray[np.int16]]] = deque()
         self._head_offset = 0
-        self.queued_samples = 0
         self.playing: str | None = None
         self._complete: set[str] = set()
         self._frame = np.zeros(frame_samples, dtype=np.int16)
@@ -30,7 +29,6 @@ class Playout:
     def push(self, response_id: str, samples: npt.NDArray[np.int16]) -> None:
         if len(samples):
             self._queue.append((response_id, samples))
-            self.queued_samples += len(samples)
 
     def finish(self, response_id: str) -> None:
         """The response has no more audio: `stopped` once what is queued has played."""
@@ -41,13 +39,8 @@ class Playout:
         cut = self.playing or (self._queue[0][0] if self._queue else None)
         self._queue.clear()
         self._head_offset = 0
-        self.queued_samples = 0
         self.playing = None
         return cut
-
-    @property
-    def queued_ms(self) -> float:
-        return self.queued_samples * 1000.0 / self.rate
 
     def next_frame(self) -> npt.NDArray[np.int16]:
         """The next frame to play (a view reused on the next call: send or copy it at once)."""
@@ -61,7 +54,6 @@ class Playout:
             frame[filled : filled + take] = samples[self._head_offset : self._head_offset + take]
             filled += take
             self._head_offset += take
-            self.queued_samples -= take
             if self._head_offset == len(samples):
                 self._queue.popleft()
                 self._head_offset = 0

@@ -29,9 +29,6 @@ class CallRegistry:
         call = self._calls.get(call_id)
         return call if call is not None and call.project_id == project_id else None
 
-    def __len__(self) -> int:
-        return len(self._calls)
-
     async def end_all(self, reason: str = "gateway_stopping") -> None:
         await asyncio.gather(
             *(call.end(reason) for call in list(self._calls.values())), return_exceptions=True

@@ -58,8 +58,6 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self._seq = secrets.randbits(16)
         self._timestamp = secrets.randbits(32)
         self._first = True
-        self.received = 0
-        self.sent = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # CPython's selector datagram transport does not subclass asyncio.DatagramTransport
@@ -69,7 +67,6 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         parsed = parse_packet(data)
         if parsed is None or parsed[0] != self.payload_type or not parsed[1]:
             return  # not ours (RTCP, DTMF events, another codec): dropped
-        self.received += 1
         self._on_audio(decode_payload(self.payload_type, parsed[1]))
 
     def send(self, samples: npt.NDArray[np.int16]) -> None:
@@ -81,7 +78,6 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.transport.sendto(header + encode_payload(self.payload_type, samples), self.remote)
         self._seq = (self._seq + 1) & 0xFFFF
         self._timestamp = (self._timestamp + len(samples)) & 0xFFFFFFFF
-        self.sent += 1
 
     @property
     def local_port(self) -> int:
