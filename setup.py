@@ -54,6 +54,10 @@ setup(
         "console_scripts": ["ovos-realtime=ovos_realtime_gateway.cli:main"],
         "opm.phal": ["ovos-realtime-gateway=ovos_realtime_gateway.phal:RealtimeGatewayPlugin"],
         "opm.tts": ["ovos-realtime-tts-espeak-ng=ovos_realtime_tts_plugin.espeak:EspeakNgTTS"],
+        "opm.stt": [
+            "ovos-realtime-stt-pocketsphinx-streaming="
+            "ovos_realtime_listener_plugin.pocketsphinx_streaming:PocketsphinxStreamingSTT"
+        ],
         "opm.microphone": [
             "ovos-microphone-plugin-realtime=ovos_realtime_listener_plugin.microphone:RealtimeMicrophone"
         ],

@@ -9,6 +9,10 @@ STT and TTS plugin calls and waiting for the skills, so the rest is the gateway'
   transcript → first speak      → first response.output_audio_transcript.delta
   speak → first audio delta     → first response.output_audio.delta
 
+The turns run twice, in the same run against the same OVOS: with the batch pocketsphinx plugin
+(decodes a turn once it has ended: the baseline) and with the streaming one (decodes while the
+user speaks), so the "VAD end → transcript" line compares the two.
+
 Usage: .venv/bin/python bench/turn_latency.py [--turns 20]
 """
 
@@ -100,39 +104,61 @@ async def turns(api_base: str, key: str, n: int) -> list[dict[str, float]]:
     return results
 
 
+STT_PLUGINS = ("ovos-stt-plugin-pocketsphinx", "ovos-realtime-stt-pocketsphinx-streaming")
+STAGES = [
+    ("VAD end -> transcript", "vad_end", "transcript", "stt", "STT plugin"),
+    ("transcript -> first speak", "transcript", "speak", "skills_first_speak", "OVOS skills"),
+    ("speak -> first audio delta", "speak", "audio", "tts", "TTS plugin (first audio)"),
+]
+
+
+def measure(
+    tmp: Path, bus_url: str, stt_plugin: str, n: int
+) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """N turns with one gateway; the client's marks and the mean time inside each plugin stage."""
+    config = tmp / f"{stt_plugin}.json"
+    config.write_text(
+        json.dumps({"messagebus_url": bus_url, "log_level": "WARNING", "stt_plugin": stt_plugin})
+    )
+    data_dir = tmp / f"{stt_plugin}-data"
+    data_dir.mkdir()
+    key = create_key(data_dir, "bench")
+    with GatewayProcess(data_dir, "--config", str(config)) as gateway:
+        deadline = time.monotonic() + 120
+        while http("GET", f"{gateway.base_url}/readyz").status != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)  # noqa: TID251 - a plain poll, no event loop here
+        asyncio.run(turns(gateway.api_base, key, 2))  # warm up: plugin caches, skill intents
+        before = stage_totals(gateway.base_url)
+        marks = asyncio.run(turns(gateway.api_base, key, n))
+        after = stage_totals(gateway.base_url)
+    return marks, {stage: mean_stage(before, after, stage) * 1000 for _, _, _, stage, _ in STAGES}
+
+
+def median_ms(marks: list[dict[str, float]], start: str, end: str) -> tuple[float, float]:
+    spans = sorted((m[end] - m[start]) * 1000 for m in marks)
+    return statistics.median(spans), spans[min(len(spans) - 1, int(0.9 * len(spans)))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--turns", type=int, default=20)
     args = parser.parse_args()
+    results = {}
     with tempfile.TemporaryDirectory() as tmp, OvosStack(Path(tmp) / "ovos") as stack:
         stack.wait_ready(300)
-        config = Path(tmp) / "gateway.json"
-        config.write_text(json.dumps({"messagebus_url": stack.bus_url, "log_level": "WARNING"}))
-        data_dir = Path(tmp) / "data"
-        data_dir.mkdir()
-        key = create_key(data_dir, "bench")
-        with GatewayProcess(data_dir, "--config", str(config)) as gateway:
-            deadline = time.monotonic() + 120
-            while http("GET", f"{gateway.base_url}/readyz").status != 200 and time.monotonic() < deadline:
-                time.sleep(0.5)  # noqa: TID251 - a plain poll, no event loop here
-            asyncio.run(turns(gateway.api_base, key, 2))  # warm up: plugin caches, skill intents
-            before = stage_totals(gateway.base_url)
-            marks = asyncio.run(turns(gateway.api_base, key, args.turns))
-            after = stage_totals(gateway.base_url)
+        for plugin in STT_PLUGINS:
+            results[plugin] = measure(Path(tmp), stack.bus_url, plugin, args.turns)
 
-    stages = [
-        ("VAD end -> transcript", "vad_end", "transcript", "stt", "STT plugin"),
-        ("transcript -> first speak", "transcript", "speak", "skills_first_speak", "OVOS skills"),
-        ("speak -> first audio delta", "speak", "audio", "tts", "TTS plugin (a sentence)"),
-    ]
-    print(f"{len(marks)} spoken turns ('what time is it', flite voice, server VAD), milliseconds")
-    print(f"{'stage':<30}{'median':>8}{'p90':>8}   {'of which':<26}{'mean':>7}{'gateway share':>15}")
-    for label, start, end, stage, plugin in stages:
-        spans = sorted((m[end] - m[start]) * 1000 for m in marks)
-        median = statistics.median(spans)
-        p90 = spans[min(len(spans) - 1, int(0.9 * len(spans)))]
-        inside = mean_stage(before, after, stage) * 1000
-        print(f"{label:<30}{median:>8.0f}{p90:>8.0f}   {plugin:<26}{inside:>7.0f}{median - inside:>15.0f}")
+    for plugin, (marks, inside) in results.items():
+        print(f"\n{len(marks)} spoken turns ('what time is it', flite voice, server VAD), STT {plugin}, ms")
+        print(f"{'stage':<30}{'median':>8}{'p90':>8}   {'of which':<26}{'mean':>7}{'gateway share':>15}")
+        for label, start, end, stage, what in STAGES:
+            median, p90 = median_ms(marks, start, end)
+            share = median - inside[stage]
+            print(f"{label:<30}{median:>8.0f}{p90:>8.0f}   {what:<26}{inside[stage]:>7.0f}{share:>15.0f}")
+    batch, streamed = (median_ms(results[p][0], "vad_end", "transcript")[0] for p in STT_PLUGINS)
+    ratio = streamed / batch
+    print(f"\nVAD end -> transcript, streaming / batch STT: {streamed:.0f} / {batch:.0f} ms = {ratio:.2f}")
 
 
 if __name__ == "__main__":

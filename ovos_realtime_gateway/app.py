@@ -37,8 +37,9 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
 
     stage = services.metrics.turn_stage_seconds
     transcriber = TimedTranscriber(
-        OpmTranscriber(settings.stt_plugin, settings.stt_config, settings.lang),
+        OpmTranscriber(settings.stt_plugin, settings.stt_config, settings.lang, settings.stt_max_streams),
         stage.labels(stage="stt").observe,
+        lambda mode: services.metrics.transcriptions.labels(mode=mode).inc(),
     )
     services.stt = SttBackend(transcriber, services.plugins, settings.lang)
     if services.bus is not None:
@@ -81,7 +82,7 @@ def skills_responder(services: GatewayServices) -> Responder | None:
     settings = services.settings
     stage = services.metrics.turn_stage_seconds
     synthesize = (
-        timed_synthesis(services.speech.synthesize, stage.labels(stage="tts").observe)
+        timed_synthesis(services.speech.speak, stage.labels(stage="tts").observe)
         if services.speech is not None
         else None
     )

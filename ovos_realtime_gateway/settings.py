@@ -152,6 +152,12 @@ class GatewaySettings(_Section):
     )
     stt_plugin: str = Field("ovos-stt-plugin-pocketsphinx", description="OPM STT plugin for input audio.")
     stt_config: dict[str, Any] = Field(default_factory=dict, description="Config of the STT plugin.")
+    stt_max_streams: int = Field(
+        8,
+        ge=1,
+        description="For a streaming STT plugin: how many utterances it decodes while they are "
+        "spoken at once (one plugin instance each); more are transcribed when committed.",
+    )
     tts_plugin: str = Field("ovos-realtime-tts-espeak-ng", description="OPM TTS plugin for output audio.")
     tts_config: dict[str, Any] = Field(default_factory=dict, description="Config of the TTS plugin.")
     tts_voices: dict[str, str] = Field(

@@ -2,10 +2,13 @@
 
 `synthesize(sentence, lang)` is blocking (the gateway runs it in an executor) and returns 16-bit
 mono PCM at the plugin's native rate; the engine's transcoder takes it to the session's format.
+`speak(sentence, lang)` yields the same audio in pieces: as the plugin produces them when it is
+an OPM `StreamingTTS` writing WAV (and no TTS transformer needs the whole file), else in one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -13,12 +16,13 @@ import os
 import tempfile
 import threading
 import wave
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from typing import Any
 
 import numpy as np
 
 from .transformers import TtsTransformers
+from .wav_stream import WavStream
 
 log = logging.getLogger("ovos_realtime.tts")
 
@@ -91,12 +95,61 @@ class SpeechSynthesizer:
             return self.voices[voice]
         return voice if getattr(self._plugin, "accepts_realtime_voices", False) else None
 
+    def _loaded(self, lang: str | None) -> Any:
+        if self._plugin is None:
+            self._plugin = _load(self.plugin_name, self.config, lang or self.lang)
+        return self._plugin
+
+    def streams(self) -> bool:
+        """Whether `speak` yields audio as the plugin produces it (the plugin must be loaded)."""
+        from ovos_plugin_manager.templates.tts import StreamingTTS
+
+        return (
+            isinstance(self._plugin, StreamingTTS)
+            and getattr(self._plugin, "audio_ext", "wav") == "wav"
+            and not self.transformers.active
+        )
+
+    def speak(
+        self, sentence: str, lang: str | None = None, voice: str | None = None
+    ) -> Generator[tuple[bytes, int], None, None]:
+        """(PCM16 mono, rate) pieces of the sentence; blocking between pieces (run each `next` in
+        an executor). Close the iterator when abandoning it: that stops the plugin's stream."""
+        with self._lock:
+            self._loaded(lang)
+            streaming = self.streams()
+        if not streaming:
+            yield self.synthesize(sentence, lang, voice)
+            return
+        with self._lock:
+            chosen = self.plugin_voice(voice)
+            kwargs = {} if chosen is None else {"lang": lang or self.lang, "voice": chosen}
+            chunks: AsyncIterator[bytes] = self._plugin.stream_tts(sentence, **kwargs)
+            loop = asyncio.new_event_loop()  # the plugin's coroutines run here, on the caller's thread
+            wav = WavStream()
+            produced = False
+            try:
+                while True:
+                    try:
+                        chunk = loop.run_until_complete(anext(chunks))
+                    except StopAsyncIteration:
+                        break
+                    pcm = wav.feed(chunk)
+                    if pcm:
+                        produced = True
+                        yield pcm, wav.rate
+            finally:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(chunks.aclose())  # type: ignore[attr-defined]
+                loop.close()
+        if not produced:
+            raise RuntimeError(f"the TTS plugin produced no audio for {sentence!r}")
+
     def synthesize(
         self, sentence: str, lang: str | None = None, voice: str | None = None
     ) -> tuple[bytes, int]:
         with self._lock:
-            if self._plugin is None:
-                self._plugin = _load(self.plugin_name, self.config, lang or self.lang)
+            self._loaded(lang)
             handle, path = tempfile.mkstemp(suffix=".wav", prefix="ovos-realtime-tts-")
             os.close(handle)
             produced = [path]

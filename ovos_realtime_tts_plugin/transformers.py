@@ -21,6 +21,11 @@ class TtsTransformers:
         self.section = {name: dict(config) for name, config in (section or {}).items()}
         self._plugins: list[Any] | None = None
 
+    @property
+    def active(self) -> bool:
+        """Whether any transformer is configured to run (then speech needs the whole WAV)."""
+        return any(config.get("active", True) is not False for config in self.section.values())
+
     def load(self) -> None:
         if self._plugins is not None:
             return

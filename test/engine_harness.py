@@ -10,6 +10,7 @@ from typing import Any
 
 from ovos_realtime_gateway.engine.responder import AudioDelta, ResponderError, TextDelta, Turn
 from ovos_realtime_gateway.engine.session import RealtimeSession, SessionHooks, SessionOptions
+from ovos_realtime_gateway.engine.transcription import SttBackend
 from ovos_realtime_gateway.engine.voice_input import VadBackend
 from ovos_realtime_gateway.protocol.client_events import CLIENT_EVENT_ADAPTER
 from ovos_realtime_gateway.protocol.session_config import SessionDefaults, default_realtime_session
@@ -54,6 +55,7 @@ class Harness:
         modalities: str = "text",
         vad: VadBackend | None = None,
         turn_detection: dict[str, Any] | None | str = "default",
+        stt: SttBackend | None = None,
         **options: Any,
     ) -> None:
         self.events: list[dict[str, Any]] = []
@@ -71,6 +73,7 @@ class Harness:
             options=SessionOptions(audio_lead_ms=10_000, **options),
             hooks=Rates(),
             vad=vad,
+            stt=stt,
         )
         self.session.start()
 

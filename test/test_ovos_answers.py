@@ -137,7 +137,24 @@ async def test_a_spoken_question_in_real_time_is_heard_transcribed_and_answered(
     """The issue's end to end: speech streamed in real time into a server-VAD session with
     transcription on → VAD events, a transcript with "time", then the date-time skill's spoken
     answer (audio deltas and its transcript), completed."""
-    gateway, key = answering
+    await _ask_aloud_and_check(*answering)
+
+
+async def test_a_streaming_stt_plugin_hears_the_question_as_it_is_spoken(
+    ovos: OvosStack, tmp_path: Path
+) -> None:
+    """The same turn with the streaming pocketsphinx plugin, which decodes while the user
+    speaks (/metrics counts the turn as streamed)."""
+    settings = {"messagebus_url": ovos.bus_url, "stt_plugin": "ovos-realtime-stt-pocketsphinx-streaming"}
+    gateway, key = configured_gateway(tmp_path, settings, "streaming", "streaming")
+    with gateway:
+        await _ask_aloud_and_check(gateway, key)
+        metrics = http("GET", f"{gateway.base_url}/metrics").body.decode()
+    assert 'ovos_realtime_transcriptions_total{mode="streamed"} 1.0' in metrics
+    assert 'ovos_realtime_transcriptions_total{mode="batch"}' not in metrics
+
+
+async def _ask_aloud_and_check(gateway: GatewayProcess, key: str) -> None:
     client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
     events: list[Any] = []
     async with client.realtime.connect(model="gpt-realtime") as conn:

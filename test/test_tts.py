@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import os
+import wave
+from pathlib import Path
+
+import numpy as np
 import pytest
 from ovos_plugin_manager.tts import find_tts_plugins
 
 from ovos_realtime_tts_plugin.espeak import EspeakNgTTS
 from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer, TtsUnavailable
+from ovos_realtime_tts_plugin.wav_stream import WavStream, WavStreamError
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +42,73 @@ def test_a_sessions_voice_picks_a_voice(speech: SpeechSynthesizer) -> None:
 def test_a_missing_plugin_is_a_clear_error() -> None:
     with pytest.raises(TtsUnavailable, match="not installed"):
         SpeechSynthesizer("ovos-tts-plugin-missing").synthesize("Hello", "en-US")
+
+
+LONG_SENTENCE = (
+    "The quick brown fox jumps over the lazy dog, and then it runs far away into the forest "
+    "where nobody can find it again for a very long time."
+)
+
+
+def test_a_streaming_plugin_speaks_a_sentence_in_pieces(speech: SpeechSynthesizer) -> None:
+    whole, rate = speech.synthesize(LONG_SENTENCE, "en-US", "alloy")
+    pieces = list(speech.speak(LONG_SENTENCE, "en-US", "alloy"))
+    assert speech.streams()
+    assert len(pieces) > 5, "espeak-ng's stdout arrives in pieces, each sent on as it comes"
+    assert {piece_rate for _, piece_rate in pieces} == {rate}
+    assert b"".join(pcm for pcm, _ in pieces) == whole, "streamed audio is the same speech, sample for sample"
+
+
+def _espeak_children() -> list[int]:
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    return [int(pid) for pid in children if Path(f"/proc/{pid}/comm").read_text().strip() == "espeak-ng"]
+
+
+def test_abandoning_a_streamed_sentence_stops_the_synthesizer(speech: SpeechSynthesizer) -> None:
+    pieces = speech.speak(LONG_SENTENCE * 20, "en-US")
+    next(pieces)
+    pieces.close()
+    assert _espeak_children() == [], "no espeak-ng left running for a sentence nobody hears"
+    pcm, _ = speech.synthesize("Hello world", "en-US")  # and the synthesizer is free for the next one
+    assert pcm
+
+
+def test_transformers_need_the_whole_sentence_so_it_comes_in_one_piece() -> None:
+    transformed = SpeechSynthesizer(
+        "ovos-realtime-tts-espeak-ng", transformers={"ovos-tts-transformer-sox-plugin": {}}
+    )
+    pieces = list(transformed.speak(LONG_SENTENCE, "en-US"))
+    assert not transformed.streams()
+    assert len(pieces) == 1
+
+
+def test_wav_stream_takes_any_chunking_and_mixes_stereo_down() -> None:
+    frames = np.array([[1000, 3000], [-2000, -4000], [7, 9]], dtype="<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(2)
+        writer.setsampwidth(2)
+        writer.setframerate(16000)
+        writer.writeframes(frames.tobytes())
+    data = buffer.getvalue()
+    stream = WavStream()
+    pcm = b"".join(stream.feed(data[i : i + 1]) for i in range(len(data)))
+    assert stream.rate == 16000
+    assert np.frombuffer(pcm, dtype="<i2").tolist() == [2000, -3000, 8]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"ID3\x04" + bytes(60), "not a WAV"),
+        (
+            b"RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00"
+            b"\x40\x1f\x00\x00\x01\x00\x08\x00data\x00\x00\x00\x00",
+            "not 16-bit PCM",
+        ),
+        (b"RIFF\x00\x00\x00\x00WAVEdata\x00\x00\x00\x00", "no fmt chunk"),
+    ],
+)
+def test_wav_stream_refuses_what_it_cannot_play(data: bytes, message: str) -> None:
+    with pytest.raises(WavStreamError, match=message):
+        WavStream().feed(data)

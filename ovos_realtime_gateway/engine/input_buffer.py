@@ -45,6 +45,9 @@ class InputAudioBuffer:
         del self._data[:cut]
         return data
 
+    def peek(self) -> bytes:
+        return bytes(self._data)
+
     def take(self) -> bytes:
         data = bytes(self._data)
         self._data.clear()

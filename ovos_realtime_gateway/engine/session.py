@@ -25,6 +25,7 @@ from ..protocol.session_models import RealtimeSessionRequest
 from .audio_out import AudioOut
 from .conversation import Conversation
 from .input_buffer import InputAudioBuffer
+from .live_transcript import LiveTranscript
 from .responder import Responder, Turn
 from .response import ResponseRun, ResponseSpec
 from .transcription import SttBackend, TranscriptionFailed, transcribe
@@ -98,6 +99,7 @@ class RealtimeSession:
         self._stt = stt
         self._transcriptions: dict[str, asyncio.Task[None]] = {}
         self.voice: VoiceInput | None = None
+        self._live: LiveTranscript | None = None  # the turn being transcribed as it is spoken
         self._turn_item_id: str | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._persisting: set[asyncio.Task[None]] = set()
@@ -157,6 +159,7 @@ class RealtimeSession:
         self.closed = True
         self.queued.clear()
         self._cancel_idle_timer()
+        self._drop_live()
         for run in [self.active, *self.out_of_band]:
             if run is not None:
                 await run.cancel("client_cancelled")
@@ -231,6 +234,8 @@ class RealtimeSession:
         if self.hooks.input_audio(audio):
             return
         self.input.append(audio)
+        if self._live is not None:
+            self._live.feed(audio)
         if self.voice is None:
             return
         try:
@@ -259,9 +264,11 @@ class RealtimeSession:
         params = self.vad_params
         if params is None or self._vad is None:
             self.voice = None
+            self._drop_live()
             return
         if self.voice is not None and self.voice.params == params and self.voice.format == self.input.format:
             return
+        self._drop_live()
         self.voice = VoiceInput(self.input_format, params, self._vad, self.input.total_ms)
 
     async def _on_turn_signal(self, signal: TurnSignal) -> None:
@@ -271,6 +278,7 @@ class RealtimeSession:
             self._cancel_idle_timer()
             self.input.drop_before(signal.audio_start_ms)  # the turn's item starts at its prefix
             self._turn_item_id = ids.item_id()
+            self._start_live()
             self.emit(
                 event(
                     "input_audio_buffer.speech_started",
@@ -287,7 +295,8 @@ class RealtimeSession:
         self.emit(
             event("input_audio_buffer.speech_stopped", audio_end_ms=signal.audio_end_ms, item_id=item_id)
         )
-        self.commit_audio(self.input.take_until(signal.audio_end_ms), item_id)
+        live, self._live = self._live, None
+        self.commit_audio(self.input.take_until(signal.audio_end_ms), item_id, live)
         if self.kind == "realtime" and params.create_response:
             self._auto_response()
 
@@ -343,12 +352,28 @@ class RealtimeSession:
                 f"but buffer only has {duration:.2f}ms of audio.",
             )
         item_id = self._turn_item_id or ids.item_id()
+        live, self._live = self._live, None
+        self.commit_audio(self.input.take(), item_id, live)
         if self._turn_item_id is not None:  # a manual commit during speech splits the turn
             self._turn_item_id = ids.item_id()
-        self.commit_audio(self.input.take(), item_id)
+            self._start_live()
 
-    def commit_audio(self, audio: bytes, item_id: str) -> dict[str, Any]:
-        """Turn committed input audio into a user item (also used by turn detection)."""
+    def _start_live(self) -> None:
+        """Stream the turn's audio so far to a streaming STT plugin, if the session has one."""
+        self._drop_live()
+        if self._stt is not None and self._stt.transcriber.streams:
+            self._live = LiveTranscript(
+                self._stt, self.input_format, _language(self.config), self.input.peek()
+            )
+
+    def _drop_live(self) -> None:
+        if self._live is not None:
+            self._live.abort()
+            self._live = None
+
+    def commit_audio(self, audio: bytes, item_id: str, live: LiveTranscript | None = None) -> dict[str, Any]:
+        """Turn committed input audio into a user item (also used by turn detection); `live` is
+        the turn's transcription already under way, if any."""
         item = {
             "id": item_id,
             "object": "realtime.item",
@@ -363,7 +388,7 @@ class RealtimeSession:
         self._item_added(item, previous)
         self.persist_items()
         if self._stt is not None:
-            task = asyncio.get_running_loop().create_task(self._transcribe(item, audio, self._stt))
+            task = asyncio.get_running_loop().create_task(self._transcribe(item, audio, self._stt, live))
             self._transcriptions[item_id] = task
             task.add_done_callback(lambda _: self._transcriptions.pop(item_id, None))
         return item
@@ -373,10 +398,15 @@ class RealtimeSession:
         """OpenAI sends transcription events only when `audio.input.transcription` is set."""
         return isinstance(((self.config.get("audio") or {}).get("input") or {}).get("transcription"), dict)
 
-    async def _transcribe(self, item: dict[str, Any], audio: bytes, stt: SttBackend) -> None:
+    async def _transcribe(
+        self, item: dict[str, Any], audio: bytes, stt: SttBackend, live: LiveTranscript | None
+    ) -> None:
         item_id, fmt = item["id"], self.input_format
         try:
-            text = await transcribe(stt, audio, fmt, _language(self.config))
+            if live is not None:
+                text = await live.finish(audio)
+            else:
+                text = await transcribe(stt, audio, fmt, _language(self.config))
         except TranscriptionFailed as exc:
             log.warning("session %s: transcription of %s failed: %s", self.id, item_id, exc)
             if self.transcription_requested and not self.closed:
@@ -443,6 +473,8 @@ class RealtimeSession:
 
     async def _clear(self, ev: ce.InputAudioBufferClear) -> None:
         self.input.clear()
+        if self._live is not None:  # the turn goes on, from here
+            self._start_live()
         self.emit(event("input_audio_buffer.cleared"))
 
     async def _output_clear(self, ev: ce.OutputAudioBufferClear) -> None:

@@ -17,9 +17,34 @@ import numpy as np
 from ..audio import InputTranscoder
 
 
+class TranscriptStream(Protocol):
+    """One utterance streamed to a streaming STT plugin while the user speaks."""
+
+    def feed(self, pcm16k: bytes) -> None:
+        """Queue 16 kHz mono 16-bit PCM for decoding. Must not block (called on the event loop)."""
+        ...
+
+    def finish(self) -> str:
+        """The transcript, once everything fed is decoded. Blocking; may raise."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the utterance. Blocking."""
+        ...
+
+
 class Transcriber(Protocol):
     def transcribe(self, pcm16k: bytes, lang: str) -> str:
         """16 kHz mono 16-bit PCM → text. Blocking; may raise."""
+        ...
+
+    @property
+    def streams(self) -> bool:
+        """Whether `open_stream` can decode an utterance while it is spoken."""
+        ...
+
+    def open_stream(self, lang: str) -> TranscriptStream | None:
+        """A stream for one utterance, or None (no streaming now: transcribe at commit). Blocking."""
         ...
 
 

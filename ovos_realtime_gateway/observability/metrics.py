@@ -52,10 +52,17 @@ class GatewayMetrics:
         )
         self.turn_stage_seconds = Histogram(
             "ovos_realtime_turn_stage_seconds",
-            "Time spent in each stage of a turn: stt (plugin call), tts (plugin call, per sentence), "
+            "Time spent in each stage of a turn: stt (plugin call; for a streamed utterance, commit to "
+            "transcript), tts (plugin call per sentence, until its first audio), "
             "skills_first_speak (utterance sent to first speak from OVOS).",
             ["stage"],
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
+        self.transcriptions = Counter(
+            "ovos_realtime_transcriptions",
+            "Committed turns transcribed, by how: streamed (decoded while spoken) or batch.",
+            ["mode"],
             registry=r,
         )
         self.realtime_sessions = Gauge(

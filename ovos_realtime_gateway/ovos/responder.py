@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from concurrent.futures import Executor
 from typing import Any
 
@@ -25,8 +25,9 @@ from .bus import BUS_LOST, BusBridge
 
 log = logging.getLogger("ovos_realtime.ovos")
 SOURCE = "ovos-realtime"
-Synthesize = Callable[[str, str, str | None], tuple[bytes, int]]
-"""(sentence, lang, voice) → (16-bit mono PCM, sample rate); blocking, run in an executor."""
+Synthesize = Callable[[str, str, str | None], Generator[tuple[bytes, int], None, None]]
+"""(sentence, lang, voice) → pieces of (16-bit mono PCM, sample rate), as a streaming TTS plugin
+produces them (one piece from other plugins). Each `next` blocks: it runs in an executor."""
 
 
 def last_user_text(items: list[dict[str, Any]]) -> str | None:
@@ -162,20 +163,38 @@ class SkillsResponder:
         try:
             yield TextDelta((" " if continued else "") + utterance)
             if turn.output_modalities == ["audio"] and self.synthesize is not None:
-                loop = asyncio.get_running_loop()
                 for sentence in split_sentences(utterance):
-                    try:
-                        pcm, rate = await asyncio.wait_for(
-                            loop.run_in_executor(self.executor, self.synthesize, sentence, lang, turn.voice),
-                            self.timeout_s,
-                        )
-                    except asyncio.TimeoutError:
-                        raise ResponderError(
-                            f"Speech synthesis took longer than {self.timeout_s:.0f} s.", code="tts_timeout"
-                        ) from None
-                    except Exception as exc:
-                        raise ResponderError(f"Speech synthesis failed: {exc}", code="tts_failed") from exc
-                    yield AudioDelta(pcm, rate)
+                    async for pcm, rate in self._synthesized(sentence, lang, turn.voice):
+                        yield AudioDelta(pcm, rate)
         finally:
             with contextlib.suppress(ResponderError):  # the bus went away: the turn fails on BUS_LOST
                 await self._emit(message.reply("recognizer_loop:audio_output_end", {}))
+
+    async def _synthesized(
+        self, sentence: str, lang: str, voice: str | None
+    ) -> AsyncIterator[tuple[bytes, int]]:
+        """The sentence's audio piece by piece, each fetched on a worker thread; a plugin that
+        makes no progress for `timeout_s` fails the turn (`tts_timeout`)."""
+        assert self.synthesize is not None
+        loop = asyncio.get_running_loop()
+        pieces = self.synthesize(sentence, lang, voice)
+        pending: asyncio.Future[tuple[bytes, int] | None] | None = None
+        try:
+            while True:
+                pending = loop.run_in_executor(self.executor, next, pieces, None)
+                try:
+                    piece = await asyncio.wait_for(asyncio.shield(pending), self.timeout_s)
+                except asyncio.TimeoutError:
+                    raise ResponderError(
+                        f"Speech synthesis took longer than {self.timeout_s:.0f} s.", code="tts_timeout"
+                    ) from None
+                except Exception as exc:
+                    raise ResponderError(f"Speech synthesis failed: {exc}", code="tts_failed") from exc
+                if piece is None:
+                    return
+                yield piece
+        finally:  # stop the plugin's stream, on a worker thread once its current piece is done
+            if pending is not None and not pending.done():
+                pending.add_done_callback(lambda _: self.executor.submit(pieces.close))
+            else:
+                self.executor.submit(pieces.close)

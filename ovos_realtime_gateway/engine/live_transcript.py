@@ -1,0 +1,98 @@
+"""Transcription while the user speaks, for STT plugins that stream (OPM `StreamingSTT`).
+
+Server VAD's `speech_started` opens a stream with the turn's audio so far (its prefix padding
+included); every later append is fed as it arrives; the commit only waits for the plugin to
+finish. A plugin that cannot stream just now (all its streams busy) or failed to open one is
+not a lost turn: the committed audio is transcribed the usual way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from ..audio import InputTranscoder
+from .transcription import SttBackend, TranscriptionFailed, TranscriptStream, transcribe
+
+log = logging.getLogger("ovos_realtime.stt")
+
+
+class LiveTranscript:
+    def __init__(
+        self, backend: SttBackend, session_format: dict[str, Any], lang: str | None, audio: bytes
+    ) -> None:
+        self._backend = backend
+        self._format = session_format
+        self._lang = lang or backend.default_lang
+        self._transcoder = InputTranscoder(session_format)
+        self._queued: list[bytes] = []  # audio fed while the stream opens
+        self._stream: TranscriptStream | None = None
+        self._aborted = False
+        self._opening = asyncio.get_running_loop().create_task(self._open())
+        self.feed(audio)
+
+    async def _open(self) -> TranscriptStream | None:
+        loop = asyncio.get_running_loop()
+        try:
+            stream = await loop.run_in_executor(
+                self._backend.executor, self._backend.transcriber.open_stream, self._lang
+            )
+        except Exception:
+            log.exception("opening a transcription stream failed; the turn is transcribed at commit")
+            return None
+        if stream is None:
+            return None
+        if self._aborted:
+            loop.run_in_executor(self._backend.executor, stream.abort)
+            return None
+        for pcm in self._queued:
+            stream.feed(pcm)
+        self._queued.clear()
+        self._stream = stream
+        return stream
+
+    def feed(self, audio: bytes) -> None:
+        """Session-format audio appended during the turn."""
+        self._pass(self._transcoder.feed(audio).astype("<i2", copy=False).tobytes())
+
+    def _pass(self, pcm: bytes) -> None:
+        if not pcm or self._aborted:
+            return
+        if self._stream is not None:
+            self._stream.feed(pcm)
+        elif not self._opening.done():
+            self._queued.append(pcm)
+
+    async def finish(self, committed: bytes) -> str:
+        """The committed turn's transcript (raises TranscriptionFailed)."""
+        self._pass(self._transcoder.flush().astype("<i2", copy=False).tobytes())
+        backend = self._backend
+        try:
+            stream = await asyncio.wait_for(asyncio.shield(self._opening), backend.timeout_s)
+        except asyncio.TimeoutError:
+            stream = None  # the plugin is stuck opening: the batch path reports it
+        if stream is None:
+            return await transcribe(backend, committed, self._format, self._lang)
+        loop = asyncio.get_running_loop()
+        try:
+            text = await asyncio.wait_for(
+                loop.run_in_executor(backend.executor, stream.finish), backend.timeout_s
+            )
+        except asyncio.TimeoutError:
+            raise TranscriptionFailed(
+                f"Speech recognition took longer than {backend.timeout_s:.0f} s.", "transcription_timeout"
+            ) from None
+        except Exception as exc:
+            raise TranscriptionFailed(f"Speech recognition failed: {exc}", "transcription_failed") from exc
+        return str(text or "").strip()
+
+    def abort(self) -> None:
+        """The turn's audio went away (cleared, format changed, session closed)."""
+        self._aborted = True
+        self._queued.clear()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(RuntimeError):  # the executor is already shut down
+                asyncio.get_running_loop().run_in_executor(self._backend.executor, stream.abort)

