@@ -153,10 +153,11 @@ class GatewaySettings(_Section):
     stt_plugin: str = Field("ovos-stt-plugin-pocketsphinx", description="OPM STT plugin for input audio.")
     stt_config: dict[str, Any] = Field(default_factory=dict, description="Config of the STT plugin.")
     stt_max_streams: int = Field(
-        8,
+        2,
         ge=1,
         description="For a streaming STT plugin: how many utterances it decodes while they are "
-        "spoken at once (one plugin instance each); more are transcribed when committed.",
+        "spoken at once (one plugin instance each: ~95 MB for pocketsphinx); more are transcribed "
+        "when committed.",
     )
     tts_plugin: str = Field("ovos-realtime-tts-espeak-ng", description="OPM TTS plugin for output audio.")
     tts_config: dict[str, Any] = Field(default_factory=dict, description="Config of the TTS plugin.")

@@ -37,7 +37,7 @@ class OpmTranscriber:
         plugin_name: str,
         config: Mapping[str, Any] | None = None,
         lang: str = "en-US",
-        max_streams: int = 8,
+        max_streams: int = 2,
     ) -> None:
         self.plugin_name = plugin_name
         self.config = dict(config or {})
