@@ -8,6 +8,8 @@
    gateway's own CPU time (from /proc, all its threads) gives the CPU one session costs, and so
    how many real-time sessions one core sustains.
 
+Both run for each VAD frame length (`vad_frame_ms`: 32, 64, 96), one gateway each, in one run.
+
 Usage: .venv/bin/python bench/realtime_append.py [--frames 3000] [--sessions 40] [--seconds 10]
 """
 
@@ -31,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ovos_realtime_gateway.engine.voice_input import DEFAULT_FRAME_MS, FRAME_MS_CHOICES  # noqa: E402
 from test.gateway_process import configured_gateway  # noqa: E402
 from test.speech import chunks, speech_pcm  # noqa: E402
 
@@ -76,10 +79,11 @@ async def open_session(
     return ws
 
 
+SENTINEL = json.dumps({"type": "conversation.item.retrieve", "item_id": "sentinel", "event_id": "sentinel"})
+
+
 async def drain_until_sentinel(ws: aiohttp.ClientWebSocketResponse) -> None:
-    await ws.send_str(
-        json.dumps({"type": "conversation.item.retrieve", "item_id": "sentinel", "event_id": "sentinel"})
-    )
+    await ws.send_str(SENTINEL)
     while True:
         event = json.loads((await ws.receive()).data)
         if event["type"] == "error" and event["error"].get("event_id") == "sentinel":
@@ -136,22 +140,24 @@ async def capacity(  # noqa: PLR0913
                 n += 1
                 await asyncio.sleep(max(0.0, begin + n * 0.02 - loop.time()))
 
-        async def drain(ws: aiohttp.ClientWebSocketResponse) -> None:
-            async for _ in ws:  # VAD events; nothing else is sent back
-                pass
+        async def drain(ws: aiohttp.ClientWebSocketResponse) -> float:
+            """Read everything (VAD events) until the sentinel's answer; when that came."""
+            async for message in ws:
+                event = json.loads(message.data)
+                if event["type"] == "error" and event["error"].get("event_id") == "sentinel":
+                    return time.perf_counter()
+            raise AssertionError(f"session closed ({ws.close_code}) before the sentinel")
 
         drains = [asyncio.create_task(drain(ws)) for ws in sockets]
         await asyncio.gather(*(stream(ws, i * 7) for i, ws in enumerate(sockets)))
         cpu = cpu_seconds(pid) - cpu_before
         wall = time.perf_counter() - wall_before
-        for task in drains:
-            task.cancel()
-        await asyncio.gather(*drains, return_exceptions=True)
-        worst = 0.0
+        sent = time.perf_counter()
         for ws in sockets:
-            start = time.perf_counter()
-            await drain_until_sentinel(ws)
-            worst = max(worst, time.perf_counter() - start)
+            await ws.send_str(SENTINEL)
+        answered = await asyncio.gather(*drains)
+        worst = max(answered) - sent
+        for ws in sockets:
             await ws.close()
     return cpu / (wall * sessions), worst
 
@@ -169,6 +175,31 @@ def start_echo(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("echo server did not start")
 
 
+def measure(root: Path, frame_ms: int, frames: list[str], args: argparse.Namespace) -> dict[str, float]:
+    """Everything measured on one gateway whose VAD classifies `frame_ms` frames."""
+    cycle = audio_frames()
+    settings = {**UNCAPPED, "vad_frame_ms": frame_ms}
+    gateway, key = configured_gateway(root, settings, "bench", f"bench-{frame_ms}ms")
+    with gateway:
+        assert gateway.proc is not None
+        pid = gateway.proc.pid
+        url = gateway.api_base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+        result = {
+            "with_vad": asyncio.run(gateway_throughput(url, key, frames, SERVER_VAD)),
+            "without_vad": asyncio.run(gateway_throughput(url, key, frames, None)),
+            "talking": asyncio.run(
+                capacity(url, key, audio_frames(pauses=False), args.sessions, args.seconds, pid)
+            )[0],
+            "transport_only": asyncio.run(
+                capacity(url, key, cycle, args.sessions, args.seconds, pid, vad=None)
+            )[0],
+        }
+        result["per_session"], result["worst"] = asyncio.run(
+            capacity(url, key, cycle, args.sessions, args.seconds, pid)
+        )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--frames", type=int, default=3000)
@@ -178,21 +209,7 @@ def main() -> None:
     cycle = audio_frames()
     frames = (cycle * (args.frames // len(cycle) + 1))[: args.frames]
     with tempfile.TemporaryDirectory() as tmp:
-        gateway, key = configured_gateway(Path(tmp), UNCAPPED, "bench", "bench")
-        with gateway:
-            assert gateway.proc is not None
-            url = gateway.api_base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
-            with_vad = asyncio.run(gateway_throughput(url, key, frames, SERVER_VAD))
-            without_vad = asyncio.run(gateway_throughput(url, key, frames, None))
-            talking, _ = asyncio.run(
-                capacity(url, key, audio_frames(pauses=False), args.sessions, args.seconds, gateway.proc.pid)
-            )
-            transport_only, _ = asyncio.run(
-                capacity(url, key, cycle, args.sessions, args.seconds, gateway.proc.pid, vad=None)
-            )
-            per_session, worst = asyncio.run(
-                capacity(url, key, cycle, args.sessions, args.seconds, gateway.proc.pid)
-            )
+        runs = {frame_ms: measure(Path(tmp), frame_ms, frames, args) for frame_ms in FRAME_MS_CHOICES}
         proc, echo_url = start_echo(Path(tmp) / "echo.log")
         try:
             echo = asyncio.run(echo_throughput(echo_url + "/v1/realtime", frames))
@@ -201,23 +218,25 @@ def main() -> None:
             proc.wait(10)
 
     print(f"input_audio_buffer.append, 20 ms frames of 24 kHz PCM16, {args.frames} frames, loopback")
-    print(f"{'path':<44}{'frames/s':>10}{'x realtime':>12}{'ratio':>8}")
-    for name, fps in (
-        ("gateway, server_vad (resample + silero)", with_vad),
-        ("gateway, manual turns (no VAD)", without_vad),
-        ("bare aiohttp echo (baseline)", echo),
-    ):
-        print(f"{name:<44}{fps:>10.0f}{fps * 0.02:>12.0f}{fps / echo:>8.2f}")
+    print(f"{'path':<48}{'frames/s':>10}{'x realtime':>12}{'ratio':>8}")
+    rows = [(f"gateway, server_vad, {ms} ms VAD frames", run["with_vad"]) for ms, run in runs.items()]
+    rows.append(("gateway, manual turns (no VAD)", runs[DEFAULT_FRAME_MS]["without_vad"]))
+    rows.append(("bare aiohttp echo (baseline)", echo))
+    for name, fps in rows:
+        print(f"{name:<48}{fps:>10.0f}{fps * 0.02:>12.0f}{fps / echo:>8.2f}")
     print()
-    print(f"capacity: {args.sessions} real-time sessions with server_vad, {args.seconds:.0f} s per run")
-    print(f"{'audio':<44}{'CPU/session':>12}{'sessions/core':>15}")
-    for name, cost in (
-        ("speech and pauses (a conversation)", per_session),
-        ("continuous speech (worst case)", talking),
-        ("manual turns: transport only, no VAD", transport_only),
+    print(f"capacity: {args.sessions} real-time sessions, {args.seconds:.0f} s per run; CPU per session")
+    print(f"{'audio':<44}" + "".join(f"{f'{ms} ms frames':>16}" for ms in runs) + f"{'sessions/core':>16}")
+    for name, key in (
+        ("speech and pauses (a conversation)", "per_session"),
+        ("continuous speech (worst case)", "talking"),
+        ("manual turns: transport only, no VAD", "transport_only"),
     ):
-        print(f"{name:<44}{cost * 100:>11.2f}%{1 / cost:>15.0f}")
-    print(f"slowest session answered its sentinel after the run in {worst * 1000:.0f} ms")
+        costs = "".join(f"{run[key] * 100:>15.2f}%" for run in runs.values())
+        per_core = 1 / runs[DEFAULT_FRAME_MS][key]
+        print(f"{name:<44}{costs}{per_core:>16.0f}  (at {DEFAULT_FRAME_MS} ms, the default)")
+    worst = max(run["worst"] for run in runs.values())
+    print(f"slowest session answered its sentinel after a run in {worst * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

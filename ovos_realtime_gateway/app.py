@@ -30,7 +30,9 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         settings=settings,
         store=Store(settings.resolved_data_dir),
         policy=PolicyEngine.from_settings(settings.policy_file, settings.opa_url),
-        vad=vad_backend(settings.vad_plugin, settings.vad_config, settings.vad_silence_floor_dbfs),
+        vad=vad_backend(
+            settings.vad_plugin, settings.vad_config, settings.vad_silence_floor_dbfs, settings.vad_frame_ms
+        ),
         bus=BusBridge(BusAddress.parse(settings.messagebus_url)) if settings.messagebus_url else None,
     )
     from ovos_realtime_listener_plugin.stt import OpmTranscriber

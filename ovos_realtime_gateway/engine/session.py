@@ -26,7 +26,7 @@ from .audio_out import AudioOut
 from .conversation import Conversation
 from .input_buffer import InputAudioBuffer
 from .live_transcript import LiveTranscript
-from .responder import Responder, Turn
+from .responder import Responder, Turn, needs_user_text
 from .response import ResponseRun, ResponseSpec
 from .transcription import SttBackend, TranscriptionFailed, transcribe
 from .turns import SpeechStarted, TurnSignal, VadParams
@@ -361,7 +361,7 @@ class RealtimeSession:
     def _start_live(self) -> None:
         """Stream the turn's audio so far to a streaming STT plugin, if the session has one."""
         self._drop_live()
-        if self._stt is not None and self._stt.transcriber.streams:
+        if self._stt is not None and self._stt.transcriber.streams and self.transcripts_needed:
             self._live = LiveTranscript(
                 self._stt, self.input_format, _language(self.config), self.input.peek()
             )
@@ -387,11 +387,19 @@ class RealtimeSession:
         self.emit(event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id))
         self._item_added(item, previous)
         self.persist_items()
-        if self._stt is not None:
+        if self._stt is not None and self.transcripts_needed:
             task = asyncio.get_running_loop().create_task(self._transcribe(item, audio, self._stt, live))
             self._transcriptions[item_id] = task
             task.add_done_callback(lambda _: self._transcriptions.pop(item_id, None))
+        elif live is not None:
+            live.abort()
         return item
+
+    @property
+    def transcripts_needed(self) -> bool:
+        """Committed audio is transcribed when the session asked for it or the responder answers
+        from text (OVOS does); with nothing to answer, unrequested turns cost no STT."""
+        return self.transcription_requested or needs_user_text(self.responder)
 
     @property
     def transcription_requested(self) -> bool:

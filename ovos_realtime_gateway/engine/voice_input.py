@@ -19,16 +19,19 @@ import numpy.typing as npt
 from ..audio import PIPELINE, InputTranscoder
 from .turns import TurnDetector, TurnSignal, VadParams
 
-FRAME_SAMPLES = 512  # 32 ms at 16 kHz: the frame size silero expects
-FRAME_MS = FRAME_SAMPLES * 1000 / PIPELINE.rate
-BATCH_FRAMES = 3
-"""Frames classified per executor call (96 ms): a thread hand-off costs more CPU than a silero
-inference, so batching is what lets one core hold ~100 sessions; turn positions stay exact,
-only the signal may come up to 96 ms later in wall time."""
+FRAME_MS_CHOICES = (32, 64, 96)
+"""The frame lengths silero classifies (512, 1024, 1536 samples at 16 kHz). One inference costs
+about the same whatever its length (153 / 173 / 187 us here), so longer frames are cheaper per
+second of audio; speech starts and stops are placed to a frame."""
+DEFAULT_FRAME_MS = 32
+HANDOFF_MS = 96
+"""Audio classified per executor call: a thread hand-off costs more CPU than an inference, so
+frames go in batches; turn positions stay exact, only the signal may come up to a batch later
+in wall time."""
 
 
 class SpeechDetector(Protocol):
-    """Classifies one frame of 16 kHz mono int16 audio (FRAME_SAMPLES long). May block."""
+    """Classifies one frame of 16 kHz mono int16 audio (`VadBackend.frame_samples` long). May block."""
 
     def is_speech(self, frame: npt.NDArray[np.int16]) -> bool: ...
 
@@ -42,12 +45,22 @@ SpeechDetectorFactory = Callable[[VadParams], SpeechDetector]
 
 @dataclass(frozen=True)
 class VadBackend:
-    """Where sessions get their speech detectors, the threads that run them, and the level under
-    which a frame is silence without asking the model (None: every frame goes to the model)."""
+    """Where sessions get their speech detectors, the threads that run them, the level under
+    which a frame is silence without asking the model (None: every frame goes to the model), and
+    the length of a frame."""
 
     factory: SpeechDetectorFactory
     executor: Executor
     silence_floor_dbfs: float | None = -50.0
+    frame_ms: int = DEFAULT_FRAME_MS
+
+    @property
+    def frame_samples(self) -> int:
+        return PIPELINE.rate * self.frame_ms // 1000
+
+    @property
+    def batch_frames(self) -> int:
+        return max(1, round(HANDOFF_MS / self.frame_ms))
 
     @property
     def floor_mean_square(self) -> float:
@@ -63,7 +76,7 @@ class VoiceInput:
         self, session_format: dict[str, Any], params: VadParams, backend: VadBackend, start_ms: float
     ) -> None:
         self.params = params
-        self.turns = TurnDetector(params, FRAME_MS, start_ms)
+        self.turns = TurnDetector(params, backend.frame_ms, start_ms)
         self._backend = backend
         self._transcoder = InputTranscoder(session_format)
         self.format = self._transcoder.format
@@ -74,12 +87,13 @@ class VoiceInput:
         samples = self._transcoder.feed(audio)
         if self._pending.size:
             samples = np.concatenate([self._pending, samples])
-        whole = len(samples) - len(samples) % FRAME_SAMPLES
-        if whole < BATCH_FRAMES * FRAME_SAMPLES:
+        size = self._backend.frame_samples
+        whole = len(samples) - len(samples) % size
+        if whole < self._backend.batch_frames * size:
             self._pending = samples
             return []
         self._pending = samples[whole:]
-        frames = samples[:whole].reshape(-1, FRAME_SAMPLES)
+        frames = samples[:whole].reshape(-1, size)
         loud = _mean_square(frames) >= self._backend.floor_mean_square
         flags = [False] * len(frames)
         if loud.any():
@@ -99,7 +113,7 @@ class VoiceInput:
     @property
     def keep_from_ms(self) -> float:
         """Input audio older than this can go: it can no longer be part of a turn's prefix."""
-        return self.turns.earliest_start_ms - self.params.prefix_padding_ms - FRAME_MS
+        return self.turns.earliest_start_ms - self.params.prefix_padding_ms - self._backend.frame_ms
 
 
 def _mean_square(frames: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
