@@ -7,6 +7,7 @@ import asyncio
 import base64
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from ovos_plugin_manager.stt import find_stt_plugins
@@ -94,6 +95,14 @@ def stt(streaming: OpmTranscriber) -> Iterator[SttBackend]:
     executor.shutdown()
 
 
+async def _say(h: Harness, text: str, lead_ms: int, tail_ms: int, each: Any = None) -> None:
+    """The user says `text` into the session in 20 ms appends; `each()` after every append."""
+    for part in chunks(user_speech_pcm(text, lead_ms=lead_ms, tail_ms=tail_ms)):
+        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+        if each is not None:
+            each()
+
+
 async def _transcribing_session(silero: VadBackend, stt: SttBackend, turn_detection: object) -> Harness:
     h = Harness(ScriptedResponder("It is four."), vad=silero, stt=stt, turn_detection=turn_detection)
     session = {"type": "realtime", "audio": {"input": {"transcription": {"model": "ovos-stt"}}}}
@@ -107,10 +116,12 @@ async def test_a_spoken_turn_is_decoded_while_it_is_spoken(
 ) -> None:
     h = await _transcribing_session(silero, stt, SERVER_VAD)
     decoding_during_speech = []
-    for part in chunks(user_speech_pcm("what time is it", lead_ms=1000, tail_ms=1000)):
-        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+
+    def watch() -> None:
         if h.of("input_audio_buffer.speech_started") and not h.of("input_audio_buffer.speech_stopped"):
             decoding_during_speech.append(streaming.active_streams)
+
+    await _say(h, "what time is it", 1000, 1000, watch)
     await h.settle()
     opened = decoding_during_speech.index(1)  # the stream opens on a worker thread: audio waits
     assert set(decoding_during_speech[opened:]) == {1}, "one stream, open for the rest of the turn"
@@ -124,8 +135,7 @@ async def test_a_manual_commit_is_transcribed_by_the_streaming_plugin_too(
     silero: VadBackend, stt: SttBackend, streaming: OpmTranscriber
 ) -> None:
     h = await _transcribing_session(silero, stt, None)
-    for part in chunks(user_speech_pcm("hello world", lead_ms=300, tail_ms=300)):
-        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+    await _say(h, "hello world", 300, 300)
     assert streaming.active_streams == 0, "no VAD, no turn under way: nothing streamed yet"
     await h.send({"type": "input_audio_buffer.commit"})
     await h.send({"type": "response.create"})
@@ -138,13 +148,10 @@ async def test_clearing_the_buffer_mid_turn_drops_what_was_said_before(
     silero: VadBackend, stt: SttBackend, streaming: OpmTranscriber
 ) -> None:
     h = await _transcribing_session(silero, stt, SERVER_VAD)
-    said = chunks(user_speech_pcm("tell me a joke", lead_ms=1000, tail_ms=0))
-    for part in said:
-        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+    await _say(h, "tell me a joke", 1000, 0)
     assert h.of("input_audio_buffer.speech_started") and not h.of("input_audio_buffer.speech_stopped")
     await h.send({"type": "input_audio_buffer.clear"})
-    for part in chunks(user_speech_pcm("hello world", lead_ms=0, tail_ms=1000)):
-        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+    await _say(h, "hello world", 0, 1000)
     await h.settle()
     completed = h.of("conversation.item.input_audio_transcription.completed")
     assert [c["transcript"] for c in completed] == ["hello world"]
@@ -155,8 +162,7 @@ async def test_closing_a_session_mid_turn_frees_its_stream(
     silero: VadBackend, stt: SttBackend, streaming: OpmTranscriber
 ) -> None:
     h = await _transcribing_session(silero, stt, SERVER_VAD)
-    for part in chunks(user_speech_pcm("what time is it", lead_ms=1000, tail_ms=0)):
-        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+    await _say(h, "what time is it", 1000, 0)
     assert streaming.active_streams == 1
     await h.session.close()
     for _ in range(100):
@@ -179,10 +185,8 @@ async def test_with_nothing_to_answer_only_requested_transcription_runs(
         session = {"type": "realtime", "audio": {"input": {"transcription": {"model": "ovos-stt"}}}}
         await h.send({"type": "session.update", "session": session})
     h.clear()
-    streamed = []
-    for part in chunks(user_speech_pcm("hello world", lead_ms=1000, tail_ms=1000)):
-        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
-        streamed.append(streaming.active_streams)
+    streamed: list[int] = []
+    await _say(h, "hello world", 1000, 1000, lambda: streamed.append(streaming.active_streams))
     await h.settle()
     for _ in range(100):
         if not h.session._transcriptions:  # the commit's transcription task, if any, has finished

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from ..audio import InputTranscoder
-from .transcription import SttBackend, TranscriptionFailed, TranscriptStream, transcribe
+from .transcription import SttBackend, TranscriptStream, recognise, transcribe
 
 log = logging.getLogger("ovos_realtime.stt")
 
@@ -75,18 +75,7 @@ class LiveTranscript:
             stream = None  # the plugin is stuck opening: the batch path reports it
         if stream is None:
             return await transcribe(backend, committed, self._format, self._lang)
-        loop = asyncio.get_running_loop()
-        try:
-            text = await asyncio.wait_for(
-                loop.run_in_executor(backend.executor, stream.finish), backend.timeout_s
-            )
-        except asyncio.TimeoutError:
-            raise TranscriptionFailed(
-                f"Speech recognition took longer than {backend.timeout_s:.0f} s.", "transcription_timeout"
-            ) from None
-        except Exception as exc:
-            raise TranscriptionFailed(f"Speech recognition failed: {exc}", "transcription_failed") from exc
-        return str(text or "").strip()
+        return await recognise(backend, stream.finish)
 
     def abort(self) -> None:
         """The turn's audio went away (cleared, format changed, session closed)."""

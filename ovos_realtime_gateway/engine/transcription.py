@@ -8,6 +8,8 @@ sent only when the session asked for transcription (`audio.input.transcription`)
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -69,19 +71,12 @@ def to_pipeline_pcm(audio: bytes, session_format: dict[str, Any]) -> bytes:
     return samples.astype("<i2").tobytes()
 
 
-async def transcribe(
-    backend: SttBackend, audio: bytes, session_format: dict[str, Any], lang: str | None
-) -> str:
-    """The transcript of one committed item (raises TranscriptionFailed)."""
+async def recognise(backend: SttBackend, call: Callable[[], str]) -> str:
+    """Run a blocking STT call on the backend's threads, bounded by its timeout; the text, trimmed
+    (raises TranscriptionFailed)."""
     loop = asyncio.get_running_loop()
-    pcm = to_pipeline_pcm(audio, session_format)
     try:
-        text = await asyncio.wait_for(
-            loop.run_in_executor(
-                backend.executor, backend.transcriber.transcribe, pcm, lang or backend.default_lang
-            ),
-            backend.timeout_s,
-        )
+        text = await asyncio.wait_for(loop.run_in_executor(backend.executor, call), backend.timeout_s)
     except asyncio.TimeoutError:
         raise TranscriptionFailed(
             f"Speech recognition took longer than {backend.timeout_s:.0f} s.", "transcription_timeout"
@@ -89,3 +84,13 @@ async def transcribe(
     except Exception as exc:
         raise TranscriptionFailed(f"Speech recognition failed: {exc}", "transcription_failed") from exc
     return str(text or "").strip()
+
+
+async def transcribe(
+    backend: SttBackend, audio: bytes, session_format: dict[str, Any], lang: str | None
+) -> str:
+    """The transcript of one committed item (raises TranscriptionFailed)."""
+    pcm = to_pipeline_pcm(audio, session_format)
+    return await recognise(
+        backend, functools.partial(backend.transcriber.transcribe, pcm, lang or backend.default_lang)
+    )
