@@ -61,7 +61,8 @@ def read_wav(data: bytes) -> tuple[bytes, int]:
 
 
 class SpeechSynthesizer:
-    """One plugin instance for the gateway, loaded on first use; calls are serialised."""
+    """One plugin instance for the gateway, loaded on first use; calls are serialised (for a
+    streaming plugin, each piece is one call: sentences of different sessions interleave)."""
 
     def __init__(
         self,
@@ -121,27 +122,30 @@ class SpeechSynthesizer:
         if not streaming:
             yield self.synthesize(sentence, lang, voice)
             return
+        # The lock is held per plugin call, never across a yield: a stream waiting for its
+        # consumer must not keep other sessions' sentences (and the worker threads they hold) out.
         with self._lock:
             chosen = self.plugin_voice(voice)
             kwargs = {} if chosen is None else {"lang": lang or self.lang, "voice": chosen}
             chunks: AsyncIterator[bytes] = self._plugin.stream_tts(sentence, **kwargs)
-            loop = asyncio.new_event_loop()  # the plugin's coroutines run here, on the caller's thread
-            wav = WavStream()
-            produced = False
-            try:
-                while True:
-                    try:
+        loop = asyncio.new_event_loop()  # the plugin's coroutines run here, on the caller's thread
+        wav = WavStream()
+        produced = False
+        try:
+            while True:
+                try:
+                    with self._lock:
                         chunk = loop.run_until_complete(anext(chunks))
-                    except StopAsyncIteration:
-                        break
-                    pcm = wav.feed(chunk)
-                    if pcm:
-                        produced = True
-                        yield pcm, wav.rate
-            finally:
-                with contextlib.suppress(Exception):
-                    loop.run_until_complete(chunks.aclose())  # type: ignore[attr-defined]
-                loop.close()
+                except StopAsyncIteration:
+                    break
+                pcm = wav.feed(chunk)
+                if pcm:
+                    produced = True
+                    yield pcm, wav.rate
+        finally:
+            with contextlib.suppress(Exception), self._lock:
+                loop.run_until_complete(chunks.aclose())  # type: ignore[attr-defined]
+            loop.close()
         if not produced:
             raise RuntimeError(f"the TTS plugin produced no audio for {sentence!r}")
 

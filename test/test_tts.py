@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,21 @@ def test_wav_stream_takes_any_chunking_and_mixes_stereo_down() -> None:
 def test_wav_stream_refuses_what_it_cannot_play(data: bytes, message: str) -> None:
     with pytest.raises(WavStreamError, match=message):
         WavStream().feed(data)
+
+
+def test_a_stream_waiting_for_its_listener_does_not_hold_up_other_sentences(
+    speech: SpeechSynthesizer,
+) -> None:
+    """Session A's sentence is half heard (its consumer has not asked for the next piece); session
+    B's sentence must still be synthesized meanwhile, not wait for A (the gateway fetches pieces
+    on a bounded pool of worker threads: waiting there for A would starve A itself)."""
+    first = speech.speak(LONG_SENTENCE, "en-US")
+    next(first)
+    pool = ThreadPoolExecutor(1)
+    try:
+        second = pool.submit(lambda: b"".join(pcm for pcm, _ in speech.speak("Hello world", "en-US")))
+        assert second.result(timeout=10), "B's sentence came while A's stream was open"
+        assert sum(len(pcm) for pcm, _ in first) > 0, "and A's stream goes on where it stopped"
+    finally:
+        first.close()  # (were B stuck behind A, this lets it finish: the test fails, it does not hang)
+        pool.shutdown()
