@@ -5,7 +5,9 @@ model), with calls serialised: OVOS STT plugins are not promised to be thread-sa
 
 A streaming plugin (an OPM `StreamingSTT`): a pool of instances, one per utterance being spoken
 at the same time (each holds one stream), up to `max_streams`; beyond that, or for a manual
-commit, an utterance is streamed to an instance in one go when it is committed.
+commit, an utterance is streamed in one go when it is committed, to an idle pooled instance or
+else to one more instance kept for that (serialised). Nothing ever waits for a pooled instance
+to come back: that would be a worker thread waiting on work that needs a worker thread.
 """
 
 from __future__ import annotations
@@ -45,10 +47,10 @@ class OpmTranscriber:
         self.max_streams = max_streams
         self._class: type | None = None
         self._plugin: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pool's bookkeeping
+        self._batch_lock = threading.Lock()  # serialises calls on `_plugin`
         self._idle: list[Any] = []  # streaming plugin instances not in use
         self._instances = 0
-        self._released = threading.Condition(self._lock)
 
     def _load_class(self) -> type:
         if self._class is None:
@@ -81,21 +83,19 @@ class OpmTranscriber:
                 if self._instances == 0:
                     self._idle.append(self._new())
                     self._instances = 1
-            elif self._plugin is None:
+                return
+        with self._batch_lock:
+            if self._plugin is None:
                 self._plugin = self._new()
 
-    def _acquire(self, wait: bool) -> Any:
-        """A streaming instance nobody uses: an idle one, a new one, or (if `wait`) the next freed."""
+    def _acquire(self) -> Any:
+        """A streaming instance nobody uses (an idle one, or a new one), or None: all are busy."""
         with self._lock:
-            while True:
-                if self._idle:
-                    return self._idle.pop()
-                if self._instances < self.max_streams:
-                    self._instances += 1
-                    break
-                if not wait:
-                    return None
-                self._released.wait()
+            if self._idle:
+                return self._idle.pop()
+            if self._instances >= self.max_streams:
+                return None
+            self._instances += 1
         try:
             return self._new()
         except BaseException:
@@ -106,12 +106,11 @@ class OpmTranscriber:
     def _release(self, plugin: Any) -> None:
         with self._lock:
             self._idle.append(plugin)
-            self._released.notify()
 
     def open_stream(self, lang: str) -> OpmTranscriptStream | None:
         if not self.streams:
             return None
-        plugin = self._acquire(wait=False)
+        plugin = self._acquire()
         if plugin is None:
             return None
         try:
@@ -124,15 +123,28 @@ class OpmTranscriber:
     def transcribe(self, pcm16k: bytes, lang: str) -> str:
         self.warm()
         if self.streams:
-            stream = OpmTranscriptStream(self._acquire(wait=True), self._release)
-            stream.plugin.stream_start(lang)
-            stream.feed(pcm16k)
-            return stream.finish()
-        from ovos_plugin_manager.utils.audio import AudioData  # the class OPM plugins check for
+            pooled = self._acquire()
+            if pooled is not None:
+                return _stream_whole(OpmTranscriptStream(pooled, self._release), pcm16k, lang)
+        with self._batch_lock:
+            if self._plugin is None:
+                self._plugin = self._new()
+            if self.streams:
+                return _stream_whole(OpmTranscriptStream(self._plugin, lambda _: None), pcm16k, lang)
+            from ovos_plugin_manager.utils.audio import AudioData  # the class OPM plugins check for
 
-        with self._lock:
             text = self._plugin.execute(AudioData(pcm16k, 16000, 2), language=lang)
         return str(text or "")
+
+
+def _stream_whole(stream: OpmTranscriptStream, pcm16k: bytes, lang: str) -> str:
+    try:
+        stream.plugin.stream_start(lang)
+    except BaseException:
+        stream.abort()
+        raise
+    stream.feed(pcm16k)
+    return stream.finish()
 
 
 class OpmTranscriptStream:
@@ -141,11 +153,15 @@ class OpmTranscriptStream:
     def __init__(self, plugin: Any, release: Any) -> None:
         self.plugin = plugin
         self._release = release
+        self._ended = False
 
     def feed(self, pcm16k: bytes) -> None:
         self.plugin.stream_data(pcm16k)  # OPM's StreamingSTT: a queue put, decoded on its thread
 
     def finish(self) -> str:
+        if self._ended:
+            raise RuntimeError("this utterance has already ended")
+        self._ended = True
         try:
             return str(self.plugin.stream_stop() or "")
         finally:

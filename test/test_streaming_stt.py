@@ -68,6 +68,15 @@ def test_utterances_spoken_at_once_keep_their_own_words(streaming: OpmTranscribe
 def test_beyond_its_streams_an_utterance_waits_for_its_commit(streaming: OpmTranscriber) -> None:
     held = [streaming.open_stream("en-US"), streaming.open_stream("en-US")]
     assert streaming.open_stream("en-US") is None, "max_streams=2: the third speaker is not streamed"
+    pool = ThreadPoolExecutor(1)
+    pcm = user_speech_pcm("hello world", rate=16000, lead_ms=300, tail_ms=300)
+    meanwhile = pool.submit(streaming.transcribe, pcm, "en-US")
+    try:  # a commit meanwhile is transcribed at once, not after a stream ends (that could deadlock)
+        assert meanwhile.result(timeout=20) == "hello world"
+    finally:
+        if not meanwhile.done():
+            held[0].abort()  # type: ignore[union-attr]  # (it waited for a stream: fail, not hang)
+        pool.shutdown()
     held[0].abort()  # type: ignore[union-attr]
     again = streaming.open_stream("en-US")
     assert again is not None, "an aborted stream frees its decoder"
