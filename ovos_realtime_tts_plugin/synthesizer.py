@@ -27,6 +27,11 @@ from .wav_stream import WavStream
 log = logging.getLogger("ovos_realtime.tts")
 
 
+PIECE_TIMEOUT_S = 30.0
+"""A streaming plugin that sends nothing for this long is stopped (its stream is cancelled), as a
+batch espeak-ng call is: the plugin lock must not stay held by a stuck stream."""
+
+
 class TtsUnavailable(RuntimeError):
     pass
 
@@ -135,7 +140,7 @@ class SpeechSynthesizer:
             while True:
                 try:
                     with self._lock:
-                        chunk = loop.run_until_complete(anext(chunks))
+                        chunk = loop.run_until_complete(asyncio.wait_for(anext(chunks), PIECE_TIMEOUT_S))
                 except StopAsyncIteration:
                     break
                 pcm = wav.feed(chunk)

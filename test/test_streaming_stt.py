@@ -210,3 +210,38 @@ async def test_with_nothing_to_answer_only_requested_transcription_runs(
     else:
         assert max(streamed) == 0, "no stream opened"
         assert completed == [] and stored["content"][0]["transcript"] is None
+
+
+def test_an_utterance_the_decoder_fails_on_costs_that_utterance_only(streaming: OpmTranscriber) -> None:
+    """A deliberately injected fault (something that is not audio reaches the decoder, which
+    raises): that utterance fails, its plugin instance is dropped rather than pooled (OPM would
+    keep its dead stream and fail every later utterance on it), and the next one is recognised."""
+    stream = streaming.open_stream("en-US")
+    assert stream is not None
+    stream.feed("not audio")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="pocketsphinx failed"):
+        stream.finish()
+    assert streaming.active_streams == 0
+    for _ in range(2):  # the broken instance is never handed out again
+        again = streaming.open_stream("en-US")
+        assert again is not None
+        again.feed(user_speech_pcm("hello world", rate=16000, lead_ms=300, tail_ms=300))
+        assert again.finish() == "hello world"
+
+
+async def test_one_long_append_holding_two_utterances_gives_each_its_own_words(
+    silero: VadBackend, stt: SttBackend
+) -> None:
+    """A client may send many seconds in one append: the stream opened for the first turn then
+    hears the second too; the first item must not carry the second's words."""
+    h = await _transcribing_session(silero, stt, {**SERVER_VAD, "create_response": False})
+    audio = user_speech_pcm("hello world", lead_ms=500, tail_ms=1500) + user_speech_pcm(
+        "tell me a joke", tail_ms=1500
+    )
+    await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()})
+    for _ in range(100):
+        if len(h.of("conversation.item.input_audio_transcription.completed")) == 2:
+            break
+        await asyncio.sleep(0.05)
+    completed = h.of("conversation.item.input_audio_transcription.completed")
+    assert [c["transcript"] for c in completed] == ["hello world", "tell me a joke"]

@@ -3,7 +3,9 @@
 Server VAD's `speech_started` opens a stream with the turn's audio so far (its prefix padding
 included); every later append is fed as it arrives; the commit only waits for the plugin to
 finish. A plugin that cannot stream just now (all its streams busy) or failed to open one is
-not a lost turn: the committed audio is transcribed the usual way.
+not a lost turn: the committed audio is transcribed the usual way. Nor is a stream that heard
+well past the turn's end (one long append can hold the next utterance too): its transcript would
+carry words that belong to the next item, so the committed audio is transcribed instead.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from ..audio import InputTranscoder
 from .transcription import SttBackend, TranscriptStream, recognise, transcribe
 
 log = logging.getLogger("ovos_realtime.stt")
+OVERRUN_MS = 300
+"""Audio a stream may have heard past the committed turn (the VAD signals a batch after the
+audio it classified, within the append that completed it); more → the turn is transcribed whole."""
 
 
 class LiveTranscript:
@@ -27,6 +32,7 @@ class LiveTranscript:
         self._format = session_format
         self._lang = lang or backend.default_lang
         self._transcoder = InputTranscoder(session_format)
+        self._fed = 0  # session-format bytes heard so far
         self._queued: list[bytes] = []  # audio fed while the stream opens
         self._stream: TranscriptStream | None = None
         self._aborted = False
@@ -55,6 +61,7 @@ class LiveTranscript:
 
     def feed(self, audio: bytes) -> None:
         """Session-format audio appended during the turn."""
+        self._fed += len(audio)
         self._pass(self._transcoder.feed(audio).astype("<i2", copy=False).tobytes())
 
     def _pass(self, pcm: bytes) -> None:
@@ -73,7 +80,9 @@ class LiveTranscript:
             stream = await asyncio.wait_for(asyncio.shield(self._opening), backend.timeout_s)
         except asyncio.TimeoutError:
             stream = None  # the plugin is stuck opening: the batch path reports it
-        if stream is None:
+        overrun_ms = self._transcoder.format.duration_ms(self._fed - len(committed))
+        if stream is None or overrun_ms > OVERRUN_MS:
+            self.abort()  # a stream that opens late, or heard too much, is dropped when it can be
             return await transcribe(backend, committed, self._format, self._lang)
         return await recognise(backend, stream.finish)
 

@@ -195,6 +195,10 @@ class SkillsResponder:
                 yield piece
         finally:  # stop the plugin's stream, on a worker thread once its current piece is done
             if pending is not None and not pending.done():
-                pending.add_done_callback(lambda _: self.executor.submit(pieces.close))
+                pending.add_done_callback(lambda _: self._close_on_worker(pieces))
             else:
-                self.executor.submit(pieces.close)
+                self._close_on_worker(pieces)
+
+    def _close_on_worker(self, pieces: Generator[tuple[bytes, int], None, None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the executor is shut down: the gateway is stopping
+            self.executor.submit(pieces.close)
