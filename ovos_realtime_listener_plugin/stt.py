@@ -125,7 +125,7 @@ class OpmTranscriber:
         try:
             plugin.stream_start(lang)
         except BaseException:
-            self._release(plugin)
+            self._release(plugin, False)  # as a failed utterance: its stream state is not to be trusted
             raise
         return OpmTranscriptStream(plugin, self._release)
 
