@@ -112,6 +112,10 @@ async def _say(h: Harness, text: str, lead_ms: int, tail_ms: int, each: Any = No
             each()
 
 
+def _transcripts(h: Harness) -> list[str]:
+    return [c["transcript"] for c in h.of("conversation.item.input_audio_transcription.completed")]
+
+
 async def _transcribing_session(silero: VadBackend, stt: SttBackend, turn_detection: object) -> Harness:
     h = Harness(ScriptedResponder("It is four."), vad=silero, stt=stt, turn_detection=turn_detection)
     session = {"type": "realtime", "audio": {"input": {"transcription": {"model": "ovos-stt"}}}}
@@ -149,8 +153,7 @@ async def test_a_manual_commit_is_transcribed_by_the_streaming_plugin_too(
     await h.send({"type": "input_audio_buffer.commit"})
     await h.send({"type": "response.create"})
     await h.settle()
-    completed = h.of("conversation.item.input_audio_transcription.completed")
-    assert [c["transcript"] for c in completed] == ["hello world"]
+    assert _transcripts(h) == ["hello world"]
 
 
 async def test_clearing_the_buffer_mid_turn_drops_what_was_said_before(
@@ -162,8 +165,7 @@ async def test_clearing_the_buffer_mid_turn_drops_what_was_said_before(
     await h.send({"type": "input_audio_buffer.clear"})
     await _say(h, "hello world", 0, 1000)
     await h.settle()
-    completed = h.of("conversation.item.input_audio_transcription.completed")
-    assert [c["transcript"] for c in completed] == ["hello world"]
+    assert _transcripts(h) == ["hello world"]
     assert streaming.active_streams == 0
 
 
@@ -203,13 +205,12 @@ async def test_with_nothing_to_answer_only_requested_transcription_runs(
         await asyncio.sleep(0.05)
     item_id = h.of("input_audio_buffer.committed")[0]["item_id"]
     stored = h.session.conversation.get(item_id)
-    completed = h.of("conversation.item.input_audio_transcription.completed")
     if requested:
-        assert max(streamed) == 1 and [c["transcript"] for c in completed] == ["hello world"]
+        assert max(streamed) == 1 and _transcripts(h) == ["hello world"]
         assert stored["content"][0]["transcript"] == "hello world"
     else:
         assert max(streamed) == 0, "no stream opened"
-        assert completed == [] and stored["content"][0]["transcript"] is None
+        assert _transcripts(h) == [] and stored["content"][0]["transcript"] is None
 
 
 def test_an_utterance_the_decoder_fails_on_costs_that_utterance_only(streaming: OpmTranscriber) -> None:
@@ -240,8 +241,7 @@ async def test_one_long_append_holding_two_utterances_gives_each_its_own_words(
     )
     await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()})
     for _ in range(100):
-        if len(h.of("conversation.item.input_audio_transcription.completed")) == 2:
+        if len(_transcripts(h)) == 2:
             break
         await asyncio.sleep(0.05)
-    completed = h.of("conversation.item.input_audio_transcription.completed")
-    assert [c["transcript"] for c in completed] == ["hello world", "tell me a joke"]
+    assert _transcripts(h) == ["hello world", "tell me a joke"]
