@@ -53,10 +53,14 @@ setup(
     entry_points={
         "console_scripts": ["ovos-realtime=ovos_realtime_gateway.cli:main"],
         "opm.phal": ["ovos-realtime-gateway=ovos_realtime_gateway.phal:RealtimeGatewayPlugin"],
-        "opm.tts": ["ovos-realtime-tts-espeak-ng=ovos_realtime_tts_plugin.espeak:EspeakNgTTS"],
+        "opm.tts": [
+            "ovos-realtime-tts-espeak-ng=ovos_realtime_tts_plugin.espeak:EspeakNgTTS",
+            "ovos-realtime-tts-piper=ovos_realtime_tts_plugin.piper:PiperTTS",
+        ],
         "opm.stt": [
             "ovos-realtime-stt-pocketsphinx-streaming="
-            "ovos_realtime_listener_plugin.pocketsphinx_streaming:PocketsphinxStreamingSTT"
+            "ovos_realtime_listener_plugin.pocketsphinx_streaming:PocketsphinxStreamingSTT",
+            "ovos-realtime-stt-whisper=ovos_realtime_listener_plugin.whisper:WhisperSTT",
         ],
         "opm.microphone": [
             "ovos-microphone-plugin-realtime=ovos_realtime_listener_plugin.microphone:RealtimeMicrophone"

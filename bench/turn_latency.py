@@ -9,9 +9,12 @@ STT and TTS plugin calls and waiting for the skills, so the rest is the gateway'
   transcript → first speak      → first response.output_audio_transcript.delta
   speak → first audio delta     → first response.output_audio.delta
 
-The turns run twice, in the same run against the same OVOS: with the batch pocketsphinx plugin
-(decodes a turn once it has ended: the baseline) and with the streaming one (decodes while the
-user speaks), so the "VAD end → transcript" line compares the two.
+  VAD end → first audio         the whole wait a user hears (goal: median ≤ 800 ms on 2 cores)
+
+The turns run three times, in the same run against the same OVOS: with the old default (the
+`light` profile: batch pocketsphinx, espeak-ng), the light profile with streaming pocketsphinx
+(decodes while the user speaks), and the new default (`neural`: Whisper tiny.en, Piper). Each
+turn's transcript is checked to reach the date-time skill ("time" heard).
 
 Usage: .venv/bin/python bench/turn_latency.py [--turns 20]
 """
@@ -88,8 +91,9 @@ async def turns(api_base: str, key: str, n: int) -> list[dict[str, float]]:
                 kind = event.type
                 if kind == "input_audio_buffer.speech_stopped":
                     marks.setdefault("vad_end", now)
-                elif kind == "conversation.item.input_audio_transcription.completed":
+                elif event.type == "conversation.item.input_audio_transcription.completed":
                     marks.setdefault("transcript", now)
+                    marks["heard_time"] = float("time" in event.transcript.lower())
                 elif kind == "response.output_audio_transcript.delta":
                     marks.setdefault("speak", now)
                 elif kind == "response.output_audio.delta":
@@ -97,14 +101,21 @@ async def turns(api_base: str, key: str, n: int) -> list[dict[str, float]]:
                 elif kind == "response.done":
                     break
             await sender
-            if len(marks) == 4:
+            if len(marks) == 5:
                 results.append(marks)
             await asyncio.sleep(0.5)
     await client.close()
     return results
 
 
-STT_PLUGINS = ("ovos-stt-plugin-pocketsphinx", "ovos-realtime-stt-pocketsphinx-streaming")
+PROFILES: dict[str, dict[str, str]] = {
+    "light (old default)": {"speech_profile": "light"},
+    "light, streaming STT": {
+        "speech_profile": "light",
+        "stt_plugin": "ovos-realtime-stt-pocketsphinx-streaming",
+    },
+    "neural (new default)": {"speech_profile": "neural"},
+}
 STAGES = [
     ("VAD end -> transcript", "vad_end", "transcript", "stt", "STT plugin"),
     ("transcript -> first speak", "transcript", "speak", "skills_first_speak", "OVOS skills"),
@@ -112,15 +123,12 @@ STAGES = [
 ]
 
 
-def measure(
-    tmp: Path, bus_url: str, stt_plugin: str, n: int
-) -> tuple[list[dict[str, float]], dict[str, float]]:
+def measure(tmp: Path, bus_url: str, name: str, n: int) -> tuple[list[dict[str, float]], dict[str, float]]:
     """N turns with one gateway; the client's marks and the mean time inside each plugin stage."""
-    config = tmp / f"{stt_plugin}.json"
-    config.write_text(
-        json.dumps({"messagebus_url": bus_url, "log_level": "WARNING", "stt_plugin": stt_plugin})
-    )
-    data_dir = tmp / f"{stt_plugin}-data"
+    slug = re.sub(r"\W+", "-", name)
+    config = tmp / f"{slug}.json"
+    config.write_text(json.dumps({"messagebus_url": bus_url, "log_level": "WARNING", **PROFILES[name]}))
+    data_dir = tmp / f"{slug}-data"
     data_dir.mkdir()
     key = create_key(data_dir, "bench")
     with GatewayProcess(data_dir, "--config", str(config)) as gateway:
@@ -146,19 +154,27 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp, OvosStack(Path(tmp) / "ovos") as stack:
         stack.wait_ready(300)
-        for plugin in STT_PLUGINS:
-            results[plugin] = measure(Path(tmp), stack.bus_url, plugin, args.turns)
+        for name in PROFILES:
+            results[name] = measure(Path(tmp), stack.bus_url, name, args.turns)
 
-    for plugin, (marks, inside) in results.items():
-        print(f"\n{len(marks)} spoken turns ('what time is it', flite voice, server VAD), STT {plugin}, ms")
+    for name, (marks, inside) in results.items():
+        heard = sum(m["heard_time"] for m in marks)
+        print(f"\n{len(marks)} spoken turns ('what time is it', flite voice, server VAD), {name}, ms")
+        print(f"'time' heard in {heard:.0f} of {len(marks)} transcripts")
         print(f"{'stage':<30}{'median':>8}{'p90':>8}   {'of which':<26}{'mean':>7}{'gateway share':>15}")
         for label, start, end, stage, what in STAGES:
             median, p90 = median_ms(marks, start, end)
             share = median - inside[stage]
             print(f"{label:<30}{median:>8.0f}{p90:>8.0f}   {what:<26}{inside[stage]:>7.0f}{share:>15.0f}")
-    batch, streamed = (median_ms(results[p][0], "vad_end", "transcript")[0] for p in STT_PLUGINS)
-    ratio = streamed / batch
-    print(f"\nVAD end -> transcript, streaming / batch STT: {streamed:.0f} / {batch:.0f} ms = {ratio:.2f}")
+        total, total_p90 = median_ms(marks, "vad_end", "audio")
+        print(f"{'VAD end -> first audio':<30}{total:>8.0f}{total_p90:>8.0f}")
+    old, streamed, new = (median_ms(results[p][0], "vad_end", "audio")[0] for p in PROFILES)
+    batch, live = (median_ms(results[p][0], "vad_end", "transcript")[0] for p in list(PROFILES)[:2])
+    print(
+        "\nVAD end -> transcript, streaming / batch pocketsphinx: "
+        f"{live:.0f} / {batch:.0f} ms = {live / batch:.2f}"
+    )
+    print(f"VAD end -> first audio, new / old default: {new:.0f} / {old:.0f} ms = {new / old:.2f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,8 @@ from .settings import GatewaySettings
 from .store import Store
 from .transports.websocket import RESPONDER
 from .vad import vad_backend
+
+log = logging.getLogger("ovos_realtime.app")
 
 
 def create_services(settings: GatewaySettings) -> GatewayServices:
@@ -58,21 +61,25 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
 
 
 async def _warm_speech(services: GatewayServices) -> None:
-    """Load STT and TTS plugins on worker threads; /readyz reports them until they are ready."""
+    """Load STT and TTS plugins (and their models) on worker threads; /readyz reports them until
+    they are ready, and names the setting of one that failed."""
     loop = asyncio.get_running_loop()
-    plugins: dict[str, Any] = {}
+    plugins: dict[str, tuple[str, Any]] = {}
     if services.stt is not None:
-        plugins[services.settings.stt_plugin] = services.stt.transcriber
+        plugins[services.settings.stt_plugin] = ("stt_plugin", services.stt.transcriber)
     if services.speech is not None:
-        plugins[services.settings.tts_plugin] = services.speech
+        plugins[services.settings.tts_plugin] = ("tts_plugin", services.speech)
     for name in plugins:
         services.speech_status[name] = "loading"
-    for name, plugin in plugins.items():
+    for name, (setting, plugin) in plugins.items():
+        log.info("loading %s %s", setting, name)
         try:
             await loop.run_in_executor(services.plugins, plugin.warm)
             services.speech_status[name] = "ready"
+            log.info("%s %s is ready", setting, name)
         except Exception as exc:  # reported by /readyz; responses that need it fail clearly
             services.speech_status[name] = f"failed: {exc}"
+            log.error("%s %s could not be loaded: %s", setting, name, exc)
 
 
 def skills_responder(services: GatewayServices) -> Responder | None:
@@ -96,6 +103,8 @@ def skills_responder(services: GatewayServices) -> Responder | None:
         settings.response_timeout_seconds,
         on_first_speak=stage.labels(stage="skills_first_speak").observe,
         persona=settings.persona,
+        timezone=settings.timezone,
+        city=settings.city,
     )
 
 
@@ -106,7 +115,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     warming: asyncio.Task[None] | None = None
     if services.bus is not None:
         services.bus.start()
-        warming = asyncio.get_running_loop().create_task(_warm_speech(services))
+        warming = asyncio.get_running_loop().create_task(_warm_speech(services), name="warm-speech")
+        services.warming = warming
     sip = await _start_sip(app)
     yield
     await services.calls.end_all()

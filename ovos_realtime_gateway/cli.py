@@ -21,6 +21,7 @@ from .log import configure_logging
 from .runner import GatewayRunner
 from .security.key_admin import KeyAdminError, create_key, revoke_key, rotate_key
 from .security.policy import PolicyError
+from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings, load_config_file
 from .store import Store
 from .tls import self_signed_paths
@@ -54,23 +55,32 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir.add_argument("--data-dir", type=Path, help="directory of the store (default from settings)")
     data_dir.add_argument("--config", type=Path, help="settings file (JSON or YAML)")
 
-    serve = sub.add_parser("serve", parents=[data_dir], help="run the gateway standalone")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port for HTTP/WebSocket, TLS when enabled (default 8080)")
-    serve.add_argument("--tls-cert", type=Path, help="PEM certificate (with --tls-key)")
-    serve.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
-    serve.add_argument(
+    gateway = argparse.ArgumentParser(add_help=False)
+    gateway.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    gateway.add_argument("--port", type=int, help="port for HTTP/WebSocket, TLS when enabled (default 8080)")
+    gateway.add_argument("--tls-cert", type=Path, help="PEM certificate (with --tls-key)")
+    gateway.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
+    gateway.add_argument(
         "--tls-self-signed", action="store_true", default=None, help="serve TLS with a generated certificate"
     )
-    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
-    serve.add_argument("--log-json", action="store_true", default=None, help="log one JSON object per line")
-
-    demo = sub.add_parser(
-        "demo", parents=[data_dir], help="run a whole assistant: OVOS messagebus, skills and the gateway"
+    gateway.add_argument(
+        "--speech-profile",
+        choices=("neural", "light"),
+        help="speech plugins: neural (Whisper, Piper; default) or light (pocketsphinx, espeak-ng)",
     )
-    demo.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, help="port for HTTP/WebSocket (default 8080)")
-    demo.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    gateway.add_argument(
+        "--timezone", help="IANA time zone sessions carry to the skills (e.g. Europe/Berlin)"
+    )
+    gateway.add_argument("--city", help="city name sessions carry to the skills")
+    gateway.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    gateway.add_argument("--log-json", action="store_true", default=None, help="log one JSON object per line")
+
+    sub.add_parser("serve", parents=[data_dir, gateway], help="run the gateway standalone")
+    sub.add_parser(
+        "demo",
+        parents=[data_dir, gateway],
+        help="run a whole assistant: OVOS messagebus, skills and the gateway (time zone: the machine's)",
+    )
 
     keys = sub.add_parser("keys", help="manage project API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -108,6 +118,9 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         "tls_self_signed": getattr(args, "tls_self_signed", None),
         "log_level": getattr(args, "log_level", None),
         "log_json": getattr(args, "log_json", None),
+        "speech_profile": getattr(args, "speech_profile", None),
+        "timezone": getattr(args, "timezone", None),
+        "city": getattr(args, "city", None),
     }
     layers.append(flags)
     try:
@@ -147,41 +160,61 @@ async def _with_store(settings: GatewaySettings, action: Callable[[Store], Await
 async def _serve(settings: GatewaySettings) -> None:
     runner = GatewayRunner(settings)
     await runner.start()
-    print(
-        f"{PROG} {__version__} listening on {runner.base_url} (data dir {settings.resolved_data_dir})",
-        flush=True,
-    )
-    if settings.tls_self_signed:
-        cert, _ = self_signed_paths(settings.resolved_data_dir)
-        print(f"self-signed certificate: {cert} (Node: NODE_EXTRA_CA_CERTS={cert})", flush=True)
-    if settings.talk_page:
-        print(f"talk to it in a browser: {runner.base_url}/talk", flush=True)
-    print(
-        f"create a key: {PROG} keys create --project NAME --data-dir {settings.resolved_data_dir}", flush=True
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
+        print(
+            f"{PROG} {__version__} listening on {runner.base_url} (data dir {settings.resolved_data_dir})",
+            flush=True,
+        )
+        if settings.tls_self_signed:
+            cert, _ = self_signed_paths(settings.resolved_data_dir)
+            print(f"self-signed certificate: {cert} (Node: NODE_EXTRA_CA_CERTS={cert})", flush=True)
+        await _speech_loaded(runner.app[SERVICES])
+        if settings.talk_page:
+            print(f"talk to it in a browser: {runner.base_url}/talk", flush=True)
+        print(
+            f"create a key: {PROG} keys create --project NAME --data-dir {settings.resolved_data_dir}",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
         await runner.stop()
         print(f"{PROG} stopped", flush=True)
 
 
+async def _speech_loaded(services: GatewayServices) -> None:
+    """Wait for the speech plugins and their models, saying what loads; one that cannot load is
+    named with the setting to change (the gateway still serves text, and /readyz reports it)."""
+    if services.warming is None:
+        return
+    print(f"loading speech: {', '.join(services.speech_status)} …", flush=True)
+    await asyncio.shield(services.warming)
+    failed = {name: state for name, state in services.speech_status.items() if state != "ready"}
+    for name, state in failed.items():
+        setting = "stt_plugin" if name == services.settings.stt_plugin else "tts_plugin"
+        print(f"error: {setting} {name!r} could not be loaded: {state.removeprefix('failed: ')}", flush=True)
+    print("speech is ready" if not failed else "speech is NOT ready: text answers only", flush=True)
+
+
 def _demo(settings: GatewaySettings) -> None:
     """OVOS (messagebus + ovos-core with its skills) under DATA_DIR/ovos, then the gateway on it."""
+    from .ovos.location import machine_timezone, with_timezone
     from .ovos.stack import OvosStack
 
-    stack = OvosStack(settings.resolved_data_dir / "ovos", lang=settings.lang)
+    timezone = settings.timezone or machine_timezone()
+    place = {"location": with_timezone(None, timezone, settings.city)}
+    stack = OvosStack(settings.resolved_data_dir / "ovos", lang=settings.lang, extra_config=place)
     print(f"starting OVOS (messagebus on {stack.bus_url}, skills; logs in {stack.root / 'logs'})", flush=True)
+    print(f"answers are for time zone {timezone} (--timezone to change)", flush=True)
     try:
         stack.start()
         stack.wait_ready(300)
         print("OVOS skills are ready", flush=True)
-        demo: dict[str, Any] = {"messagebus_url": stack.bus_url}
+        demo: dict[str, Any] = {"messagebus_url": stack.bus_url, "timezone": timezone}
         if "talk_page" not in settings.model_fields_set:
             demo["talk_page"] = True  # the demo is for talking to
         asyncio.run(_serve(settings.model_copy(update=demo)))

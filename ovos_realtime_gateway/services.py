@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class GatewayServices:
     sip: Any = None  # the SipServer (calls/sip/server.py) when `sip.enabled`
     speech: Any = None  # the TTS SpeechSynthesizer (ovos_realtime_tts_plugin), when answers are spoken
     speech_status: dict[str, str] = field(default_factory=dict)  # plugin → "loading" | "ready" | error
+    warming: asyncio.Task[None] | None = None  # loading the speech plugins, at start
     plugins: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="ovos-realtime-plugins")
     )  # STT, TTS and messagebus sends: never on the event loop

@@ -13,7 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .ovos.location import is_timezone
 from .protocol.session_config import DEFAULT_INSTRUCTIONS, SessionDefaults
+from .speech_profiles import SPEECH_PROFILES, SpeechProfile
 
 DEFAULT_MODELS = (
     "gpt-realtime",
@@ -142,6 +144,12 @@ class GatewaySettings(_Section):
         "none: responses fail with `responder_unavailable`.",
     )
     lang: str = Field("en-US", description="Language of utterances sent to OVOS (and of STT/TTS).")
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone of the device (e.g. Europe/Berlin) that sessions carry to the "
+        "skills; none: OVOS's configured `location` (the demo uses the machine's time zone).",
+    )
+    city: str | None = Field(None, description="City name sessions carry to the skills (with `timezone`).")
     response_timeout_seconds: float = Field(
         30.0, gt=0, le=600, description="How long OVOS may stay silent before a response fails."
     )
@@ -150,7 +158,14 @@ class GatewaySettings(_Section):
         description="An ovos-persona persona that answers every session (a session's `prompt.id` "
         "names its own); none: the skills' intent pipeline answers.",
     )
-    stt_plugin: str = Field("ovos-stt-plugin-pocketsphinx", description="OPM STT plugin for input audio.")
+    speech_profile: SpeechProfile = Field(
+        "neural",
+        description="Default speech plugins: `neural` (Whisper STT, Piper voice) or `light` (pocketsphinx, "
+        "espeak-ng: for weak hardware). `stt_plugin` / `tts_plugin` set explicitly win.",
+    )
+    stt_plugin: str = Field(
+        SPEECH_PROFILES["neural"].stt_plugin, description="OPM STT plugin for input audio (from the profile)."
+    )
     stt_config: dict[str, Any] = Field(default_factory=dict, description="Config of the STT plugin.")
     stt_max_streams: int = Field(
         2,
@@ -159,7 +174,10 @@ class GatewaySettings(_Section):
         "spoken at once (one plugin instance each: ~95 MB for pocketsphinx); more are transcribed "
         "when committed.",
     )
-    tts_plugin: str = Field("ovos-realtime-tts-espeak-ng", description="OPM TTS plugin for output audio.")
+    tts_plugin: str = Field(
+        SPEECH_PROFILES["neural"].tts_plugin,
+        description="OPM TTS plugin for output audio (from the profile).",
+    )
     tts_config: dict[str, Any] = Field(default_factory=dict, description="Config of the TTS plugin.")
     tts_voices: dict[str, str] = Field(
         default_factory=dict,
@@ -182,6 +200,13 @@ class GatewaySettings(_Section):
         le=0,
         description="Frames quieter than this (RMS, dBFS) are silence without running the VAD model; "
         "null sends every frame to the model.",
+    )
+    vad_silence_duration_ms: int = Field(
+        500,
+        ge=100,
+        le=10_000,
+        description="Silence that ends a turn in a session that does not choose its own "
+        "(`server_vad.silence_duration_ms`; a client's own value is honoured).",
     )
     vad_frame_ms: Literal[32, 64, 96] = Field(
         32,
@@ -208,12 +233,24 @@ class GatewaySettings(_Section):
     log_level: str = Field("INFO", description="Level of the ovos_realtime loggers (standalone).")
     log_json: bool = Field(False, description="Log one JSON object per line (standalone).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _speech_profile(cls, data: Any) -> Any:
+        """`stt_plugin` and `tts_plugin` default to the speech profile's plugins."""
+        if isinstance(data, dict):
+            profile = SPEECH_PROFILES.get(str(data.get("speech_profile", "neural")))
+            if profile is not None:
+                data = {"stt_plugin": profile.stt_plugin, "tts_plugin": profile.tts_plugin, **data}
+        return data
+
     @model_validator(mode="after")
     def _check_tls(self) -> GatewaySettings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
         if self.tls_cert is not None and self.tls_self_signed:
             raise ValueError("use either tls_cert/tls_key or tls_self_signed, not both")
+        if self.timezone is not None and not is_timezone(self.timezone):
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone (e.g. Europe/Berlin)")
         if self.default_model not in self.models:
             raise ValueError(f"default_model {self.default_model!r} is not in models")
         return self
@@ -234,7 +271,10 @@ class GatewaySettings(_Section):
 
     def session_defaults(self) -> SessionDefaults:
         return SessionDefaults(
-            model=self.default_model, instructions=self.default_instructions, voice=self.default_voice
+            model=self.default_model,
+            instructions=self.default_instructions,
+            voice=self.default_voice,
+            vad_silence_duration_ms=self.vad_silence_duration_ms,
         )
 
     @classmethod

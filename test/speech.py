@@ -64,23 +64,42 @@ def _flite(text: str, voice: str) -> tuple[bytes, int]:
             return reader.readframes(reader.getnframes()), reader.getframerate()
 
 
-def user_speech_pcm(text: str, rate: int = 24000, lead_ms: int = 0, tail_ms: int = 0) -> bytes:
-    """A user saying `text`, for speech *recognition*: Debian's flite (CMU's own synthesiser, which
-    CMU's pocketsphinx recognises; it does not recognise espeak-ng's voice, see test_stt.py)."""
-    raw, source_rate = _flite(text, "rms")
+def user_speech_pcm(
+    text: str, rate: int = 24000, lead_ms: int = 0, tail_ms: int = 0, voice: str = "rms"
+) -> bytes:
+    """A user saying `text` in one of Debian flite's voices (`rms` by default: CMU's own voice,
+    which CMU's pocketsphinx recognises; `kal` pauses between words)."""
+    raw, source_rate = _flite(text, voice)
     samples = soxr.resample(np.frombuffer(raw, dtype="<i2"), source_rate, rate)
     silence = np.zeros(int(rate * lead_ms / 1000), dtype=np.int16)
     tail = np.zeros(int(rate * tail_ms / 1000), dtype=np.int16)
     return np.concatenate([silence, samples.astype(np.int16), tail]).astype("<i2").tobytes()
 
 
+def voice_pcm(text: str, voice: str, rate: int = 24000, lead_ms: int = 0, tail_ms: int = 0) -> bytes:
+    """`text` in a named voice: `espeak-ng`, or one of flite's (`rms`, `slt`, `awb`, `kal`)."""
+    if voice == "espeak-ng":
+        return speech_pcm(text, rate, lead_ms=lead_ms, tail_ms=tail_ms)
+    return user_speech_pcm(text, rate, lead_ms=lead_ms, tail_ms=tail_ms, voice=voice)
+
+
 def user_speech_wav(
-    path: Path, text: str, rate: int = 48_000, lead_ms: int = 1500, tail_ms: int = 3000
+    path: Path, text: str, rate: int = 48_000, lead_ms: int = 1500, tail_ms: int = 3000, voice: str = "rms"
 ) -> Path:
-    """`user_speech_pcm` as a 16-bit mono WAV file (a browser's fake microphone plays it)."""
+    """Speech as a 16-bit mono WAV file (a browser's fake microphone plays it)."""
     with wave.open(str(path), "wb") as writer:
         writer.setnchannels(1)
         writer.setsampwidth(2)
         writer.setframerate(rate)
-        writer.writeframes(user_speech_pcm(text, rate, lead_ms=lead_ms, tail_ms=tail_ms))
+        writer.writeframes(voice_pcm(text, voice, rate, lead_ms=lead_ms, tail_ms=tail_ms))
     return path
+
+
+def with_noise(pcm: bytes, snr_db: float, seed: int = 0) -> bytes:
+    """`pcm` (16-bit) with white noise added at `snr_db` below the speech's power (measured over
+    its voiced samples), as from a fan or a street; reproducible for a seed."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    voiced = samples[np.abs(samples) > 300]
+    power = float(np.mean(voiced**2)) if voiced.size else 0.0
+    noise = np.random.default_rng(seed).normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), samples.size)
+    return np.clip(samples + noise, -32768, 32767).astype("<i2").tobytes()

@@ -149,3 +149,23 @@ def test_delta_chunker_is_even_and_lossless() -> None:
     assert last is not None and 0 < len(last) < 4800
     assert b"".join([*chunks, last]) == data
     assert chunker.flush() is None
+
+
+def test_the_input_buffer_keeps_one_16k_copy_aligned_with_the_bytes() -> None:
+    """VAD and STT read the buffer's 16 kHz copy (made once, as audio arrives): a turn cut at a
+    position holds the same time span in both, and its 16 kHz audio is what resampling the
+    committed bytes in one go gives, sample for sample."""
+    from ovos_realtime_gateway.engine.input_buffer import InputAudioBuffer
+
+    audio = sine(440, 24000, 2.0).astype("<i2").tobytes()
+    buffer = InputAudioBuffer({"type": "audio/pcm", "rate": 24000})
+    for part in random_chunks(audio):
+        buffer.append(part)
+    buffer.drop_before(300)
+    data, pcm = buffer.take_until(1500)
+    assert len(data) == 1200 * 48 and len(pcm) == 1200 * 32
+    whole = InputTranscoder({"type": "audio/pcm", "rate": 24000})
+    reference = np.concatenate([whole.feed(audio), whole.flush()]).astype("<i2").tobytes()
+    assert pcm == reference[300 * 32 : 1500 * 32]
+    rest, rest_pcm = buffer.take()
+    assert len(rest) == 500 * 48 and abs(len(rest_pcm) - 500 * 32) <= 2

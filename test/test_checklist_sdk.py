@@ -15,7 +15,11 @@ import pytest
 import websockets
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 
+from ovos_realtime_gateway.settings import GatewaySettings
+
 from .gateway_process import GatewayProcess
+
+GATEWAY_SILENCE_MS = GatewaySettings().vad_silence_duration_ms
 
 SILENCE_200MS = base64.b64encode(bytes(24000 * 2 // 5)).decode()
 
@@ -56,7 +60,7 @@ async def test_websocket_checklist(conn: AsyncRealtimeConnection) -> None:
         "server_vad",
         0.5,
         300,
-        200,
+        GATEWAY_SILENCE_MS,  # the gateway's default (OpenAI's is 200): docs/configuration.md
     )
     assert vad.create_response and vad.interrupt_response
 

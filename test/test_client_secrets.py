@@ -11,7 +11,11 @@ from openai.types.realtime import (
     RealtimeTranscriptionSessionCreateResponse,
 )
 
+from ovos_realtime_gateway.settings import GatewaySettings
+
 from .gateway_process import GatewayProcess, http
+
+GATEWAY_SILENCE_MS = GatewaySettings().vad_silence_duration_ms
 
 
 def test_creates_an_ek_secret_with_the_session_echoed(client: openai.OpenAI) -> None:
@@ -40,7 +44,7 @@ def test_echoed_session_carries_openai_defaults(client: openai.OpenAI) -> None:
     assert session.audio is not None and session.audio.input is not None and session.audio.output is not None
     vad = session.audio.input.turn_detection
     assert vad is not None and vad.type == "server_vad"
-    assert (vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms) == (0.5, 300, 200)
+    assert (vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms) == (0.5, 300, GATEWAY_SILENCE_MS)
     assert vad.create_response is True and vad.interrupt_response is True
     fmt = session.audio.input.format
     assert fmt is not None and fmt.type == "audio/pcm" and getattr(fmt, "rate", None) == 24000
@@ -71,7 +75,7 @@ def test_client_config_is_merged_into_defaults(client: openai.OpenAI) -> None:
     assert session.audio and session.audio.input and session.audio.output
     assert session.audio.input.format is not None and session.audio.input.format.type == "audio/pcmu"
     vad = session.audio.input.turn_detection
-    assert vad is not None and vad.threshold == 0.7 and vad.silence_duration_ms == 200
+    assert vad is not None and vad.threshold == 0.7 and vad.silence_duration_ms == GATEWAY_SILENCE_MS
     assert session.audio.output.voice == "marin"
     assert session.tools and session.tools[0].name == "lookup"  # type: ignore[union-attr]
 

@@ -39,8 +39,13 @@ def test_demo_runs_the_whole_assistant_and_stops_cleanly(tmp_path: Path) -> None
             assert time.monotonic() < deadline, f"demo never listened: {out.read_text()}"
             time.sleep(0.5)
         base_url = match.group(1)
-        printed = out.read_text()
-        assert "keys create" in printed, "it tells the user how to make a key"
+        while "keys create" not in (printed := out.read_text()):  # after the speech models load
+            assert demo.poll() is None, f"demo exited: {err.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"never said how to make a key: {printed}"
+            time.sleep(0.5)
+        assert "loading speech: ovos-realtime-stt-whisper, ovos-realtime-tts-piper" in printed, printed
+        assert "speech is ready" in printed, "it says what is loading, then that it is ready"
+        assert "answers are for time zone" in printed, "it says which time zone it answers for"
         assert f"{base_url}/talk" in printed, "it tells the user where to talk to it"
         while (ready := http("GET", f"{base_url}/readyz")).status != 200:
             assert time.monotonic() < deadline, f"never ready: {ready.body!r}"

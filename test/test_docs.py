@@ -11,13 +11,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_setting_is_documented() -> None:
-    text = (ROOT / "docs" / "configuration.md").read_text()
+    text = (ROOT / "docs" / "configuration.md").read_text().split("\n## Speech")[0]
     documented = set(re.findall(r"^\| `([a-z_.]+)` \|", text, re.MULTILINE))
     expected = (
         set(GatewaySettings.model_fields) | set(RateLimits.model_fields) | set(SipSettings.model_fields)
     )
     assert expected <= documented, f"undocumented settings: {sorted(expected - documented)}"
     assert documented <= expected, f"documented settings that do not exist: {sorted(documented - expected)}"
+
+
+def _table_keys(section: str) -> set[str]:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    part = text.split(f"\n### {section}")[1].split("\n### ")[0]
+    rows = re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)? \|", part, re.MULTILINE)
+    return {key for pair in rows for key in pair if key}
+
+
+def _config_keys(module: str) -> set[str]:
+    return set(re.findall(r'config\.get\("([a-z_]+)"', (ROOT / module).read_text())) - {"enable_streaming"}
+
+
+def test_every_speech_plugin_setting_is_documented() -> None:
+    assert _table_keys("Whisper") == _config_keys("ovos_realtime_listener_plugin/whisper.py")
+    assert _table_keys("Piper") == _config_keys("ovos_realtime_tts_plugin/piper.py")
 
 
 def test_readme_starts_with_the_two_commands() -> None:

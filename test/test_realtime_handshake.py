@@ -9,8 +9,12 @@ import aiohttp
 import openai
 import pytest
 
+from ovos_realtime_gateway.settings import GatewaySettings
+
 from .gateway_process import GatewayProcess, http
 from .realtime_helpers import EventReader, ws_url
+
+GATEWAY_SILENCE_MS = GatewaySettings().vad_silence_duration_ms
 
 
 @pytest.fixture
@@ -83,7 +87,11 @@ async def test_python_sdk_connects_and_gets_session_created(gateway: GatewayProc
         assert abs((session.expires_at or 0) - (time.time() + 3600)) < 10  # type: ignore[union-attr]
         vad = session.audio.input.turn_detection  # type: ignore[union-attr]
         assert vad.type == "server_vad" and vad.create_response and vad.interrupt_response  # type: ignore[union-attr]
-        assert (vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms) == (0.5, 300, 200)  # type: ignore[union-attr]
+        assert (vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms) == (  # type: ignore[union-attr]
+            0.5,
+            300,
+            GATEWAY_SILENCE_MS,
+        )
     await client.close()
 
 

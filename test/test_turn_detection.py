@@ -25,7 +25,7 @@ from ovos_realtime_listener_plugin.vad import opm_speech_detectors
 
 from .engine_harness import Harness, ScriptedResponder
 from .realtime_helpers import SPOKEN_TURN_EVENTS
-from .speech import chunks, speech_pcm, voiced_ms
+from .speech import chunks, speech_pcm, user_speech_pcm, voiced_ms, with_noise
 
 SENTENCE = "what time is it"
 SERVER_VAD = {
@@ -258,3 +258,63 @@ def test_each_sessions_detector_keeps_its_own_stream_state() -> None:
     heard_first = [first.is_speech(f) for f in frames]  # first hears the sentence, and moves on
     assert any(heard_first)
     assert [second.is_speech(f) for f in frames] == [fresh.is_speech(f) for f in frames] == heard_first
+
+
+def _turns(h: Harness) -> list[tuple[int, int]]:
+    started = [e["audio_start_ms"] for e in h.of("input_audio_buffer.speech_started")]
+    stopped = [e["audio_end_ms"] for e in h.of("input_audio_buffer.speech_stopped")]
+    return list(zip(started, stopped, strict=True))
+
+
+async def test_the_same_audio_gives_the_same_turns_however_it_is_chunked(silero: VadBackend) -> None:
+    """Clients cut audio into appends of their own sizes; the turns must not depend on it (the
+    resampler once dithered per chunk, which flipped the VAD on borderline frames of noisy speech
+    and moved turn edges by a frame or more)."""
+    speech = user_speech_pcm("set a timer for five minutes", lead_ms=700, tail_ms=900, voice="kal")
+    pcm = with_noise(speech + user_speech_pcm("what time is it", tail_ms=1200, voice="kal"), snr_db=20)
+    results = []
+    for pieces in (chunks(pcm), chunks(pcm, chunk_ms=100), random_pieces(pcm, seed=3), random_pieces(pcm, 9)):
+        h = Harness(ScriptedResponder("Fine."), vad=silero, turn_detection=SERVER_VAD)
+        for part in pieces:
+            await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+        await h.settle()
+        results.append(_turns(h))
+    assert len(results[0]) == 2
+    assert all(result == results[0] for result in results), results
+
+
+def random_pieces(pcm: bytes, seed: int) -> list[bytes]:
+    """Appends of random even sizes (20–300 ms at 24 kHz), as a jittery client sends them."""
+    rng = np.random.default_rng(seed)
+    out, at = [], 0
+    while at < len(pcm):
+        size = int(rng.integers(480, 7200)) * 2
+        out.append(pcm[at : at + size])
+        at += size
+    return out
+
+
+async def test_a_question_with_pauses_between_words_is_one_turn_by_default(silero: VadBackend) -> None:
+    """flite's `kal` voice pauses ~190 ms between words and arrives as one turn; a user who
+    hesitates ("set a timer for … five minutes", ~370 ms) is cut in two by OpenAI's 200 ms silence
+    (two half-commands, two wrong answers) and kept whole by the gateway's default silence."""
+    from ovos_realtime_gateway.settings import GatewaySettings
+
+    default = GatewaySettings().vad_silence_duration_ms
+    paused = user_speech_pcm(
+        "what is the weather like in Berlin tomorrow", lead_ms=800, tail_ms=1500, voice="kal"
+    )
+    hesitating = (  # flite's own edges leave ~370 ms between the two parts
+        user_speech_pcm("set a timer for", lead_ms=800, voice="slt")
+        + user_speech_pcm("five minutes", tail_ms=1500, voice="slt")
+    )
+    counts = {}
+    for name, pcm in (("paused", paused), ("hesitating", hesitating)):
+        for silence_ms in (200, default):
+            vad = {**SERVER_VAD, "silence_duration_ms": silence_ms}
+            h = Harness(ScriptedResponder("Sunny."), vad=silero, turn_detection=vad)
+            await stream(h, pcm)
+            await h.settle()
+            counts[name, silence_ms] = len(_turns(h))
+    assert counts["paused", default] == counts["hesitating", default] == 1, counts
+    assert counts["hesitating", 200] == 2, counts

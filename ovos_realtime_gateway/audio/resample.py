@@ -1,10 +1,23 @@
-"""A streaming resampler that keeps its filter state across chunks (no clicks at chunk edges)."""
+"""A streaming resampler that keeps its filter state across chunks (no clicks at chunk edges).
+
+It works in float32 and rounds to int16 itself: soxr's int16 output is dithered per chunk, so the
+same audio cut into different chunks (a client's packet sizes) came out up to ±2 LSB apart and
+flipped the VAD on borderline frames. In float32 the output depends only on the audio.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
 import soxr
+
+
+def to_int16(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
+    """Float samples on the int16 scale → int16, rounded and clipped (deterministic). Never in
+    place: soxr returns a view of its own buffer, and writing to it corrupts the stream."""
+    rounded = np.rint(samples)
+    np.clip(rounded, -32768.0, 32767.0, out=rounded)
+    return rounded.astype(np.int16)
 
 
 class StreamResampler:
@@ -16,17 +29,15 @@ class StreamResampler:
         self._stream = (
             None
             if in_rate == out_rate
-            else soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality=quality)
+            else soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality=quality)
         )
 
     def feed(self, samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
         if self._stream is None:
             return samples
-        out: npt.NDArray[np.int16] = self._stream.resample_chunk(samples)
-        return out
+        return to_int16(self._stream.resample_chunk(samples.astype(np.float32)))
 
     def flush(self) -> npt.NDArray[np.int16]:
         if self._stream is None:
             return np.zeros(0, dtype=np.int16)
-        out: npt.NDArray[np.int16] = self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
-        return out
+        return to_int16(self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))

@@ -1,27 +1,54 @@
-"""The input audio buffer: appended bytes in the session's input format until commit or clear."""
+"""The input audio buffer: appended audio until commit or clear, kept twice and aligned in time.
+
+The bytes in the session's input format are what items hold (retrieval, truncation, usage); the
+same audio at 16 kHz is what VAD and STT take. The session's one transcoder makes the 16 kHz
+copy once, as audio arrives: server VAD, a live transcript and the committed turn's
+transcription all read it, instead of each resampling the bytes again.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..audio import AudioFormat
+import numpy as np
+import numpy.typing as npt
+
+from ..audio import PIPELINE, AudioFormat, InputTranscoder
+
+PCM_BYTES_PER_MS = PIPELINE.rate * 2 // 1000
 
 
 class InputAudioBuffer:
     def __init__(self, session_format: dict[str, Any]) -> None:
         self.format = AudioFormat.from_session(session_format)
+        self._session_format = session_format
+        self._transcoder = InputTranscoder(session_format)
         self._data = bytearray()
+        self._pcm = bytearray()  # the same audio, 16 kHz 16-bit mono
         self.total_ms = 0.0  # all audio written this session (speech_started/stopped positions)
+        self._pcm_end_ms = 0.0  # where the 16 kHz copy ends (the transcoder holds a few ms back)
 
     def set_format(self, session_format: dict[str, Any]) -> None:
         fmt = AudioFormat.from_session(session_format)
         if fmt != self.format:
             self.format = fmt
+            self._restart(session_format)
             self._data.clear()
+            self._pcm.clear()
 
-    def append(self, audio: bytes) -> None:
+    def _restart(self, session_format: dict[str, Any]) -> None:
+        self._session_format = session_format
+        self._transcoder = InputTranscoder(session_format)
+        self._pcm_end_ms = self.total_ms
+
+    def append(self, audio: bytes) -> npt.NDArray[np.int16]:
+        """Add audio in the session's format; the new 16 kHz samples it made."""
         self._data.extend(audio)
         self.total_ms += self.format.duration_ms(len(audio))
+        samples = self._transcoder.feed(audio)
+        self._pcm.extend(samples.astype("<i2", copy=False).tobytes())
+        self._pcm_end_ms += len(samples) * 1000 / PIPELINE.rate
+        return samples
 
     @property
     def duration_ms(self) -> float:
@@ -32,26 +59,46 @@ class InputAudioBuffer:
         """Session position (ms of all input audio) where the buffered audio begins."""
         return self.total_ms - self.duration_ms
 
+    @property
+    def _pcm_start_ms(self) -> float:
+        return self._pcm_end_ms - len(self._pcm) / PCM_BYTES_PER_MS
+
+    def _pcm_bytes_until(self, position_ms: float) -> int:
+        whole_samples = round(max(0.0, position_ms - self._pcm_start_ms) * PIPELINE.rate / 1000)
+        return min(len(self._pcm), whole_samples * 2)
+
     def drop_before(self, position_ms: float) -> None:
         """Forget buffered audio older than `position_ms` (kept bounded while nobody speaks)."""
         excess = position_ms - self.start_ms
         if excess > 0:
             del self._data[: self.format.bytes_for_ms(excess)]
+        del self._pcm[: self._pcm_bytes_until(position_ms)]
 
-    def take_until(self, position_ms: float) -> bytes:
-        """Remove and return the audio before `position_ms`; later audio stays for the next turn."""
+    def take_until(self, position_ms: float) -> tuple[bytes, bytes]:
+        """Remove and return the audio before `position_ms` (session format, 16 kHz); later audio
+        stays for the next turn."""
         cut = min(len(self._data), self.format.bytes_for_ms(max(0.0, position_ms - self.start_ms)))
         data = bytes(self._data[:cut])
         del self._data[:cut]
-        return data
+        pcm_cut = self._pcm_bytes_until(position_ms)
+        pcm = bytes(self._pcm[:pcm_cut])
+        del self._pcm[:pcm_cut]
+        return data, pcm
 
-    def peek(self) -> bytes:
-        return bytes(self._data)
+    def peek_pcm(self) -> bytes:
+        """The buffered audio at 16 kHz, so far."""
+        return bytes(self._pcm)
 
-    def take(self) -> bytes:
-        data = bytes(self._data)
+    def take(self) -> tuple[bytes, bytes]:
+        """Remove and return all of it (a manual commit): the transcoder's last few ms included,
+        so it starts afresh for the audio that follows."""
+        tail = self._transcoder.flush()
+        data, pcm = bytes(self._data), bytes(self._pcm) + tail.astype("<i2", copy=False).tobytes()
         self._data.clear()
-        return data
+        self._pcm.clear()
+        self._restart(self._session_format)
+        return data, pcm
 
     def clear(self) -> None:
         self._data.clear()
+        self._pcm.clear()

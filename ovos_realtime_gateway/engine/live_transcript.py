@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
-from ..audio import InputTranscoder
+from ..audio import PIPELINE
 from .transcription import SttBackend, TranscriptStream, recognise, transcribe
 
 log = logging.getLogger("ovos_realtime.stt")
@@ -25,19 +24,15 @@ audio it classified, within the append that completed it); more → the turn is 
 
 
 class LiveTranscript:
-    def __init__(
-        self, backend: SttBackend, session_format: dict[str, Any], lang: str | None, audio: bytes
-    ) -> None:
+    def __init__(self, backend: SttBackend, lang: str | None, pcm16k: bytes) -> None:
         self._backend = backend
-        self._format = session_format
         self._lang = lang or backend.default_lang
-        self._transcoder = InputTranscoder(session_format)
-        self._fed = 0  # session-format bytes heard so far
+        self._fed = 0  # 16 kHz bytes heard so far
         self._queued: list[bytes] = []  # audio fed while the stream opens
         self._stream: TranscriptStream | None = None
         self._aborted = False
         self._opening = asyncio.get_running_loop().create_task(self._open())
-        self.feed(audio)
+        self.feed(pcm16k)
 
     async def _open(self) -> TranscriptStream | None:
         loop = asyncio.get_running_loop()
@@ -59,12 +54,9 @@ class LiveTranscript:
         self._stream = stream
         return stream
 
-    def feed(self, audio: bytes) -> None:
-        """Session-format audio appended during the turn."""
-        self._fed += len(audio)
-        self._pass(self._transcoder.feed(audio).astype("<i2", copy=False).tobytes())
-
-    def _pass(self, pcm: bytes) -> None:
+    def feed(self, pcm: bytes) -> None:
+        """16 kHz audio of the turn, as it is appended."""
+        self._fed += len(pcm)
         if not pcm or self._aborted:
             return
         if self._stream is not None:
@@ -73,17 +65,16 @@ class LiveTranscript:
             self._queued.append(pcm)
 
     async def finish(self, committed: bytes) -> str:
-        """The committed turn's transcript (raises TranscriptionFailed)."""
-        self._pass(self._transcoder.flush().astype("<i2", copy=False).tobytes())
+        """The committed turn's transcript, from its 16 kHz audio (raises TranscriptionFailed)."""
         backend = self._backend
         try:
             stream = await asyncio.wait_for(asyncio.shield(self._opening), backend.timeout_s)
         except asyncio.TimeoutError:
             stream = None  # the plugin is stuck opening: the batch path reports it
-        overrun_ms = self._transcoder.format.duration_ms(self._fed - len(committed))
+        overrun_ms = PIPELINE.duration_ms(self._fed - len(committed))
         if stream is None or overrun_ms > OVERRUN_MS:
             self.abort()  # a stream that opens late, or heard too much, is dropped when it can be
-            return await transcribe(backend, committed, self._format, self._lang)
+            return await transcribe(backend, committed, self._lang)
         return await recognise(backend, stream.finish)
 
     def abort(self) -> None:

@@ -233,13 +233,13 @@ class RealtimeSession:
         """Audio in the session's input format, from an append event or a call's media track."""
         if self.hooks.input_audio(audio):
             return
-        self.input.append(audio)
+        samples = self.input.append(audio)  # the session's one 16 kHz copy, for VAD and STT
         if self._live is not None:
-            self._live.feed(audio)
+            self._live.feed(samples.astype("<i2", copy=False).tobytes())
         if self.voice is None:
             return
         try:
-            signals = await self.voice.feed(audio)
+            signals = await self.voice.feed(samples)
         except VadUnavailable as exc:
             self.voice = None
             raise event_error(
@@ -296,7 +296,7 @@ class RealtimeSession:
             event("input_audio_buffer.speech_stopped", audio_end_ms=signal.audio_end_ms, item_id=item_id)
         )
         live, self._live = self._live, None
-        self.commit_audio(self.input.take_until(signal.audio_end_ms), item_id, live)
+        self.commit_audio(*self.input.take_until(signal.audio_end_ms), item_id, live)
         if self.kind == "realtime" and params.create_response:
             self._auto_response()
 
@@ -339,7 +339,7 @@ class RealtimeSession:
                 item_id=item_id,
             )
         )
-        self.commit_audio(self.input.take(), item_id)
+        self.commit_audio(*self.input.take(), item_id)
         if self.kind == "realtime":
             self._auto_response()
 
@@ -353,7 +353,7 @@ class RealtimeSession:
             )
         item_id = self._turn_item_id or ids.item_id()
         live, self._live = self._live, None
-        self.commit_audio(self.input.take(), item_id, live)
+        self.commit_audio(*self.input.take(), item_id, live)
         if self._turn_item_id is not None:  # a manual commit during speech splits the turn
             self._turn_item_id = ids.item_id()
             self._start_live()
@@ -362,18 +362,18 @@ class RealtimeSession:
         """Stream the turn's audio so far to a streaming STT plugin, if the session has one."""
         self._drop_live()
         if self._stt is not None and self._stt.transcriber.streams and self.transcripts_needed:
-            self._live = LiveTranscript(
-                self._stt, self.input_format, _language(self.config), self.input.peek()
-            )
+            self._live = LiveTranscript(self._stt, _language(self.config), self.input.peek_pcm())
 
     def _drop_live(self) -> None:
         if self._live is not None:
             self._live.abort()
             self._live = None
 
-    def commit_audio(self, audio: bytes, item_id: str, live: LiveTranscript | None = None) -> dict[str, Any]:
-        """Turn committed input audio into a user item (also used by turn detection); `live` is
-        the turn's transcription already under way, if any."""
+    def commit_audio(
+        self, audio: bytes, pcm16k: bytes, item_id: str, live: LiveTranscript | None = None
+    ) -> dict[str, Any]:
+        """Turn committed input audio (and its 16 kHz copy) into a user item (also used by turn
+        detection); `live` is the turn's transcription already under way, if any."""
         item = {
             "id": item_id,
             "object": "realtime.item",
@@ -388,7 +388,9 @@ class RealtimeSession:
         self._item_added(item, previous)
         self.persist_items()
         if self._stt is not None and self.transcripts_needed:
-            task = asyncio.get_running_loop().create_task(self._transcribe(item, audio, self._stt, live))
+            task = asyncio.get_running_loop().create_task(
+                self._transcribe(item, audio, pcm16k, self._stt, live)
+            )
             self._transcriptions[item_id] = task
             task.add_done_callback(lambda _: self._transcriptions.pop(item_id, None))
         elif live is not None:
@@ -407,14 +409,14 @@ class RealtimeSession:
         return isinstance(((self.config.get("audio") or {}).get("input") or {}).get("transcription"), dict)
 
     async def _transcribe(
-        self, item: dict[str, Any], audio: bytes, stt: SttBackend, live: LiveTranscript | None
+        self, item: dict[str, Any], audio: bytes, pcm16k: bytes, stt: SttBackend, live: LiveTranscript | None
     ) -> None:
-        item_id, fmt = item["id"], self.input_format
+        item_id = item["id"]
         try:
             if live is not None:
-                text = await live.finish(audio)
+                text = await live.finish(pcm16k)
             else:
-                text = await transcribe(stt, audio, fmt, _language(self.config))
+                text = await transcribe(stt, pcm16k, _language(self.config))
         except TranscriptionFailed as exc:
             log.warning("session %s: transcription of %s failed: %s", self.id, item_id, exc)
             if self.transcription_requested and not self.closed:

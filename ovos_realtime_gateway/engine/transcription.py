@@ -12,11 +12,7 @@ import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import numpy as np
-
-from ..audio import InputTranscoder
+from typing import Protocol
 
 
 class TranscriptStream(Protocol):
@@ -64,13 +60,6 @@ class TranscriptionFailed(Exception):
         self.code = code
 
 
-def to_pipeline_pcm(audio: bytes, session_format: dict[str, Any]) -> bytes:
-    """Session-format audio → 16 kHz 16-bit mono PCM bytes (a fresh transcoder per item)."""
-    transcoder = InputTranscoder(session_format)
-    samples = np.concatenate([transcoder.feed(audio), transcoder.flush()])
-    return samples.astype("<i2").tobytes()
-
-
 async def recognise(backend: SttBackend, call: Callable[[], str]) -> str:
     """Run a blocking STT call on the backend's threads, bounded by its timeout; the text, trimmed
     (raises TranscriptionFailed)."""
@@ -86,11 +75,8 @@ async def recognise(backend: SttBackend, call: Callable[[], str]) -> str:
     return str(text or "").strip()
 
 
-async def transcribe(
-    backend: SttBackend, audio: bytes, session_format: dict[str, Any], lang: str | None
-) -> str:
-    """The transcript of one committed item (raises TranscriptionFailed)."""
-    pcm = to_pipeline_pcm(audio, session_format)
+async def transcribe(backend: SttBackend, pcm: bytes, lang: str | None) -> str:
+    """The transcript of one committed item's 16 kHz audio (raises TranscriptionFailed)."""
     return await recognise(
         backend, functools.partial(backend.transcriber.transcribe, pcm, lang or backend.default_lang)
     )

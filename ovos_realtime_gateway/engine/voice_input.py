@@ -1,4 +1,4 @@
-"""Client audio → 16 kHz frames → a speech detector (in an executor) → turn signals.
+"""The session's 16 kHz audio → frames → a speech detector (in an executor) → turn signals.
 
 The detector is a VAD plugin behind a one-method interface; its calls never run on the event
 loop. Each append is classified before the next client event is handled, so signals keep the
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ..audio import PIPELINE, InputTranscoder
+from ..audio import PIPELINE, AudioFormat
 from .turns import TurnDetector, TurnSignal, VadParams
 
 FRAME_MS_CHOICES = (32, 64, 96)
@@ -24,6 +24,10 @@ FRAME_MS_CHOICES = (32, 64, 96)
 about the same whatever its length (153 / 173 / 187 us here), so longer frames are cheaper per
 second of audio; speech starts and stops are placed to a frame."""
 DEFAULT_FRAME_MS = 32
+QUIET_HANGOVER_MS = 500
+"""Quiet frames this close after a loud one still go to the model: the floor saves CPU on long
+silences, but skipping the soft frames between words broke silero's context (it works on a
+stream) and turned band-limited speech (G.711 calls) into scattered, borderline frames."""
 HANDOFF_MS = 96
 """Audio classified per executor call: a thread hand-off costs more CPU than an inference, so
 frames go in batches; turn positions stay exact, only the signal may come up to a batch later
@@ -78,13 +82,14 @@ class VoiceInput:
         self.params = params
         self.turns = TurnDetector(params, backend.frame_ms, start_ms)
         self._backend = backend
-        self._transcoder = InputTranscoder(session_format)
-        self.format = self._transcoder.format
+        self.format = AudioFormat.from_session(session_format)  # of the audio it was built for
         self._pending = np.zeros(0, dtype=np.int16)
         self._detector: SpeechDetector | None = None
+        self._hangover_frames = max(1, QUIET_HANGOVER_MS // backend.frame_ms)
+        self._since_loud = self._hangover_frames  # frames since the last loud one
 
-    async def feed(self, audio: bytes) -> list[TurnSignal]:
-        samples = self._transcoder.feed(audio)
+    async def feed(self, samples: npt.NDArray[np.int16]) -> list[TurnSignal]:
+        """16 kHz samples of the session's input (the input buffer made them) → turn signals."""
         if self._pending.size:
             samples = np.concatenate([self._pending, samples])
         size = self._backend.frame_samples
@@ -94,7 +99,7 @@ class VoiceInput:
             return []
         self._pending = samples[whole:]
         frames = samples[:whole].reshape(-1, size)
-        loud = _mean_square(frames) >= self._backend.floor_mean_square
+        loud = self._near_sound(_mean_square(frames) >= self._backend.floor_mean_square)
         flags = [False] * len(frames)
         if loud.any():
             loop = asyncio.get_running_loop()
@@ -109,6 +114,14 @@ class VoiceInput:
             for index, flag in zip(indices.tolist(), heard, strict=True):
                 flags[index] = flag
         return [signal for flag in flags if (signal := self.turns.push(flag)) is not None]
+
+    def _near_sound(self, loud: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        """Which frames the model hears: the loud ones and the quiet ones soon after a loud one."""
+        heard = loud.copy()
+        for index, is_loud in enumerate(loud.tolist()):
+            self._since_loud = 0 if is_loud else self._since_loud + 1
+            heard[index] = self._since_loud < self._hangover_frames
+        return heard
 
     @property
     def keep_from_ms(self) -> float:

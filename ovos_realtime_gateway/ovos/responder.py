@@ -22,6 +22,7 @@ from ovos_bus_client.session import Session
 
 from ..engine.responder import AudioDelta, ResponderError, ResponseChunk, TextDelta, Turn
 from .bus import BUS_LOST, BusBridge
+from .location import with_timezone
 
 log = logging.getLogger("ovos_realtime.ovos")
 SOURCE = "ovos-realtime"
@@ -60,7 +61,11 @@ class SkillsResponder:
         timeout_s: float = 30.0,
         on_first_speak: Callable[[float], None] | None = None,
         persona: str | None = None,
+        timezone: str | None = None,
+        city: str | None = None,
     ) -> None:
+        self.place = (timezone, city) if timezone else None  # overrides OVOS's configured location
+        self._location: dict[str, Any] | None = None
         self.on_first_speak = on_first_speak
         self.persona = persona  # the default persona; a session's `prompt.id` names its own
         self.bridge = bridge
@@ -77,7 +82,20 @@ class SkillsResponder:
         if known is not None:
             self._sessions.move_to_end(turn.session_id)
             return dict(known, lang=lang)
-        return Session(turn.session_id, lang=lang).serialize()  # type: ignore[no-any-return]
+        return Session(  # type: ignore[no-any-return]
+            turn.session_id, lang=lang, location_prefs=self.location()
+        ).serialize()
+
+    def location(self) -> dict[str, Any] | None:
+        """The `location` new OVOS sessions carry: OVOS's own, with the configured time zone."""
+        if self.place is None:
+            return None
+        if self._location is None:
+            from ovos_config import Configuration
+
+            timezone, city = self.place
+            self._location = with_timezone(Configuration().get("location"), timezone, city)
+        return self._location
 
     def _remember(self, session_id: str, message: Message) -> None:
         session = message.context.get("session")
