@@ -105,6 +105,7 @@ def skills_responder(services: GatewayServices) -> Responder | None:
         persona=settings.persona,
         timezone=settings.timezone,
         city=settings.city,
+        converse_skills=settings.converse_skills,
     )
 
 

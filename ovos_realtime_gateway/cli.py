@@ -203,7 +203,7 @@ async def _speech_loaded(services: GatewayServices) -> None:
 def _demo(settings: GatewaySettings) -> None:
     """OVOS (messagebus + ovos-core with its skills) under DATA_DIR/ovos, then the gateway on it."""
     from .ovos.location import machine_timezone, with_timezone
-    from .ovos.stack import OvosStack
+    from .ovos.stack import CONVERSATIONAL_SKILLS, OvosStack
 
     timezone = settings.timezone or machine_timezone()
     place = {"location": with_timezone(None, timezone, settings.city)}
@@ -215,6 +215,8 @@ def _demo(settings: GatewaySettings) -> None:
         stack.wait_ready(300)
         print("OVOS skills are ready", flush=True)
         demo: dict[str, Any] = {"messagebus_url": stack.bus_url, "timezone": timezone}
+        if "converse_skills" not in settings.model_fields_set:
+            demo["converse_skills"] = CONVERSATIONAL_SKILLS  # its skills: only parrot converses
         if "talk_page" not in settings.model_fields_set:
             demo["talk_page"] = True  # the demo is for talking to
         asyncio.run(_serve(settings.model_copy(update=demo)))

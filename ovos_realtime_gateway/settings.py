@@ -150,6 +150,12 @@ class GatewaySettings(_Section):
         "skills; none: OVOS's configured `location` (the demo uses the machine's time zone).",
     )
     city: str | None = Field(None, description="City name sessions carry to the skills (with `timezone`).")
+    converse_skills: tuple[str, ...] | None = Field(
+        None,
+        description="Skills that converse (OVOS ConversationalSkills); the others are left out of a "
+        "session's active skills, so OVOS does not wait 0.5 s for their converse answer each turn. "
+        "None: every skill that answered stays active (OVOS's own behaviour).",
+    )
     response_timeout_seconds: float = Field(
         30.0, gt=0, le=600, description="How long OVOS may stay silent before a response fails."
     )

@@ -18,6 +18,7 @@ loading a model.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,6 @@ NAMED_MODELS = (
     "distil-medium.en",
     "distil-large-v3",
 )
-ASSISTANT_PROMPT = "Hey Mycroft, what time is it? Set a timer for 5 minutes. What's the weather in London?"
-"""What Whisper is told came before: an assistant's kind of speech. On the accuracy bench it took
-tiny.en from 11.5 % to 7.1 % WER (beam 5) on voices it mishears; `initial_prompt: ""` turns it off."""
 NO_SPEECH_THRESHOLD = 0.6
 LOG_PROB_THRESHOLD = -1.0
 """Whisper's own rule: a segment it thinks holds no speech, decoded with low confidence, is dropped."""
@@ -79,6 +77,20 @@ def resolve_model(name_or_path: str | None) -> str:
     return str(path)
 
 
+def join_segments(segments: Iterable[tuple[str, float, float]], no_speech_threshold: float) -> str:
+    """The transcript from Whisper's segments (text, no-speech probability, mean log probability):
+    a segment Whisper thinks is not speech and is unsure of is dropped (its "Thank you." out of
+    noise), and a sentence repeated right after itself (Whisper's known loop) is kept once."""
+    texts: list[str] = []
+    for text, no_speech_prob, avg_logprob in segments:
+        if no_speech_prob > no_speech_threshold and avg_logprob < LOG_PROB_THRESHOLD:
+            continue
+        text = text.strip()
+        if text and (not texts or text.lower() != texts[-1].lower()):
+            texts.append(text)
+    return " ".join(texts)
+
+
 class WhisperSTT(STT):  # type: ignore[misc]
     """Whisper through faster-whisper. Config: `model`, `compute_type` (int8), `beam_size` (5),
     `cpu_threads` (2), `vad_filter` (true), `no_speech_threshold` (0.6), `initial_prompt`."""
@@ -89,7 +101,8 @@ class WhisperSTT(STT):  # type: ignore[misc]
 
         model = resolve_model(self.config.get("model"))
         self.beam_size = int(self.config.get("beam_size", 5))
-        self.initial_prompt = str(self.config.get("initial_prompt", ASSISTANT_PROMPT)) or None
+        # text Whisper is told came before: an owner's own common commands bias it towards them
+        self.initial_prompt = str(self.config.get("initial_prompt") or "") or None
         self.vad_filter = bool(self.config.get("vad_filter", True))
         self.no_speech_threshold = float(self.config.get("no_speech_threshold", NO_SPEECH_THRESHOLD))
         threads = int(self.config.get("cpu_threads", min(2, os.cpu_count() or 1)))
@@ -126,14 +139,9 @@ class WhisperSTT(STT):  # type: ignore[misc]
             no_speech_threshold=self.no_speech_threshold,
             log_prob_threshold=LOG_PROB_THRESHOLD,
         )
-        texts: list[str] = []
-        for segment in segments:
-            if segment.no_speech_prob > self.no_speech_threshold and segment.avg_logprob < LOG_PROB_THRESHOLD:
-                continue
-            text = segment.text.strip()
-            if text and (not texts or text != texts[-1]):  # Whisper's known loop: one sentence again
-                texts.append(text)
-        return " ".join(texts)
+        return join_segments(
+            ((seg.text, seg.no_speech_prob, seg.avg_logprob) for seg in segments), self.no_speech_threshold
+        )
 
     @property
     def available_languages(self) -> set[str]:

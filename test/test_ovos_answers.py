@@ -19,7 +19,7 @@ import pytest
 import soxr
 
 from ovos_realtime_gateway.audio import AudioFormat
-from ovos_realtime_gateway.ovos.stack import OvosStack
+from ovos_realtime_gateway.ovos.stack import CONVERSATIONAL_SKILLS, OvosStack
 
 from .gateway_process import GatewayProcess, configured_gateway, http
 from .realtime_helpers import SPOKEN_TURN_EVENTS, say_and_ask
@@ -47,7 +47,8 @@ def answering(
     ovos: OvosStack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[GatewayProcess, str]]:
     root = tmp_path_factory.mktemp("answering")
-    gateway, key = configured_gateway(root, {"messagebus_url": ovos.bus_url}, "home", "answering")
+    settings = {"messagebus_url": ovos.bus_url, "converse_skills": list(CONVERSATIONAL_SKILLS)}  # as the demo
+    gateway, key = configured_gateway(root, settings, "home", "answering")
     with gateway:
         yield gateway, key
 
@@ -142,18 +143,23 @@ async def test_a_spoken_question_in_real_time_is_heard_transcribed_and_answered(
     await _ask_aloud_and_check(*answering)
 
 
-async def test_a_streaming_stt_plugin_hears_the_question_as_it_is_spoken(
-    ovos: OvosStack, tmp_path: Path
-) -> None:
-    """The same turn with the streaming pocketsphinx plugin, which decodes while the user
-    speaks (/metrics counts the turn as streamed)."""
-    settings = {"messagebus_url": ovos.bus_url, "stt_plugin": "ovos-realtime-stt-pocketsphinx-streaming"}
-    gateway, key = configured_gateway(tmp_path, settings, "streaming", "streaming")
+@pytest.mark.parametrize("mode", ["batch", "streamed"])
+async def test_the_light_profile_hears_the_question(ovos: OvosStack, tmp_path: Path, mode: str) -> None:
+    """The same turn with the light profile (pocketsphinx, espeak-ng) for weak hardware: batch
+    pocketsphinx, and the streaming plugin that decodes while the user speaks (/metrics counts
+    the turn as streamed). Spoken by flite's rms voice: pocketsphinx mishears most others."""
+    settings: dict[str, Any] = {"messagebus_url": ovos.bus_url, "speech_profile": "light"}
+    if mode == "streamed":
+        settings["stt_plugin"] = "ovos-realtime-stt-pocketsphinx-streaming"
+    gateway, key = configured_gateway(tmp_path, settings, "light", f"light-{mode}")
     with gateway:
         await _ask_aloud_and_check(gateway, key)
+        ready = http("GET", f"{gateway.base_url}/readyz").json()["checks"]["speech"]
         metrics = http("GET", f"{gateway.base_url}/metrics").body.decode()
-    assert 'ovos_realtime_transcriptions_total{mode="streamed"} 1.0' in metrics
-    assert 'ovos_realtime_transcriptions_total{mode="batch"}' not in metrics
+    assert ready["ok"], ready
+    assert f'ovos_realtime_transcriptions_total{{mode="{mode}"}} 1.0' in metrics
+    other = "batch" if mode == "streamed" else "streamed"
+    assert f'ovos_realtime_transcriptions_total{{mode="{other}"}}' not in metrics
 
 
 async def _ask_aloud_and_check(gateway: GatewayProcess, key: str) -> None:
@@ -734,3 +740,47 @@ async def test_the_talk_page_asks_aloud_and_shows_the_skills_answer(ovos: OvosSt
 def _hour_word(hour: int) -> str:
     words = "twelve one two three four five six seven eight nine ten eleven".split()
     return words[hour % 12]
+
+
+@pytest.mark.parametrize("converse_skills", [None, CONVERSATIONAL_SKILLS])
+def test_only_conversational_skills_are_asked_to_converse(
+    ovos: OvosStack, tmp_path: Path, converse_skills: tuple[str, ...] | None
+) -> None:
+    """ovos-core asks every skill that answered a session's earlier turn whether it wants the next
+    one (`converse.ping`) and waits up to 0.5 s for all to answer; the date-time skill never
+    answers (it is no ConversationalSkill). With `converse_skills` (the demo's setting) the
+    gateway's session no longer names it, so the second question asks nobody and is answered
+    without that wait; without it, OVOS's own behaviour stays."""
+    from ovos_bus_client import MessageBusClient
+
+    settings: dict[str, Any] = {"messagebus_url": ovos.bus_url, "converse_skills": converse_skills}
+    gateway, key = configured_gateway(tmp_path, settings, "home", "converse")
+    pings: list[str] = []
+    bus = MessageBusClient(host="127.0.0.1", port=ovos.bus_port, route="/core", ssl=False)
+    bus.on("ovos-skill-date-time.openvoiceos.converse.ping", lambda m: pings.append(m.msg_type))
+    bus.run_in_thread()
+    try:
+        assert bus.connected_event.wait(30)
+        with gateway:
+            answers = asyncio.run(_ask_twice(gateway, key, "what time is it"))
+    finally:
+        bus.close()
+    assert all(re.search(rf"\b({HOURS})\b", a.lower()) for a in answers), answers
+    assert bool(pings) is (converse_skills is None), pings
+
+
+async def _ask_twice(gateway: GatewayProcess, key: str, text: str) -> list[str]:
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    answers = []
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+        await conn.recv()
+        for _ in range(2):
+            await say_and_ask(conn, text)
+            async for event in conn:
+                if event.type == "response.done":
+                    answers.append(event.response.output[0].content[0].text)  # type: ignore[index,union-attr]
+                    break
+    await client.close()
+    return answers

@@ -114,3 +114,18 @@ def test_a_corrupt_model_names_the_setting(tmp_path: Path) -> None:
 def test_a_missing_plugin_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="not installed"):
         OpmTranscriber("ovos-stt-plugin-nonexistent").transcribe(b"\0" * 3200, "en-US")
+
+
+def test_whispers_repeated_sentences_and_unsure_non_speech_are_dropped() -> None:
+    """Whisper's segments as faster-whisper gives them (text, no-speech probability, mean log
+    probability): its loop repeats a sentence; out of noise it says "Thank you." unsure."""
+    from ovos_realtime_listener_plugin.whisper import join_segments
+
+    looped = [
+        (" Set a timer.", 0.01, -0.2),
+        (" Set a timer.", 0.02, -0.3),
+        (" For five minutes.", 0.01, -0.2),
+    ]
+    assert join_segments(looped, 0.6) == "Set a timer. For five minutes."
+    assert join_segments([(" Thank you.", 0.9, -1.4)], 0.6) == ""
+    assert join_segments([(" Hello.", 0.9, -0.1)], 0.6) == "Hello.", "sure of it: kept"

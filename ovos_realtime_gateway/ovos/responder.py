@@ -63,7 +63,9 @@ class SkillsResponder:
         persona: str | None = None,
         timezone: str | None = None,
         city: str | None = None,
+        converse_skills: tuple[str, ...] | None = None,
     ) -> None:
+        self.converse_skills = converse_skills
         self.place = (timezone, city) if timezone else None  # overrides OVOS's configured location
         self._location: dict[str, Any] | None = None
         self.on_first_speak = on_first_speak
@@ -81,10 +83,18 @@ class SkillsResponder:
         known = self._sessions.get(turn.session_id)
         if known is not None:
             self._sessions.move_to_end(turn.session_id)
-            return dict(known, lang=lang)
+            return dict(known, lang=lang, active_skills=self._conversing(known.get("active_skills") or []))
         return Session(  # type: ignore[no-any-return]
             turn.session_id, lang=lang, location_prefs=self.location()
         ).serialize()
+
+    def _conversing(self, active: list[Any]) -> list[Any]:
+        """The active skills OVOS should ask to converse. ovos-core pings each one and waits up
+        to 0.5 s for all to answer, and (ovos-workshop 7) only conversational skills answer: one
+        plain skill left active costs every later turn the whole 0.5 s."""
+        if self.converse_skills is None:
+            return active
+        return [entry for entry in active if entry and entry[0] in self.converse_skills]
 
     def location(self) -> dict[str, Any] | None:
         """The `location` new OVOS sessions carry: OVOS's own, with the configured time zone."""

@@ -31,6 +31,9 @@ PIPELINE = [
     "ovos-persona-pipeline-plugin-low",  # loads ovos-persona (answers only what names a persona)
     "ovos-fallback-pipeline-plugin-low",
 ]
+CONVERSATIONAL_SKILLS = ("ovos-skill-parrot.openvoiceos",)
+"""The skills of requirements/ovos.txt that converse (OVOS `ConversationalSkill`s): the demo's
+`converse_skills` (see GatewaySettings)."""
 
 
 def free_port() -> int:
