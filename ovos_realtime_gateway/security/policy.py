@@ -2,23 +2,31 @@
 
 Every entry point asks `PolicyEngine.decide(input)` with
 `{principal, project, action, resource, request}` and gets `Decision(allow, reason)`.
-The embedded policy is compiled once into a bundle; a query costs well under a millisecond and
-runs on the event loop. With `opa_url` set, OPA's `/v1/data/ovos_realtime/decision` decides,
-and an unreachable OPA fails closed.
+The embedded policy is compiled once into a bundle in a child process of its own
+(`rego_worker.py`: regopy leaks ~24 KB per evaluation in a process where another C++ extension
+loaded libstdc++ first, see there), asked over a pipe from one worker thread; the child is
+replaced after `max_evaluations` and when it dies (that request is denied). With `opa_url` set,
+OPA's `/v1/data/ovos_realtime/decision` decides, and an unreachable OPA fails closed. A policy
+whose decision is undefined for an input denies it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import subprocess
+import sys
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
-from regopy import Interpreter, RegoError
 
 log = logging.getLogger("ovos_realtime.policy")
 QUERY = "data.ovos_realtime.decision"
@@ -43,18 +51,117 @@ def default_policy_text() -> str:
     return resources.files(__package__).joinpath("default_policy.rego").read_text()
 
 
+WORKER = Path(__file__).with_name("rego_worker.py")
+MAX_EVALUATIONS = 100_000
+"""A worker is replaced after this many evaluations: whatever it might still hold is bounded."""
+
+
+class RegoProcess:
+    """The embedded policy's evaluator: `rego_worker.py` in a child process, asked over pipes.
+    Blocking; one evaluation at a time (callers use one worker thread)."""
+
+    def __init__(self, policy_text: str, max_evaluations: int = MAX_EVALUATIONS) -> None:
+        self._text = policy_text
+        self.max_evaluations = max_evaluations
+        self._lock = threading.Lock()
+        self.started = 0  # workers started, for tests and logs
+        self.loaded_libstdcxx_first = False
+        self._current: list[subprocess.Popen[str]] = [self._start()]
+        # an evaluator dropped without close() still ends its process and closes its pipes
+        self._finalizer = weakref.finalize(self, _stop_all, self._current)
+        self._count = 0
+
+    @property
+    def _proc(self) -> subprocess.Popen[str]:
+        return self._current[0]
+
+    def _start(self) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="surrogatepass",
+        )
+        ready = self._exchange(proc, self._text)
+        if ready is None or "error" in ready:
+            _stop(proc)
+            error = "the Rego worker exited" if ready is None else str(ready["error"])
+            raise PolicyError(f"the Rego policy does not compile: {_describe(error, self._text)}")
+        self.loaded_libstdcxx_first = bool(ready.get("libstdcxx_first"))
+        self.started += 1
+        return proc
+
+    @staticmethod
+    def _exchange(proc: subprocess.Popen[str], value: Any) -> Any:
+        """Send one JSON line, read one back (None: the worker is gone)."""
+        stdin: IO[str] = proc.stdin  # type: ignore[assignment]  # both are pipes (PIPE above)
+        stdout: IO[str] = proc.stdout  # type: ignore[assignment]
+        try:
+            stdin.write(json.dumps(value, default=str) + "\n")
+            stdin.flush()
+            line = stdout.readline()
+        except (BrokenPipeError, OSError, ValueError):
+            return None
+        return json.loads(line) if line else None
+
+    def evaluate(self, policy_input: dict[str, Any]) -> Any:
+        """The decision value for `policy_input` (None: undefined); raises PolicyUnavailable."""
+        with self._lock:
+            if self._count >= self.max_evaluations:
+                self._replace()
+            self._count += 1
+            reply = self._exchange(self._proc, policy_input)
+            if reply is None:
+                log.error("the Rego worker died (exit %s); starting a new one", self._proc.poll())
+                self._replace()
+                raise PolicyUnavailable("the policy evaluator restarted")
+        if not reply.get("ok"):
+            log.error("policy evaluation failed: %s", reply.get("error"))
+            raise PolicyUnavailable("policy evaluation failed")
+        return reply.get("value")
+
+    def _replace(self) -> None:
+        old, self._current[0] = self._current[0], self._start()
+        self._count = 0
+        _stop(old)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def close(self) -> None:
+        with self._lock:
+            self._finalizer()
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """End a worker: its stdin closed is its signal to exit; killed if it does not."""
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            try:
+                pipe.close()
+            except OSError:
+                pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _stop_all(current: list[subprocess.Popen[str]]) -> None:
+    for proc in current:
+        _stop(proc)
+
+
 class PolicyEngine:
-    """Compiled Rego policy, queried per request."""
+    """The compiled Rego policy (or an OPA server), asked per request."""
 
     def __init__(self, policy_text: str, opa_url: str | None = None, opa_timeout_s: float = 2.0) -> None:
-        self._interpreter = Interpreter()  # type: ignore[no-untyped-call]
-        try:
-            self._interpreter.add_module("policy.rego", policy_text)
-            self._bundle = self._interpreter.build(QUERY)
-        except RegoError as exc:
-            raise PolicyError(
-                f"the Rego policy does not compile: {_describe(str(exc), policy_text)}"
-            ) from None
+        self.rego = RegoProcess(policy_text)  # compiles now: a bad policy stops the start
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ovos-realtime-policy")
         self._opa_url = opa_url.rstrip("/") if opa_url else None
         self._opa_timeout = aiohttp.ClientTimeout(total=opa_timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -71,19 +178,15 @@ class PolicyEngine:
     async def decide(self, policy_input: dict[str, Any]) -> Decision:
         if self._opa_url:
             return await self._ask_opa(policy_input)
-        return self.decide_embedded(policy_input)
+        return await self.decide_embedded(policy_input)
 
-    def decide_embedded(self, policy_input: dict[str, Any]) -> Decision:
-        self._interpreter.set_input(policy_input)  # type: ignore[arg-type]  # any JSON-able value
-        output = self._interpreter.query_bundle(self._bundle)
-        if not output.ok():
-            log.error("policy evaluation failed: %s", output)
+    async def decide_embedded(self, policy_input: dict[str, Any]) -> Decision:
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._executor, self.rego.evaluate, policy_input)
+        except PolicyUnavailable:
             return Decision(False, "Policy evaluation failed.", "embedded")
-        first = output.expressions()[0]
-        if first is None:
-            return Decision(False, "The policy returned no decision.", "embedded")
-        result = json.loads(first.json())
-        return _decision(result, "embedded")
+        return _decision(result, "embedded")  # undefined (None) or not an object: denied
 
     async def _ask_opa(self, policy_input: dict[str, Any]) -> Decision:
         if self._session is None:
@@ -115,6 +218,8 @@ class PolicyEngine:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.rego.close)
+        self._executor.shutdown(wait=False)
 
 
 def _describe(error: str, source: str) -> str:
