@@ -112,6 +112,9 @@ def skills_responder(services: GatewayServices) -> Responder | None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await services.store.migrate()
+    stale = await services.store.close_stale_sessions(int(time.time()))
+    if stale:
+        log.warning("closed %d session(s) left active by a previous run that did not stop", stale)
     services.audit.start()
     warming: asyncio.Task[None] | None = None
     if services.bus is not None:

@@ -51,6 +51,23 @@ class TestRejectedBodies:
         error = _error(_post(gateway, alpha_key, json_body=[1, 2]), 400)
         assert error["code"] == "invalid_type"
 
+    @pytest.mark.parametrize("depth", [100, 50_000])
+    def test_json_nested_deep_is_refused(self, gateway: GatewayProcess, alpha_key: str, depth: int) -> None:
+        """A hostile probe's 50k-deep bodies were 500s (RecursionError)."""
+        body = b'{"metadata": ' + b"[" * depth + b"]" * depth + b"}"
+        error = _error(
+            _post(gateway, alpha_key, body=body, headers={"Content-Type": "application/json"}), 400
+        )
+        assert error["code"] == "invalid_json" and "nested deeper than 64" in str(error["message"])
+
+    def test_a_lone_surrogate_is_refused(self, gateway: GatewayProcess, alpha_key: str) -> None:
+        """`\\ud800` decodes in Python but no UTF-8 store can write it: it was a 500 from sqlite."""
+        body = b'{"session": {"type": "realtime", "instructions": "hello \\ud800 there"}}'
+        error = _error(
+            _post(gateway, alpha_key, body=body, headers={"Content-Type": "application/json"}), 400
+        )
+        assert error["code"] == "invalid_json" and "surrogate" in str(error["message"])
+
     def test_nan_is_not_json(self, gateway: GatewayProcess, alpha_key: str) -> None:
         body = b'{"expires_after": {"seconds": NaN}}'
         error = _error(

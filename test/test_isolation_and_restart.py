@@ -89,3 +89,36 @@ async def test_conversation_items_are_stored_as_they_happen(gateway: GatewayProc
         assert stored[0]["content"][0]["type"] == "input_audio"
         assert stored[1]["content"][0]["text"] == "hello"
     await client.close()
+
+
+async def test_sessions_a_killed_gateway_left_active_are_closed_at_the_next_start(tmp_path: Path) -> None:
+    """kill -9 while a session is open leaves its row `active`; the next start closes it (no
+    session of a dead process is live) and says so in its log."""
+    import signal
+    import sqlite3
+
+    import aiohttp
+
+    from .gateway_process import configured_gateway
+
+    gateway, key = configured_gateway(tmp_path, {}, "home", "killed")
+    gateway.start()
+    url = gateway.api_base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+    async with (
+        aiohttp.ClientSession() as client,
+        client.ws_connect(url, headers={"Authorization": f"Bearer {key}"}) as ws,
+    ):
+        session_id = (await ws.receive_json())["session"]["id"]
+        assert gateway.proc is not None
+        gateway.proc.send_signal(signal.SIGKILL)
+        gateway.proc.wait(10)
+    database = gateway.data_dir / "ovos-realtime.db"
+
+    def status() -> str:
+        with sqlite3.connect(database) as db:
+            return str(db.execute("select status from sessions where id = ?", [session_id]).fetchone()[0])
+
+    assert status() == "active"
+    with GatewayProcess(gateway.data_dir, log_name="restarted") as restarted:
+        assert status() == "closed"
+        assert "closed 1 session(s) left active" in restarted.stderr_path.read_text()

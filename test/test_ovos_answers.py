@@ -784,3 +784,51 @@ async def _ask_twice(gateway: GatewayProcess, key: str, text: str) -> list[str]:
                     break
     await client.close()
     return answers
+
+
+async def test_a_client_that_vanishes_mid_answer_leaves_its_session_closed_and_saved(
+    answering: tuple[GatewayProcess, str],
+) -> None:
+    """The client drops its TCP connection while a spoken answer streams (no close frame, as a
+    phone losing its network does): the session is stored `closed` with its conversation, and the
+    gateway logs no traceback (it logged a 500 and left the session `active`, unsaved)."""
+    import json
+    import sqlite3
+
+    import aiohttp
+
+    gateway, key = answering
+    logged_before = len(gateway.stderr_path.read_text())
+    url = gateway.api_base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+    async with (
+        aiohttp.ClientSession() as client,
+        client.ws_connect(url, headers={"Authorization": f"Bearer {key}"}) as ws,
+    ):
+        session_id = (await ws.receive_json())["session"]["id"]
+        question = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "hello world"}],
+        }
+        await ws.send_json({"type": "conversation.item.create", "item": question})
+        await ws.send_json({"type": "response.create"})
+        async for message in ws:
+            if json.loads(message.data)["type"] == "response.output_audio.delta":
+                break
+        assert ws._response is not None and ws._response.connection is not None
+        ws._response.connection.transport.abort()  # type: ignore[union-attr]
+
+    def stored() -> tuple[str, list[str]]:
+        with sqlite3.connect(gateway.data_dir / "ovos-realtime.db") as db:
+            status = db.execute("select status from sessions where id = ?", [session_id]).fetchone()[0]
+            rows = db.execute("select item from conversation_items where session_id = ?", [session_id])
+            items = [row[0] for row in rows]
+        return status, items
+
+    deadline = time.monotonic() + 30
+    while (state := stored())[0] != "closed":
+        assert time.monotonic() < deadline, f"the session stayed {state[0]}"
+        await asyncio.sleep(0.2)
+    assert any("hello world" in item for item in state[1]), "the conversation was saved"
+    logged = gateway.stderr_path.read_text()[logged_before:]
+    assert "Traceback" not in logged and "Error handling request" not in logged, logged[-2000:]

@@ -157,3 +157,26 @@ def test_a_tts_plugin_that_hangs_or_raises_fails_that_answer_only(
             assert says in spoken.status_details.error.message
             typed, _ = asyncio.run(ask(gateway, key, "hello world"))
             assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
+
+
+def test_a_whisper_model_that_does_not_exist_is_named_at_start(tmp_path: Path) -> None:
+    """A typo in `stt_config.model`: the start output says which setting and why, /readyz names
+    it, and the gateway still answers typed questions (text does not need the STT)."""
+    with OvosStack(tmp_path / "ovos") as stack:
+        stack.wait_ready(180)
+        settings = {"messagebus_url": stack.bus_url, "stt_config": {"model": str(tmp_path / "no-such-model")}}
+        gateway, key = configured_gateway(tmp_path, settings, "home", "badmodel")
+        with gateway:
+            wait_for(lambda: "speech is NOT ready" in gateway.stdout_path.read_text())
+            printed = gateway.stdout_path.read_text()
+            assert (
+                "error: stt_plugin 'ovos-realtime-stt-whisper' could not be loaded: stt_config.model:"
+                in printed
+            )
+            ready = http("GET", f"{gateway.base_url}/readyz")
+            assert ready.status == 503
+            assert (
+                "stt_config.model" in ready.json()["checks"]["speech"]["pending"]["ovos-realtime-stt-whisper"]
+            )
+            typed, _ = asyncio.run(ask(gateway, key, "hello world"))
+            assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"

@@ -61,6 +61,10 @@ async def test_errors_are_non_fatal_and_precise(reader: EventReader) -> None:
     error = await _error(reader, {"type": "session.update", "session": {"instructions": "x"}})
     assert (error["code"], error["param"]) == ("missing_required_parameter", "session.type")
     assert (await _error(reader, "this is not json"))["code"] == "invalid_json"
+    deep = '{"type": "session.update", "session": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    assert (await _error(reader, deep))["code"] == "invalid_json", "nested 100k deep: no server_error"
+    lone = '{"type": "session.update", "session": {"type": "realtime", "instructions": "a \\udc00 b"}}'
+    assert (await _error(reader, lone))["code"] == "invalid_json", "a lone surrogate: no server_error"
     assert (await _error(reader, b"\x00\x01"))["code"] == "invalid_event"
     assert (await _error(reader, {"event_id": "no-type"}))["code"] == "invalid_event"
     error = await _error(reader, {"type": "output_audio_buffer.clear"})

@@ -288,6 +288,10 @@ async def test_multipart_offers_are_validated(gateway: GatewayProcess, alpha_key
     body, headers = encode({"sdp": (SDP, good), "session": (JSON, "{oops")})
     got = http("POST", url, body=body, headers=headers, key=alpha_key)
     assert got.status == 400 and got.json()["error"]["code"] == "invalid_json", got.body
+    deep = '{"type": "realtime", "tools": ' + "[" * 60_000 + "]" * 60_000 + "}"
+    body, headers = encode({"sdp": (SDP, good), "session": (JSON, deep)})
+    got = http("POST", url, body=body, headers=headers, key=alpha_key)
+    assert got.status == 400 and got.json()["error"]["code"] == "invalid_json", got.body
     body, headers = encode({"sdp": (SDP, good), "session": (JSON, '{"type": "realtime", "model": "gpt-9"}')})
     got = http("POST", url, body=body, headers=headers, key=alpha_key)
     assert got.status == 400 and got.json()["error"]["param"] == "session.model", got.body

@@ -3,14 +3,23 @@
 `NaN` and `Infinity` are not JSON and are refused. A number with no fractional part (`10.0`)
 is an integer in JSON Schema, so it decodes as an int and passes the strict models' integer
 fields; float fields accept ints, so nothing else changes.
+
+Hostile documents are refused here, as JSON errors (400 / `invalid_json`), before anything
+deeper sees them: nesting deeper than MAX_DEPTH (50k levels raised RecursionError, a 500, in
+the parser or later in validation and storage), and strings holding a lone UTF-16 surrogate
+(`"\ud800"` decodes, but no UTF-8 store or log can write it).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 _EXACT_INT_LIMIT = 2**53  # beyond this a float no longer holds every integer
+MAX_DEPTH = 64
+"""Deeper than any real request or event (OpenAI's deepest bodies are under 10 levels)."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _reject_constant(name: str) -> Any:
@@ -25,5 +34,33 @@ def _number(text: str) -> float | int:
 
 
 def loads(text: str | bytes) -> Any:
-    """Decode JSON text (raises ValueError, RecursionError or UnicodeDecodeError when invalid)."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_number)
+    """Decode JSON text (raises ValueError or UnicodeDecodeError when invalid or hostile)."""
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_number)
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    _check(data)
+    return data
+
+
+def _check(data: Any) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and lone surrogates, without recursion."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels")
+            if isinstance(value, dict):
+                for key in value:
+                    _check_text(key)
+                stack.extend((item, depth + 1) for item in value.values())
+            else:
+                stack.extend((item, depth + 1) for item in value)
+
+
+def _check_text(text: str) -> None:
+    if not text.isascii() and _SURROGATE.search(text):  # isascii() is O(1): audio costs nothing
+        raise ValueError("a string holds a lone UTF-16 surrogate, which is not text")

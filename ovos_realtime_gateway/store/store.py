@@ -162,6 +162,18 @@ class Store:
     async def save_session(self, session: SessionRecord) -> None:
         await self._run(lambda db: db.table("sessions").upsert(session.to_row(), pk="id"))
 
+    async def close_stale_sessions(self, now: int) -> int:
+        """At start: sessions still `active` belong to a process that died (kill -9, power cut);
+        none of them is live any more. Marks them closed; how many there were."""
+
+        def op(db: Database) -> int:
+            cursor = db.execute(
+                "update sessions set status = 'closed', updated_at = ? where status = 'active'", [now]
+            )
+            return int(cursor.rowcount)
+
+        return await self._run(op)
+
     async def get_session(self, session_id: str) -> SessionRecord | None:
         def op(db: Database) -> SessionRecord | None:
             try:

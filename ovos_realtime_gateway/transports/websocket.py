@@ -350,29 +350,35 @@ async def _serve(
         else:
             await session.close()
     finally:
-        for task in (reader, expiry, overflow):
-            task.cancel()
-        await asyncio.gather(reader, expiry, overflow, return_exceptions=True)
-        await session.close()
-        outbox.close()
-        if not outbox.overflowed.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(writer), 5.0)
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
-        if not ws.closed:
-            await ws.close(code=close_code, message=close_message[:120])
-        await services.store.save_session(
-            SessionRecord(
-                **{
-                    **record_fields(store_hooks.record),
-                    "config": session.config,
-                    "status": "closed",
-                    "updated_at": int(time.time()),
-                }
-            )
-        )
-        await hooks.items_changed(session.conversation)
+        try:
+            for task in (reader, expiry, overflow):
+                task.cancel()
+            await asyncio.gather(reader, expiry, overflow, return_exceptions=True)
+            await session.close()
+            outbox.close()
+            if not outbox.overflowed.is_set():
+                # the queued events get 5 s to go out; a writer that failed (the client vanished
+                # mid-answer: connection reset) has its error kept, not raised here
+                await asyncio.wait({writer}, timeout=5.0)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            if not ws.closed:
+                with contextlib.suppress(ConnectionError):
+                    await ws.close(code=close_code, message=close_message[:120])
+        finally:
+            await _save_closed(services, store_hooks, session, hooks)
+
+
+async def _save_closed(
+    services: GatewayServices,
+    store_hooks: StoreHooks,
+    session: RealtimeSession,
+    hooks: SessionHooks,
+) -> None:
+    """However the socket ended, the session is stored closed with its conversation."""
+    fields = {**record_fields(store_hooks.record), "config": session.config, "status": "closed"}
+    await services.store.save_session(SessionRecord(**{**fields, "updated_at": int(time.time())}))
+    await hooks.items_changed(session.conversation)
 
 
 async def _write(ws: web.WebSocketResponse, outbox: Outbox) -> None:
