@@ -405,7 +405,10 @@ async def test_a_sideband_that_stops_reading_is_cut_off_and_the_call_goes_on(
         async with http_session.ws_connect(url, headers={"Authorization": f"Bearer {alpha_key}"}) as ws:
             for _ in range(6000):  # ~30 MB of session.updated, not read while it piles up
                 await ws.send_str(update)
-            await asyncio.sleep(5)
+            deadline = time.monotonic() + 120  # the gateway's own count says it cut the monitor off
+            while await asyncio.to_thread(metric, gateway, "ovos_realtime_slow_consumers_total") == before:
+                assert time.monotonic() < deadline, "the gateway never noticed the monitor stopped reading"
+                await asyncio.sleep(0.2)
             async with asyncio.timeout(60):
                 closing = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
                 while (await ws.receive()).type not in closing:

@@ -274,9 +274,64 @@ async def _sideband(
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(writer), 2.0)
         writer.cancel()
-        await asyncio.gather(reader, ended, overflow, writer, return_exceptions=True)
-        if not ws.closed:
-            await ws.close(code=code, message=reason)
+        await asyncio.gather(reader, ended, overflow, return_exceptions=True)
+        await _end_writer(request, ws, writer, code, reason)
+
+
+CLOSE_TIMEOUT_S = 10.0
+"""How long a closing socket gets for the close handshake before its connection is dropped."""
+
+
+async def close_bounded(request: web.Request, ws: web.WebSocketResponse, code: int, message: bytes) -> None:
+    """Close with `code`, and make sure the TCP connection goes within CLOSE_TIMEOUT_S. A client
+    that stopped reading has megabytes queued in front of the close frame: it never answers the
+    close, and a graceful close of the transport waits to flush a buffer that never drains (a
+    soak saw such a connection held ESTABLISHED for 12 minutes). So whatever is still unsent at
+    the deadline is dropped with the connection. A client that reads in that time gets the close
+    frame and its code (1008 for a full send queue). `asyncio.wait`, not `wait_for`: aiohttp's
+    close does not give way to cancellation."""
+    deadline = asyncio.get_running_loop().time() + CLOSE_TIMEOUT_S
+    if not ws.closed:
+        closing = asyncio.ensure_future(ws.close(code=code, message=message))
+        closing.add_done_callback(_ignore_outcome)
+        await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT_S)
+        if not closing.done():
+            _drop(request)
+            await asyncio.wait({closing}, timeout=1.0)  # a close on a dead transport ends at once
+            closing.cancel()
+            return
+    transport = request.transport
+    while transport is not None and transport.get_write_buffer_size() > 0:
+        if asyncio.get_running_loop().time() >= deadline:
+            _drop(request)
+            return
+        await asyncio.sleep(0.1)
+
+
+def _drop(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        log.info(
+            "%s: the client took nothing for %.0f s; dropping its connection", request.path, CLOSE_TIMEOUT_S
+        )
+        transport.abort()
+
+
+async def _end_writer(
+    request: web.Request, ws: web.WebSocketResponse, writer: asyncio.Task[None], code: int, message: bytes
+) -> None:
+    """The writer was cancelled; one blocked in aiohttp's drain (a client that stopped reading)
+    does not give way to cancellation, so it is given a moment, then the socket is closed (and
+    dropped if need be), which ends it."""
+    await asyncio.wait({writer}, timeout=1.0)
+    await close_bounded(request, ws, code, message)
+    await asyncio.wait({writer}, timeout=1.0)
+    writer.add_done_callback(_ignore_outcome)
+
+
+def _ignore_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a close that failed on a dropped connection is expected
 
 
 async def _forward(ws: web.WebSocketResponse, call: Call) -> None:
@@ -361,10 +416,7 @@ async def _serve(
                 # mid-answer: connection reset) has its error kept, not raised here
                 await asyncio.wait({writer}, timeout=5.0)
             writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
-            if not ws.closed:
-                with contextlib.suppress(ConnectionError):
-                    await ws.close(code=close_code, message=close_message[:120])
+            await _end_writer(request, ws, writer, close_code, close_message[:120])
         finally:
             await _save_closed(services, store_hooks, session, hooks)
 
