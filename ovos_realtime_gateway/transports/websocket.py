@@ -270,9 +270,8 @@ async def _sideband(
         outbox.close()
         for task in (reader, ended, overflow):
             task.cancel()
-        if not outbox.overflowed.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(writer), 2.0)
+        if not outbox.overflowed.is_set():  # as in _serve: a failed writer's error is kept, not raised
+            await asyncio.wait({writer}, timeout=2.0)
         writer.cancel()
         await asyncio.gather(reader, ended, overflow, return_exceptions=True)
         await _end_writer(request, ws, writer, code, reason)
