@@ -17,6 +17,7 @@ from .ovos.bus import BusAddress, BusBridge
 from .ovos.timing import TimedTranscriber, timed_synthesis
 from .rest.middleware import request_context
 from .rest.routes import add_routes
+from .security.live_credentials import stop_watching
 from .security.policy import PolicyEngine
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
@@ -116,6 +117,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if stale:
         log.warning("closed %d session(s) left active by a previous run that did not stop", stale)
     services.audit.start()
+    revocations = asyncio.get_running_loop().create_task(
+        services.live.watch(services.store.unusable_keys, services.settings.revocation_check_seconds),
+        name="revocation-watch",
+    )
     warming: asyncio.Task[None] | None = None
     if services.bus is not None:
         services.bus.start()
@@ -123,6 +128,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         services.warming = warming
     sip = await _start_sip(app)
     yield
+    await stop_watching(revocations)
     await services.calls.end_all()
     if sip is not None:
         await sip.stop()

@@ -18,6 +18,7 @@ from .observability.metrics import GatewayMetrics
 from .ovos.bus import BusBridge
 from .ovos.microphone_hub import MicrophoneHub
 from .security.auth import Authenticator
+from .security.live_credentials import LiveCredentials
 from .security.policy import PolicyEngine
 from .security.ratelimit import AuthFailureThrottle, RateLimiter, SessionSlots
 from .settings import GatewaySettings, RateLimits
@@ -36,6 +37,7 @@ class GatewayServices:
     stt: SttBackend | None = None
     microphone: MicrophoneHub = field(default_factory=MicrophoneHub)
     calls: CallRegistry = field(default_factory=CallRegistry)
+    live: LiveCredentials = field(default_factory=LiveCredentials)  # revocation reaches these
     sip: Any = None  # the SipServer (calls/sip/server.py) when `sip.enabled`
     speech: Any = None  # the TTS SpeechSynthesizer (ovos_realtime_tts_plugin), when answers are spoken
     speech_status: dict[str, str] = field(default_factory=dict)  # plugin → "loading" | "ready" | error

@@ -119,6 +119,13 @@ class GatewaySettings(_Section):
     key_rotation_grace_seconds: int = Field(
         86_400, ge=0, description="How long a rotated key keeps working after `keys rotate`."
     )
+    revocation_check_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="How often live sessions, sidebands and calls are checked against revoked keys "
+        "(and keys whose rotation grace ended); they end within this time of `keys revoke`.",
+    )
     client_secret_ttl_seconds: int = Field(600, ge=10, le=7200, description="Default ek_ lifetime.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest REST request body accepted.")
     models: tuple[str, ...] = Field(DEFAULT_MODELS, description="Realtime model names accepted and listed.")

@@ -25,6 +25,7 @@ from ..engine.session import RealtimeSession, SessionOptions
 from ..protocol import errors
 from ..protocol.server_events import Event, error_event, event
 from ..security.auth import Principal
+from ..security.live_credentials import Hold
 from ..services import GatewayServices
 from ..store import SessionRecord
 from ..transports.client_frames import CALL_EVENT_TYPES, apply_frame
@@ -68,6 +69,7 @@ class Call:
         self.end_reason: str | None = None
         self._ending: asyncio.Task[None] | None = None
         self._live = False
+        self._holds: list[Hold] = []
 
     def go_live(self) -> None:
         """List the call and count it as an open session, both undone when it ends (its session
@@ -75,12 +77,25 @@ class Call:
         self._live = True
         self.services.calls.add(self)
         self.services.metrics.realtime_sessions.inc()
+        self.hold_for(self.principal)
+
+    def hold_for(self, principal: Principal) -> None:
+        """The call stands on `principal`'s key (who placed or accepted it): revoking it ends the call."""
+        self._holds.append(self.services.live.hold(principal, self._key_revoked))
+
+    def _key_revoked(self, credential_id: str) -> None:
+        log.info("call %s: key %s was revoked; ending the call", self.id, credential_id)
+        self.publish(error_event(errors.revoked_during_session(), None))
+        self.end("key_revoked")
 
     def _release(self) -> None:
+        for hold in self._holds:
+            hold.release()
+        self._holds.clear()
         if self._live:
             self._live = False
             self.services.calls.remove(self)
-            self.services.session_slots.release(self.project_id, self.principal.credential_id)
+            self.services.session_slots.release(self.project_id, self.principal.owning_key)
             self.services.metrics.realtime_sessions.dec()
 
     # -- the session ---------------------------------------------------------------------------

@@ -87,6 +87,23 @@ def expired_client_secret() -> ApiError:
     return ApiError(401, "The client secret provided has expired.", code="invalid_api_key")
 
 
+def revoked_client_secret() -> ApiError:
+    return ApiError(
+        401,
+        "The client secret provided was minted by an API key that has been revoked or has expired.",
+        code="invalid_api_key",
+    )
+
+
+def revoked_during_session() -> ApiError:
+    """A live session, call or sideband whose key was revoked (or whose rotation grace ended)."""
+    return ApiError(
+        401,
+        "The API key this session was opened with has been revoked or has expired; the session is closed.",
+        code="invalid_api_key",
+    )
+
+
 def permission_denied(reason: str) -> ApiError:
     return ApiError(
         403,

@@ -116,7 +116,7 @@ async def create_call(request: web.Request) -> web.Response:
     sdp, session = await _read_offer(request)
     check_offer(sdp)
     record = await _call_record(services, principal, session, request.query.get("model"))
-    slot_full = services.session_slots.try_acquire(principal.project_id, principal.credential_id)
+    slot_full = services.session_slots.try_acquire(principal.project_id, principal.owning_key)
     if slot_full is not None:
         raise errors.ApiError(
             429,
@@ -131,7 +131,7 @@ async def create_call(request: web.Request) -> web.Response:
         log.info("call offer refused: %s", exc)
         call.end("offer_refused")
         await call.ended.wait()
-        services.session_slots.release(principal.project_id, principal.credential_id)
+        services.session_slots.release(principal.project_id, principal.owning_key)
         raise errors.ApiError(
             400,
             f"The SDP offer could not be answered ({exc}).",
@@ -185,6 +185,7 @@ async def accept_call(request: web.Request) -> web.Response:
     session = await read_json(request, RealtimeSessionRequest, allow_empty=False)
     record = await _call_record(services, principal, session, None)
     await sip.accept(record, request.app.get(RESPONDER) or UnavailableResponder())
+    sip.hold_for(principal)
     await services.store.save_session(record)
     audit_success(request, "calls.accept", {"id": call.id})
     return web.Response(status=200)

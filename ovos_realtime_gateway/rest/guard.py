@@ -82,7 +82,7 @@ async def admit(
     request_info: dict[str, Any],
 ) -> LimitStatus:
     """Rate limit, then the policy, for an authenticated principal (audited when refused)."""
-    status = services.limiter.check(principal.project_id, principal.credential_id)
+    status = services.limiter.check(principal.project_id, principal.owning_key)
     if not status.allowed:
         services.metrics.rate_limited.labels(scope=status.scope).inc()
         _audit(services, action, "rate_limited", 429, principal, resource, scope=status.scope)

@@ -22,12 +22,19 @@ class Principal:
     credential_id: str
     session_id: str | None = None
     expires_at: int | None = None
+    key_id: str | None = None  # the project key behind it: itself, or the key that minted an ek_
+
+    @property
+    def owning_key(self) -> str:
+        """What its per-key limits are counted against: an `ek_` counts against its minting key."""
+        return self.key_id or self.credential_id
 
     def policy_input(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "project_id": self.project_id,
             "credential_id": self.credential_id,
+            "key_id": self.key_id,
             "session_id": self.session_id,
             "expires_at": self.expires_at,
         }
@@ -58,7 +65,7 @@ class Authenticator:
         if key_id is not None:
             key = await self._store.get_api_key(key_id)
             if key is not None and keys.verify(token, key.salt, key.hash) and key.usable_at(now):
-                return Principal("project_key", key.project_id, key.id)
+                return Principal("project_key", key.project_id, key.id, key_id=key.id)
             raise errors.invalid_api_key(token)
         secret_id = keys.client_secret_id(token)
         if secret_id is not None:
@@ -66,11 +73,21 @@ class Authenticator:
             if secret is not None and keys.verify(token, secret.salt, secret.hash):
                 if now >= secret.expires_at:
                     raise errors.expired_client_secret()
+                if not await self._minting_key_usable(secret.key_id, now):
+                    raise errors.revoked_client_secret()
                 return Principal(
                     "client_secret",
                     secret.project_id,
                     secret.id,
                     session_id=secret.session_id,
                     expires_at=secret.expires_at,
+                    key_id=secret.key_id,
                 )
         raise errors.invalid_api_key(token)
+
+    async def _minting_key_usable(self, key_id: str | None, now: float) -> bool:
+        """An `ek_` is only as good as the project key that minted it (the talk page mints its own)."""
+        if key_id is None or not key_id.startswith("key_"):
+            return True
+        key = await self._store.get_api_key(key_id)
+        return key is not None and key.usable_at(now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
@@ -137,6 +137,21 @@ class Store:
                 db.table("api_keys").update(old_id, {"expires_at": old_expires_at, "rotated_to": new_key.id})
 
         await self._run(op)
+
+    async def unusable_keys(self, key_ids: Iterable[str], now: float) -> set[str]:
+        """Those of `key_ids` that are API keys no longer usable: revoked, or past their grace."""
+        wanted = sorted({k for k in key_ids if k.startswith("key_")})
+
+        def op(db: Database) -> set[str]:
+            marks = ",".join("?" * len(wanted))
+            rows = db.execute(
+                f"select id from api_keys where id in ({marks}) "
+                "and (revoked_at is not null or (expires_at is not null and expires_at <= ?))",
+                [*wanted, now],
+            ).fetchall()
+            return {row[0] for row in rows}
+
+        return await self._run(op) if wanted else set()
 
     # -- client secrets and sessions ----------------------------------------------------------
 

@@ -32,7 +32,7 @@ class StoreHooks(SessionHooks):
         )
 
     def rate_limits(self) -> list[dict[str, Any]]:
-        status = self.services.limiter.peek(self.principal.project_id, self.principal.credential_id)
+        status = self.services.limiter.peek(self.principal.project_id, self.principal.owning_key)
         return [
             {
                 "name": "requests",

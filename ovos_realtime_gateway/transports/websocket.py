@@ -99,7 +99,7 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     except Refused as refused:
         await _refuse(ws, refused, translate)
         return ws
-    slot_full = services.session_slots.try_acquire(principal.project_id, principal.credential_id)
+    slot_full = services.session_slots.try_acquire(principal.project_id, principal.owning_key)
     if slot_full is not None:
         await _refuse(
             ws,
@@ -119,7 +119,7 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     try:
         await _serve(request, ws, services, principal, record, handshake, outbox)
     finally:
-        services.session_slots.release(principal.project_id, principal.credential_id)
+        services.session_slots.release(principal.project_id, principal.owning_key)
         services.metrics.realtime_sessions.dec()
     return ws
 
@@ -257,23 +257,31 @@ async def _sideband(
     reader = loop.create_task(_forward(ws, call), name=f"sideband-reader-{call_id}")
     ended = loop.create_task(call.ended.wait(), name=f"sideband-end-{call_id}")
     overflow = loop.create_task(outbox.overflowed.wait(), name=f"sideband-overflow-{call_id}")
-    code, reason = WSCloseCode.OK, b""
+    revoked = asyncio.Event()
+    hold = services.live.hold(principal, lambda _: revoked.set())
+    revocation = loop.create_task(revoked.wait(), name=f"sideband-revoked-{call_id}")
+    code: int = WSCloseCode.OK
+    reason = b""
     try:
-        await asyncio.wait({reader, ended, overflow}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({reader, ended, overflow, revocation}, return_when=asyncio.FIRST_COMPLETED)
         if overflow.done():  # the monitor stopped reading: it goes, the call stays
             services.metrics.slow_consumers.inc()
             code, reason = WSCloseCode.POLICY_VIOLATION, b"send queue full: the client is not reading"
+        elif revocation.done():  # the monitor's key went: it goes, the call stays
+            outbox.put(error_event(errors.revoked_during_session(), None))
+            code, reason = CLOSE_AUTH, b"the API key was revoked"
         elif call.ended.is_set():
             reason = b"call ended"
     finally:
+        hold.release()
         call.detach(outbox)
         outbox.close()
-        for task in (reader, ended, overflow):
+        for task in (reader, ended, overflow, revocation):
             task.cancel()
         if not outbox.overflowed.is_set():  # as in _serve: a failed writer's error is kept, not raised
             await asyncio.wait({writer}, timeout=2.0)
         writer.cancel()
-        await asyncio.gather(reader, ended, overflow, return_exceptions=True)
+        await asyncio.gather(reader, ended, overflow, revocation, return_exceptions=True)
         await _end_writer(request, ws, writer, code, reason)
 
 
@@ -385,10 +393,21 @@ async def _serve(
     overflow = asyncio.get_running_loop().create_task(
         outbox.overflowed.wait(), name=f"ws-overflow-{record.id}"
     )
-    close_code, close_message = WSCloseCode.OK, b""
+    revoked = asyncio.Event()
+    hold = services.live.hold(principal, lambda _: revoked.set())
+    revocation = asyncio.get_running_loop().create_task(revoked.wait(), name=f"ws-revoked-{record.id}")
+    close_code: int = WSCloseCode.OK
+    close_message = b""
     try:
-        done, _ = await asyncio.wait({reader, expiry, overflow, writer}, return_when=asyncio.FIRST_COMPLETED)
-        if expiry in done:
+        done, _ = await asyncio.wait(
+            {reader, expiry, overflow, writer, revocation}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if revocation in done:
+            log.info("session %s: its key was revoked; closing", record.id)
+            await session.close()
+            outbox.put(error_event(errors.revoked_during_session(), None))
+            close_code, close_message = CLOSE_AUTH, b"the API key was revoked"
+        elif expiry in done:
             lifetime = _duration((record.expires_at or 0) - record.updated_at)
             message = f"Your session hit the maximum duration of {lifetime}."
             await session.close()
@@ -404,10 +423,11 @@ async def _serve(
         else:
             await session.close()
     finally:
+        hold.release()
         try:
-            for task in (reader, expiry, overflow):
+            for task in (reader, expiry, overflow, revocation):
                 task.cancel()
-            await asyncio.gather(reader, expiry, overflow, return_exceptions=True)
+            await asyncio.gather(reader, expiry, overflow, revocation, return_exceptions=True)
             await session.close()
             outbox.close()
             if not outbox.overflowed.is_set():
