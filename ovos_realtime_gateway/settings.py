@@ -243,6 +243,12 @@ class GatewaySettings(_Section):
         "it on; the policy decides who may use it).",
     )
     talk_page_project: str = Field("talk-page", description="Project of the talk page's calls and secrets.")
+    microphone_project: str | None = Field(
+        "device",
+        description="Project that owns the device microphone (`/ovos/microphone`, sessions of the model "
+        "`ovos-microphone`): only its keys and the ek_ secrets they mint may feed it or listen to it. "
+        "None: the bridge is off.",
+    )
     log_level: str = Field("INFO", description="Level of the ovos_realtime loggers (standalone).")
     log_json: bool = Field(False, description="Log one JSON object per line (standalone).")
 
@@ -264,6 +270,11 @@ class GatewaySettings(_Section):
             raise ValueError("use either tls_cert/tls_key or tls_self_signed, not both")
         if self.timezone is not None and not is_timezone(self.timezone):
             raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone (e.g. Europe/Berlin)")
+        if self.talk_page and self.microphone_project == self.talk_page_project:
+            raise ValueError(
+                "microphone_project must not be the talk_page_project: the talk page's anonymous "
+                "secrets would feed the device's microphone"
+            )
         if self.default_model not in self.models:
             raise ValueError(f"default_model {self.default_model!r} is not in models")
         return self

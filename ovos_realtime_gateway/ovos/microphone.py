@@ -1,6 +1,10 @@
 """The device-microphone bridge: realtime sessions opened with the model `ovos-microphone` feed
 their input audio, at 16 kHz, to the device's listener through `/ovos/microphone` (read by the
-`ovos-microphone-plugin-realtime` OPM microphone in ovos-dinkum-listener)."""
+`ovos-microphone-plugin-realtime` OPM microphone in ovos-dinkum-listener).
+
+The microphone belongs to the device's owner: the project `microphone_project`. Only its
+principals may feed it or listen to it — the policy sees the owner as `resource.project_id`, and
+this module checks it again — and one session feeds it at a time."""
 
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ from aiohttp import WSMsgType, web
 from ..audio import InputTranscoder
 from ..engine.conversation import Conversation
 from ..engine.session import SessionHooks
+from ..protocol import errors
 from ..protocol.session_config import Config
 from ..rest.guard import guard
+from ..security.auth import Principal
 from ..services import SERVICES
-from .microphone_hub import MicrophoneHub
+from .microphone_hub import MICROPHONE_RESOURCE, MicrophoneHub
 
 log = logging.getLogger("ovos_realtime.microphone")
 MICROPHONE_MODEL = "ovos-microphone"
@@ -25,8 +31,11 @@ MICROPHONE_MODEL = "ovos-microphone"
 class MicrophoneFeed(SessionHooks):
     """Session hooks of a microphone session: appended audio goes to the hub, not the buffer."""
 
-    def __init__(self, hub: MicrophoneHub, inner: SessionHooks, session_format: dict[str, Any]) -> None:
+    def __init__(
+        self, hub: MicrophoneHub, session_id: str, inner: SessionHooks, session_format: dict[str, Any]
+    ) -> None:
         self.hub = hub
+        self.session_id = session_id
         self.inner = inner
         self.transcoder = InputTranscoder(session_format)
 
@@ -42,14 +51,38 @@ class MicrophoneFeed(SessionHooks):
     def input_audio(self, audio: bytes) -> bool:
         pcm = self.transcoder.feed(audio)
         if pcm.size:
-            self.hub.publish(pcm.astype("<i2").tobytes())
+            self.hub.publish(self.session_id, pcm.astype("<i2").tobytes())
         return True
+
+
+async def guard_microphone(request: web.Request, action: str, token: str | None = None) -> Principal:
+    """Admit `microphone.feed` / `microphone.listen` for the owner's project only (403 otherwise;
+    404 when `microphone_project` is unset: the bridge is off)."""
+    services = request.app[SERVICES]
+    owner_name = services.settings.microphone_project
+    if owner_name is None:
+        raise errors.not_found("The device microphone is not shared on this gateway (`microphone_project`).")
+    owner, _ = await services.store.ensure_project(owner_name)
+    resource = {"id": MICROPHONE_RESOURCE, "kind": "microphone", "project_id": owner.id}
+    principal = await guard(request, action, resource, transport="websocket", token=token)
+    if principal.project_id != owner.id:  # the second line, whatever a custom policy says
+        raise errors.permission_denied("The device microphone belongs to another project.")
+    return principal
+
+
+def microphone_in_use() -> errors.ApiError:
+    return errors.ApiError(
+        409,
+        "The device microphone is in use by another session; one session feeds it at a time.",
+        type="invalid_request_error",
+        code="microphone_in_use",
+    )
 
 
 async def microphone_listener(request: web.Request) -> web.StreamResponse:
     """`GET /ovos/microphone`: 16 kHz mono PCM16 in binary frames, for the device's listener."""
     services = request.app[SERVICES]
-    await guard(request, "microphone.listen", transport="websocket")
+    await guard_microphone(request, "microphone.listen")
     ws = web.WebSocketResponse(heartbeat=20.0)
     await ws.prepare(request)
     queue = services.microphone.subscribe()

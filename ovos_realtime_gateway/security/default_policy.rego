@@ -25,8 +25,13 @@ project_key_actions := {
 	"microphone.listen",
 }
 
-# An ek_ client secret may only open realtime sessions and calls, and only until it expires.
+# An ek_ client secret may only open realtime sessions and calls (a session of the model
+# `ovos-microphone` feeds the device microphone), and only until it expires.
 client_secret_actions := {"realtime.connect", "calls.create", "microphone.feed"}
+
+# The device microphone (`microphone.feed`, `microphone.listen`) belongs to the device's owner:
+# its resource.project_id is the project `microphone_project`, so `same_project` keeps every other
+# project's keys and secrets (the talk page's among them) out of it.
 
 default allow := false
 

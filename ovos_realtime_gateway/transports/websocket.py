@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..calls.call import Call
 from ..engine.responder import Responder, UnavailableResponder
 from ..engine.session import RealtimeSession, SessionHooks, SessionOptions
-from ..ovos.microphone import MICROPHONE_MODEL, MicrophoneFeed
+from ..ovos.microphone import MICROPHONE_MODEL, MicrophoneFeed, guard_microphone, microphone_in_use
 from ..protocol import dialect, errors, ids
 from ..protocol.server_events import error_event
 from ..protocol.session_config import default_transcription_session, initial_session
@@ -99,29 +99,46 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     except Refused as refused:
         await _refuse(ws, refused, translate)
         return ws
-    slot_full = services.session_slots.try_acquire(principal.project_id, principal.owning_key)
-    if slot_full is not None:
-        await _refuse(
-            ws,
-            Refused(
-                errors.ApiError(
-                    429,
-                    f"Too many concurrent realtime sessions for this {slot_full}. Close one and try again.",
-                    type="invalid_request_error",
-                    code="session_limit_reached",
-                ),
-                WSCloseCode.TRY_AGAIN_LATER,
-            ),
-            translate,
+    try:
+        await _open(request, ws, services, handshake, outbox, translate, principal, record)
+    finally:
+        services.microphone.release(record.id)  # if this session held it
+    return ws
+
+
+async def _open(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    services: GatewayServices,
+    handshake: Handshake,
+    outbox: Outbox,
+    translate: Any,
+    principal: Principal,
+    record: SessionRecord,
+) -> None:
+    """Take a session slot (and the device microphone, for its feeder) and serve the session; a
+    session refused here is stored closed."""
+    refusal: errors.ApiError | None = None
+    if record.config.get("model") == MICROPHONE_MODEL and not services.microphone.claim(record.id):
+        refusal = microphone_in_use()
+    elif slot_full := services.session_slots.try_acquire(principal.project_id, principal.owning_key):
+        refusal = errors.ApiError(
+            429,
+            f"Too many concurrent realtime sessions for this {slot_full}. Close one and try again.",
+            type="invalid_request_error",
+            code="session_limit_reached",
         )
-        return ws
+    if refusal is not None:
+        closed = replace(record, status="closed", updated_at=int(time.time()))
+        await services.store.save_session(closed)
+        await _refuse(ws, Refused(refusal, WSCloseCode.TRY_AGAIN_LATER), translate)
+        return
     services.metrics.realtime_sessions.inc()
     try:
         await _serve(request, ws, services, principal, record, handshake, outbox)
     finally:
         services.session_slots.release(principal.project_id, principal.owning_key)
         services.metrics.realtime_sessions.dec()
-    return ws
 
 
 async def _refuse(ws: web.WebSocketResponse, refused: Refused, translate: Any) -> None:
@@ -197,9 +214,9 @@ async def _admit(
                 )
         if model == MICROPHONE_MODEL:
             try:
-                await guard(request, "microphone.feed", transport="websocket", token=handshake.token)
+                await guard_microphone(request, "microphone.feed", token=handshake.token)
             except errors.ApiError as exc:
-                raise Refused(exc, CLOSE_AUTH) from None
+                raise Refused(exc, _close_code(exc)) from None
             audio_in = record.config.setdefault("audio", {}).setdefault("input", {})
             audio_in["turn_detection"] = None  # the device's listener finds the turns
         elif model is not None:
@@ -366,7 +383,7 @@ async def _serve(
         fmt = dict(
             ((record.config.get("audio") or {}).get("input") or {}).get("format") or {"type": "audio/pcm"}
         )
-        hooks = MicrophoneFeed(services.microphone, hooks, fmt)
+        hooks = MicrophoneFeed(services.microphone, record.id, hooks, fmt)
         responder = UnavailableResponder(
             "This session is the device's microphone: the device hears it and answers aloud."
         )
