@@ -163,6 +163,23 @@ class GatewaySettings(_Section):
         "session's active skills, so OVOS does not wait 0.5 s for their converse answer each turn. "
         "None: every skill that answered stays active (OVOS's own behaviour).",
     )
+    session_audio_memory_mb: float = Field(
+        4.0,
+        gt=0,
+        le=1024,
+        description="Raw audio of conversation items kept in memory per session (the newest: what "
+        "truncating an answer and retrieving recent items need; ~87 s of 24 kHz PCM16 per 4 MB). "
+        "Older items keep their durations (for usage) but lose their bytes: retrieving one returns "
+        "it without `audio`.",
+    )
+    max_input_buffer_seconds: float = Field(
+        300.0,
+        ge=1,
+        le=3600,
+        description="Longest audio the input buffer holds before a commit (manual turns, or one "
+        "turn of server VAD): an append past it gets the error `input_audio_buffer_full` and is "
+        "not added.",
+    )
     response_timeout_seconds: float = Field(
         30.0, gt=0, le=600, description="How long OVOS may stay silent before a response fails."
     )
@@ -292,6 +309,10 @@ class GatewaySettings(_Section):
             if name and name in self.project_limits:
                 return self.project_limits[name]
         return self.rate_limits
+
+    @property
+    def session_audio_memory_bytes(self) -> int:
+        return int(self.session_audio_memory_mb * 1024 * 1024)
 
     def session_defaults(self) -> SessionDefaults:
         return SessionDefaults(

@@ -18,6 +18,14 @@ from typing import Any
 LISTENING = re.compile(r"listening on (https?://\S+)")
 
 
+def rss_kib(pid: int) -> int:
+    """Resident memory of process `pid` (VmRSS, KiB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
 def cli(*args: str, data_dir: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run `python -m ovos_realtime_gateway ARGS` and return the finished process."""
     command = [sys.executable, "-m", "ovos_realtime_gateway", *args]

@@ -65,8 +65,8 @@ async def test_audio_response_parts_and_stored_audio_equals_sum_of_deltas() -> N
     assert len(deltas[0]) == 4800, "100 ms of 24 kHz pcm16"
     item = h.of("conversation.item.done")[-1]["item"]
     assert item["content"] == [{"type": "output_audio", "transcript": "It is four. "}]
-    stored = h.session.conversation.audio[(item["id"], 0)]
-    assert bytes(stored) == b"".join(deltas)
+    stored = h.session.conversation.audio.get((item["id"], 0))
+    assert stored == b"".join(deltas)
     done_types = h.types()
     assert done_types.index("response.output_audio.done") < done_types.index(
         "response.output_audio_transcript.done"
@@ -195,7 +195,7 @@ async def test_truncate_cuts_audio_drops_transcript_and_clamps_small_overshoot()
         {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 300}
     )
     assert h.of("conversation.item.truncated")[-1]["audio_end_ms"] == 300
-    assert len(h.session.conversation.audio[(item_id, 0)]) == 300 * 48
+    assert h.session.conversation.audio.length((item_id, 0)) == 300 * 48
     assert h.session.conversation.get(item_id)["content"][0]["transcript"] == ""
     await h.send(
         {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 340}

@@ -10,7 +10,6 @@ import os
 import string
 from collections.abc import Iterator
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from ovos_realtime_gateway.protocol.client_events import CLIENT_EVENT_TYPES
 
-from .gateway_process import GatewayProcess
+from .gateway_process import GatewayProcess, rss_kib
 from .realtime_helpers import ws_url
 from .server_event_check import check_server_event
 
@@ -130,13 +129,6 @@ def closes_the_session(frame: str | bytes) -> bool:
     except ValueError:
         return False
     return isinstance(data, dict) and data.get("type") == "session.close"
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 class Prober:

@@ -12,7 +12,7 @@ import pytest
 
 from ovos_realtime_gateway.security.policy import PolicyEngine, RegoProcess, default_policy_text
 
-from .gateway_process import configured_gateway, http
+from .gateway_process import configured_gateway, http, rss_kib
 
 PROJECT_KEY = {
     "principal": {"kind": "project_key", "key_id": "key_1", "project_id": "proj_1"},
@@ -26,13 +26,6 @@ ONLY_PROJECT_KEYS = """package ovos_realtime
 import rego.v1
 decision := {"allow": true, "reason": "project key"} if input.principal.kind == "project_key"
 """
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_regopy_is_the_first_cpp_library_its_process_loads() -> None:
@@ -54,10 +47,10 @@ def test_evaluations_do_not_grow_the_evaluator() -> None:
     try:
         for _ in range(300):
             rego.evaluate(PROJECT_KEY)
-        before = rss_kb(rego.pid)
+        before = rss_kib(rego.pid)
         for _ in range(3000):
             assert rego.evaluate(PROJECT_KEY)["allow"] is True
-        grown = rss_kb(rego.pid) - before
+        grown = rss_kib(rego.pid) - before
     finally:
         rego.close()
     assert grown < 2048, f"the evaluator grew {grown} KB over 3,000 evaluations"
@@ -108,8 +101,8 @@ def test_authorized_requests_do_not_grow_the_gateway(tmp_path: Path) -> None:
         assert gateway.proc is not None
         for _ in range(300):
             assert http("GET", f"{gateway.api_base}/models", key=key).status == 200
-        before = rss_kb(gateway.proc.pid)
+        before = rss_kib(gateway.proc.pid)
         for _ in range(1500):
             assert http("GET", f"{gateway.api_base}/models", key=key).status == 200
-        grown = rss_kb(gateway.proc.pid) - before
+        grown = rss_kib(gateway.proc.pid) - before
     assert grown < 12 * 1024, f"the gateway grew {grown} KB over 1,500 requests"

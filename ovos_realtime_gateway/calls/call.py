@@ -114,6 +114,8 @@ class Call:
                 queue_responses=self.services.settings.queue_responses,
                 is_call=True,
                 audio_lead_ms=PLAYOUT_LEAD_MS,
+                audio_memory_bytes=self.services.settings.session_audio_memory_bytes,
+                max_input_buffer_ms=self.services.settings.max_input_buffer_seconds * 1000,
             ),
             hooks=self._store_hooks,
             vad=self.services.vad,

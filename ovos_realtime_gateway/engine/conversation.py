@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol.errors import ApiError, event_error
+from .item_audio import ItemAudio
 
 Item = dict[str, Any]
 
@@ -16,11 +17,11 @@ def item_not_found(item_id: str) -> ApiError:
 
 @dataclass
 class Conversation:
-    """Items in order; `audio` keeps the raw bytes of audio parts (never in emitted items)."""
+    """Items in order; `audio` keeps the raw bytes of recent audio parts (never in emitted items)."""
 
     id: str
     items: list[Item] = field(default_factory=list)
-    audio: dict[tuple[str, int], bytearray] = field(default_factory=dict)
+    audio: ItemAudio = field(default_factory=ItemAudio)
 
     def index_of(self, item_id: str) -> int:
         for index, item in enumerate(self.items):
@@ -64,8 +65,7 @@ class Conversation:
         index = self.index_of(item_id)
         if index < 0:
             raise item_not_found(item_id)
-        for key in [k for k in self.audio if k[0] == item_id]:
-            del self.audio[key]
+        self.audio.delete_item(item_id)
         return self.items.pop(index)
 
     def last_id(self) -> str | None:

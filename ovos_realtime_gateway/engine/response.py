@@ -188,7 +188,7 @@ class ResponseRun:
 
     def _send_audio(self, delta: bytes) -> None:
         assert self._item is not None and self.audio_out is not None
-        self.conversation.audio.setdefault((self._item["id"], 0), bytearray()).extend(delta)
+        self.conversation.audio.extend((self._item["id"], 0), delta)
         self.audio_out.sent(delta)
         self.emit(
             self._part_event("response.output_audio.delta", delta=base64.b64encode(delta).decode("ascii"))

@@ -25,6 +25,7 @@ from ..protocol.session_models import RealtimeSessionRequest
 from .audio_out import AudioOut
 from .conversation import Conversation
 from .input_buffer import InputAudioBuffer
+from .item_audio import DEFAULT_BUDGET_BYTES, ItemAudio
 from .live_transcript import LiveTranscript
 from .responder import Responder, Turn, needs_user_text
 from .response import ResponseRun, ResponseSpec
@@ -46,6 +47,8 @@ class SessionOptions:
     audio_chunk_ms: int = 100
     audio_lead_ms: float = 1000.0
     is_call: bool = False  # WebRTC/SIP: output_audio_buffer.* events apply
+    audio_memory_bytes: int = DEFAULT_BUDGET_BYTES  # items' raw audio kept (the newest)
+    max_input_buffer_ms: float = 300_000.0  # an uncommitted turn's audio, at most
 
 
 class SessionHooks:
@@ -88,7 +91,9 @@ class RealtimeSession:
         self.emit = emit
         self.options = options or SessionOptions()
         self.hooks = hooks or SessionHooks()
-        self.conversation = Conversation(ids.conversation_id())
+        self.conversation = Conversation(
+            ids.conversation_id(), audio=ItemAudio(self.options.audio_memory_bytes)
+        )
         self.input = InputAudioBuffer(self.input_format)
         self.active: ResponseRun | None = None
         self.out_of_band: set[ResponseRun] = set()
@@ -233,6 +238,13 @@ class RealtimeSession:
         """Audio in the session's input format, from an append event or a call's media track."""
         if self.hooks.input_audio(audio):
             return
+        limit_ms = self.options.max_input_buffer_ms
+        if self.input.duration_ms + self.input.format.duration_ms(len(audio)) > limit_ms:
+            raise event_error(
+                "input_audio_buffer_full",
+                f"The input audio buffer holds {self.input.duration_ms / 1000:.0f} s; it takes at most "
+                f"{limit_ms / 1000:.0f} s. Commit or clear it; this audio was not added.",
+            )
         samples = self.input.append(audio)  # the session's one 16 kHz copy, for VAD and STT
         if self._live is not None:
             self._live.feed(samples.astype("<i2", copy=False).tobytes())
@@ -383,7 +395,7 @@ class RealtimeSession:
             "content": [{"type": "input_audio", "transcript": None}],
         }
         previous = self.conversation.insert(item, None)
-        self.conversation.audio[(item_id, 0)] = bytearray(audio)
+        self.conversation.audio.put((item_id, 0), audio)
         self.emit(event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id))
         self._item_added(item, previous)
         self.persist_items()
@@ -503,7 +515,7 @@ class RealtimeSession:
         item, audio = _server_item(ev.item)
         previous = self.conversation.insert(item, ev.previous_item_id)
         for index, data in audio.items():
-            self.conversation.audio[(item["id"], index)] = bytearray(data)
+            self.conversation.audio.put((item["id"], index), data)
         await self.hooks.items_changed(self.conversation)
         self._item_added(item, previous)
 
@@ -527,9 +539,9 @@ class RealtimeSession:
             raise event_error(
                 "unsupported_content_type", "Only model output audio messages can be truncated."
             )
-        data = self.conversation.audio.setdefault((item["id"], ev.content_index), bytearray())
+        part = (item["id"], ev.content_index)
         fmt = AudioOut(self.output_format).format
-        length_ms = fmt.duration_ms(len(data))
+        length_ms = fmt.duration_ms(self.conversation.audio.length(part))
         end_ms = ev.audio_end_ms
         if end_ms > length_ms + TRUNCATE_TOLERANCE_MS:
             raise event_error(
@@ -537,7 +549,7 @@ class RealtimeSession:
                 f"Audio content of {length_ms:.0f}ms is already shorter than {end_ms}ms",
                 param="audio_end_ms",
             )
-        del data[fmt.bytes_for_ms(min(end_ms, length_ms)) :]
+        self.conversation.audio.truncate(part, fmt.bytes_for_ms(min(end_ms, length_ms)))
         content[ev.content_index]["transcript"] = ""
         await self.hooks.items_changed(self.conversation)
         self.emit(
@@ -644,7 +656,7 @@ class RealtimeSession:
             for index, part in enumerate(item.get("content") or []):
                 text += text_tokens(str(part.get("text") or part.get("transcript") or ""))
                 if part.get("type") == "input_audio":
-                    audio_ms += fmt.duration_ms(len(self.conversation.audio.get((item["id"], index), b"")))
+                    audio_ms += fmt.duration_ms(self.conversation.audio.length((item["id"], index)))
         return text, input_audio_tokens(audio_ms)
 
     def _response_finished(self, run: ResponseRun) -> None:

@@ -394,7 +394,11 @@ async def _serve(
         expires_at=record.expires_at or 0,
         responder=responder,
         emit=outbox.put,
-        options=SessionOptions(queue_responses=services.settings.queue_responses),
+        options=SessionOptions(
+            queue_responses=services.settings.queue_responses,
+            audio_memory_bytes=services.settings.session_audio_memory_bytes,
+            max_input_buffer_ms=services.settings.max_input_buffer_seconds * 1000,
+        ),
         hooks=hooks,
         vad=services.vad,
         stt=services.stt,
