@@ -116,6 +116,7 @@ class Call:
                 audio_lead_ms=PLAYOUT_LEAD_MS,
                 audio_memory_bytes=self.services.settings.session_audio_memory_bytes,
                 max_input_buffer_ms=self.services.settings.max_input_buffer_seconds * 1000,
+                served_models=self.services.settings.models,
             ),
             hooks=self._store_hooks,
             vad=self.services.vad,

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..protocol import client_events as ce
 from ..protocol import ids
-from ..protocol.errors import ApiError, event_error
+from ..protocol.errors import ApiError, event_error, quote_list
 from ..protocol.server_events import Event, error_event, event
 from ..protocol.session_config import Config, apply_update, render_session
 from ..protocol.session_models import RealtimeSessionRequest
@@ -49,6 +49,7 @@ class SessionOptions:
     is_call: bool = False  # WebRTC/SIP: output_audio_buffer.* events apply
     audio_memory_bytes: int = DEFAULT_BUDGET_BYTES  # items' raw audio kept (the newest)
     max_input_buffer_ms: float = 300_000.0  # an uncommitted turn's audio, at most
+    served_models: tuple[str, ...] = ()  # names a session.update may switch between
 
 
 class SessionHooks:
@@ -149,12 +150,14 @@ class RealtimeSession:
     def start(self) -> None:
         self.emit(event("session.created", session=self.rendered()))
 
-    async def handle(self, parsed: ce.ClientEvent) -> None:
-        """Apply one client event; a client mistake becomes an `error` event."""
+    async def handle(self, parsed: ce.ClientEvent) -> ApiError | None:
+        """Apply one client event; a client mistake becomes an `error` event (and is returned)."""
         try:
             await self._handlers[parsed.type](parsed)
         except ApiError as exc:
             self.emit(error_event(exc, parsed.event_id))
+            return exc
+        return None
 
     def fail(self, error: ApiError, client_event_id: str | None = None) -> None:
         self.emit(error_event(error, client_event_id))
@@ -189,12 +192,18 @@ class RealtimeSession:
         self.emit(event("session.updated", session=self.rendered()))
 
     def _check_realtime_update(self, request: RealtimeSessionRequest) -> None:
-        if request.model is not None and request.model != self.config.get("model"):
-            raise event_error(
-                "invalid_value",
-                f"Cannot update a session's model (it is '{self.config.get('model')}').",
-                param="session.model",
-            )
+        current, served = self.config.get("model"), self.options.served_models
+        if request.model is not None and request.model != current:
+            # every model this gateway serves is the same OVOS assistant: a client may name any of
+            # them (the agents SDKs send their own default model with every update)
+            if current not in served or request.model not in served:
+                raise event_error(
+                    "invalid_value",
+                    f"Cannot update a session's model to '{request.model}' (it is '{current}'"
+                    + (f"; this gateway serves {quote_list(served)}" if served else "")
+                    + ").",
+                    param="session.model",
+                )
         output = request.audio.output if request.audio is not None else None
         if output is not None and "voice" in output.model_fields_set and self.audio_sent_once:
             current = ((self.config.get("audio") or {}).get("output") or {}).get("voice")

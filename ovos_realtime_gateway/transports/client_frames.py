@@ -42,7 +42,11 @@ async def apply_frame(
         session.fail(exc, event_id if isinstance(event_id, str) else None)
         return
     try:
-        await session.handle(parsed)
+        refused = await session.handle(parsed)
+        if refused is not None:
+            metrics.client_event_errors.labels(code=str(refused.code)).inc()
+            if parsed.type == "session.update":  # the client's settings did not apply: say so
+                log.info("session %s: session.update refused: %s", session.id, refused.message)
     except Exception:  # a bug must cost one event, not the session
         log.exception("session %s: %s failed", session.id, parsed.type)
         metrics.client_event_errors.labels(code="server_error").inc()

@@ -24,7 +24,7 @@ from ..ovos.microphone import MICROPHONE_MODEL, MicrophoneFeed, guard_microphone
 from ..protocol import dialect, errors, ids
 from ..protocol.server_events import error_event
 from ..protocol.session_config import default_transcription_session, initial_session
-from ..rest.guard import guard
+from ..rest.guard import audit_success, guard
 from ..security.auth import Principal, bearer_token
 from ..services import SERVICES, GatewayServices
 from ..store import SessionRecord
@@ -134,6 +134,7 @@ async def _open(
         await _refuse(ws, Refused(refusal, WSCloseCode.TRY_AGAIN_LATER), translate)
         return
     services.metrics.realtime_sessions.inc()
+    audit_success(request, "realtime.connect", {"id": record.id}, 101)
     try:
         await _serve(request, ws, services, principal, record, handshake, outbox)
     finally:
@@ -269,6 +270,7 @@ async def _sideband(
         await _refuse(ws, Refused(error, CLOSE_REQUEST), None)
         return
     call.attach(outbox)
+    audit_success(request, "calls.manage", {"id": call_id}, 101)
     loop = asyncio.get_running_loop()
     writer = loop.create_task(_write(ws, outbox), name=f"sideband-writer-{call_id}")
     reader = loop.create_task(_forward(ws, call), name=f"sideband-reader-{call_id}")
@@ -398,6 +400,7 @@ async def _serve(
             queue_responses=services.settings.queue_responses,
             audio_memory_bytes=services.settings.session_audio_memory_bytes,
             max_input_buffer_ms=services.settings.max_input_buffer_seconds * 1000,
+            served_models=services.settings.models,
         ),
         hooks=hooks,
         vad=services.vad,
