@@ -114,8 +114,44 @@ def structured() -> st.SearchStrategy[Any]:
     )
 
 
+def hostile() -> st.SearchStrategy[str]:
+    """What a hostile probe sent (issue 12, defect 9): JSON nested far past any real event, and
+    lone UTF-16 surrogates (valid JSON escapes, not encodable text) where strings are kept."""
+    surrogates = st.text(st.characters(categories=["Cs"]) | st.characters(), min_size=1, max_size=8).filter(
+        lambda text: any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+    )
+    return st.one_of(
+        st.integers(65, 100_000).map(
+            lambda n: '{"type": "session.update", "session": ' + "[" * n + "]" * n + "}"
+        ),
+        st.integers(65, 100_000).map(
+            lambda n: (
+                '{"type": "response.create", "response": {"metadata": ' + '{"a": ' * n + "1" + "}" * n + "}}"
+            )
+        ),
+        surrogates.map(
+            lambda text: json.dumps(
+                {"type": "session.update", "session": {"type": "realtime", "instructions": text}}
+            )
+        ),
+        surrogates.map(
+            lambda text: json.dumps(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": text}],
+                    },
+                }
+            )
+        ),
+    )
+
+
 frames = st.one_of(
     structured().map(json.dumps),
+    hostile(),
     json_values.map(json.dumps),
     st.dictionaries(st.just("type"), st.text(max_size=30)).map(json.dumps),
     st.text(max_size=60),
@@ -126,7 +162,7 @@ frames = st.one_of(
 def closes_the_session(frame: str | bytes) -> bool:
     try:
         data = json.loads(frame)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting: not a session.close either
         return False
     return isinstance(data, dict) and data.get("type") == "session.close"
 
@@ -219,4 +255,5 @@ def test_random_frames_get_an_answer_and_the_session_survives(
     answers = prober.exchange(json.dumps({"type": "input_audio_buffer.clear"}))
     assert [a["type"] for a in answers] == ["input_audio_buffer.cleared"]
     assert len(prober.errors_by_code) >= 8, prober.errors_by_code  # the fuzzer reached many paths
+    assert prober.errors_by_code.get("invalid_json", 0) > 0, prober.errors_by_code  # hostile ones too
     assert after - before < 30 * 1024, f"RSS grew {after - before} KiB over {EXAMPLES} frames"
