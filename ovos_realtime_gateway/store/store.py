@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError
 
+from ..data_dir import private_dir, private_file
 from ..protocol import ids
 from . import migrations
 from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
@@ -39,11 +40,16 @@ class Store:
 
     def _database(self) -> Database:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
+            private_file(self.path)  # sqlite gives its -wal and -shm files the mode of the database
             db = Database(self.path)
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = 5000")
             db.enable_wal()
+            for suffix in ("-wal", "-shm"):  # left by an older version with sqlite's default 0644
+                companion = self.path.with_name(self.path.name + suffix)
+                if companion.exists():
+                    private_file(companion)
             # WAL + NORMAL: never corrupts; a power cut may lose the last commits, a crash loses nothing.
             db.execute("PRAGMA synchronous = NORMAL")
             self._db = db
