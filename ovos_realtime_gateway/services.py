@@ -48,7 +48,9 @@ class GatewayServices:
 
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.store)
-        self.audit = AuditWriter(self.store, self.metrics)
+        self.audit = AuditWriter(
+            self.store, self.metrics, window_s=self.settings.audit_repeats_window_seconds
+        )
         self.limiter = RateLimiter(
             project_rpm=lambda pid: self.limits(pid).requests_per_minute,
             key_rpm=lambda pid: self.limits(pid).requests_per_minute_per_key,

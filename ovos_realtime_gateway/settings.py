@@ -116,6 +116,13 @@ class GatewaySettings(_Section):
         description="Failed authentications one client address may make per minute; past that it "
         "gets 429 until the minute refills, whatever it presents.",
     )
+    audit_repeats_window_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="A refusal one client keeps causing (throttled, rate limited) is one audit row per "
+        "this window, with the number of attempts, instead of a row per request.",
+    )
     key_rotation_grace_seconds: int = Field(
         86_400, ge=0, description="How long a rotated key keeps working after `keys rotate`."
     )
