@@ -17,10 +17,16 @@ from sqlite_utils.db import NotFoundError
 from ..data_dir import private_dir, private_file
 from ..protocol import ids
 from . import migrations
+from .item_ledger import ItemChanges
 from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
 
 T = TypeVar("T")
 DB_FILENAME = "ovos-realtime.db"
+_UPSERT_ITEM = (
+    "insert into conversation_items (session_id, item_id, position, item, updated_at) "
+    "values (?, ?, ?, ?, ?) on conflict (session_id, item_id) do update set "
+    "position = excluded.position, item = excluded.item, updated_at = excluded.updated_at"
+)
 
 
 def _as(record_type: type[T], row: dict[str, Any]) -> T:
@@ -199,27 +205,26 @@ class Store:
             ]
         )
 
-    async def replace_items(self, session_id: str, items: Sequence[dict[str, Any]]) -> None:
-        """Store a session's conversation as it is now (items in order), in one transaction."""
+    async def write_items(self, session_id: str, changes: ItemChanges) -> None:
+        """Apply what changed in a session's conversation (see ItemLedger), in one transaction."""
         now = int(time.time())
-        rows = [
-            {
-                "session_id": session_id,
-                "item_id": item["id"],
-                "position": i,
-                "item": json.dumps(item),
-                "updated_at": now,
-            }
-            for i, item in enumerate(items)
-        ]
+        rows = [(session_id, r.item_id, r.position, r.item, now) for r in changes.rows]
 
         def op(db: Database) -> None:
             with db.conn:
-                db.execute("delete from conversation_items where session_id = ?", [session_id])
-                if rows:
-                    db.table("conversation_items").insert_all(rows)
+                if changes.replace_all:
+                    db.execute("delete from conversation_items where session_id = ?", [session_id])
+                for start in range(0, len(changes.removed), 500):
+                    chunk = changes.removed[start : start + 500]
+                    db.execute(
+                        "delete from conversation_items where session_id = ? and item_id in "
+                        f"({', '.join('?' * len(chunk))})",
+                        [session_id, *chunk],
+                    )
+                db.conn.executemany(_UPSERT_ITEM, rows)
 
-        await self._run(op)
+        if changes:
+            await self._run(op)
 
     async def list_items(self, session_id: str) -> list[dict[str, Any]]:
         def op(db: Database) -> list[dict[str, Any]]:
