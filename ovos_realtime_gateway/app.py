@@ -116,6 +116,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if stale:
         log.warning("closed %d session(s) left active by a previous run that did not stop", stale)
     services.audit.start()
+    services.pruner.start()
     warming: asyncio.Task[None] | None = None
     if services.bus is not None:
         services.bus.start()
@@ -130,6 +131,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         warming.cancel()
     if services.bus is not None:
         await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)
+    await services.pruner.stop()
     await services.audit.stop()
     await services.policy.close()
     await services.store.close()

@@ -21,7 +21,7 @@ from .security.auth import Authenticator
 from .security.policy import PolicyEngine
 from .security.ratelimit import AuthFailureThrottle, RateLimiter, SessionSlots
 from .settings import GatewaySettings, RateLimits
-from .store import Store
+from .store import Pruner, RetentionRules, Store
 
 
 @dataclass
@@ -54,6 +54,16 @@ class GatewayServices:
         self.limiter = RateLimiter(
             project_rpm=lambda pid: self.limits(pid).requests_per_minute,
             key_rpm=lambda pid: self.limits(pid).requests_per_minute_per_key,
+        )
+        retention = self.settings.retention
+        self.pruner = Pruner(
+            self.store,
+            RetentionRules(
+                retention.audit_seconds, retention.sessions_seconds, retention.client_secrets_seconds
+            ),
+            retention.interval_seconds,
+            retention.batch_rows,
+            on_deleted=lambda table, count: self.metrics.store_deleted_rows.labels(table=table).inc(count),
         )
         self.auth_throttle = AuthFailureThrottle(lambda: self.settings.auth_failures_per_minute)
         self.session_slots = SessionSlots(

@@ -1,7 +1,9 @@
 """The embedded sqlite store (sqlite-utils): schema migrations, records, and an async facade."""
 
 from .item_ledger import ItemChanges, ItemLedger
+from .pruner import Pruner
 from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
+from .retention import RetentionRules
 from .store import Store
 
 __all__ = [
@@ -11,6 +13,8 @@ __all__ = [
     "ItemChanges",
     "ItemLedger",
     "Project",
+    "Pruner",
+    "RetentionRules",
     "SessionRecord",
     "Store",
 ]

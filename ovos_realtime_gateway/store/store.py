@@ -16,7 +16,7 @@ from sqlite_utils.db import NotFoundError
 
 from ..data_dir import private_dir, private_file
 from ..protocol import ids
-from . import migrations
+from . import migrations, retention
 from .item_ledger import ItemChanges
 from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
 
@@ -266,6 +266,20 @@ class Store:
         def op(db: Database) -> list[dict[str, Any]]:
             where, args = ("request_id = ?", [request_id]) if request_id else (None, [])
             return list(db.table("audit_log").rows_where(where, args, order_by="ts"))
+
+        return await self._run(op)
+
+    # -- retention ----------------------------------------------------------------------------
+
+    async def delete_batch(self, table: str, cutoff: float, now: float, limit: int) -> int:
+        """Delete up to `limit` rows of `table` older than `cutoff` that retention no longer keeps,
+        in one short transaction; how many went."""
+        sql = retention.DELETE_BATCH[table]
+
+        def op(db: Database) -> int:
+            with db.conn:
+                cursor = db.execute(sql, {"cutoff": cutoff, "now": now, "limit": limit})
+                return int(cursor.rowcount)
 
         return await self._run(op)
 
