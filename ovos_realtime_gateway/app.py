@@ -121,6 +121,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         services.live.watch(services.store.unusable_keys, services.settings.revocation_check_seconds),
         name="revocation-watch",
     )
+    services.pruner.start()
     warming: asyncio.Task[None] | None = None
     if services.bus is not None:
         services.bus.start()
@@ -136,6 +137,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         warming.cancel()
     if services.bus is not None:
         await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)
+    await services.pruner.stop()
     await services.audit.stop()
     await services.policy.close()
     await services.store.close()

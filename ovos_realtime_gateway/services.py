@@ -22,7 +22,7 @@ from .security.live_credentials import LiveCredentials
 from .security.policy import PolicyEngine
 from .security.ratelimit import AuthFailureThrottle, RateLimiter, SessionSlots
 from .settings import GatewaySettings, RateLimits
-from .store import Store
+from .store import Pruner, RetentionRules, Store
 
 
 @dataclass
@@ -50,10 +50,22 @@ class GatewayServices:
 
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.store)
-        self.audit = AuditWriter(self.store, self.metrics)
+        self.audit = AuditWriter(
+            self.store, self.metrics, window_s=self.settings.audit_repeats_window_seconds
+        )
         self.limiter = RateLimiter(
             project_rpm=lambda pid: self.limits(pid).requests_per_minute,
             key_rpm=lambda pid: self.limits(pid).requests_per_minute_per_key,
+        )
+        retention = self.settings.retention
+        self.pruner = Pruner(
+            self.store,
+            RetentionRules(
+                retention.audit_seconds, retention.sessions_seconds, retention.client_secrets_seconds
+            ),
+            retention.interval_seconds,
+            retention.batch_rows,
+            on_deleted=lambda table, count: self.metrics.store_deleted_rows.labels(table=table).inc(count),
         )
         self.auth_throttle = AuthFailureThrottle(lambda: self.settings.auth_failures_per_minute)
         self.session_slots = SessionSlots(

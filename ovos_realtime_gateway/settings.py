@@ -86,6 +86,27 @@ class SipSettings(_Section):
     )
 
 
+class RetentionSettings(_Section):
+    """How long the store keeps what no request needs any more; 0 keeps it forever."""
+
+    audit_seconds: int = Field(7_776_000, ge=0, description="Audit rows are deleted at this age (90 days).")
+    sessions_seconds: int = Field(
+        2_592_000,
+        ge=0,
+        description="Ended sessions and their conversations are deleted this long after they ended "
+        "(30 days); active sessions never.",
+    )
+    client_secrets_seconds: int = Field(
+        3600, ge=0, description="Client secrets are deleted this long after they expired (1 hour)."
+    )
+    interval_seconds: float = Field(
+        600.0, gt=0, le=86_400, description="How often retention runs (the first time at start)."
+    )
+    batch_rows: int = Field(
+        500, ge=1, le=100_000, description="Rows deleted per store transaction (keeps each one short)."
+    )
+
+
 class GatewaySettings(_Section):
     """Configuration of one gateway instance (standalone or inside the PHAL plugin)."""
 
@@ -115,6 +136,16 @@ class GatewaySettings(_Section):
         ge=1,
         description="Failed authentications one client address may make per minute; past that it "
         "gets 429 until the minute refills, whatever it presents.",
+    )
+    audit_repeats_window_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="A refusal one client keeps causing (throttled, rate limited) is one audit row per "
+        "this window, with the number of attempts, instead of a row per request.",
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings, description="What the store deletes, and when."
     )
     key_rotation_grace_seconds: int = Field(
         86_400, ge=0, description="How long a rotated key keeps working after `keys rotate`."

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from .data_dir import private_dir, private_file, write_private
+
 
 def self_signed_paths(data_dir: Path) -> tuple[Path, Path]:
     tls_dir = data_dir / "tls"
@@ -24,11 +26,14 @@ def self_signed_paths(data_dir: Path) -> tuple[Path, Path]:
 
 
 def ensure_self_signed(data_dir: Path, hostnames: Iterable[str]) -> tuple[Path, Path]:
-    """Return the data dir's self-signed cert and key, creating them on first use."""
+    """Return the data dir's self-signed cert and key, creating them on first use (the key 0600,
+    in 0700 directories; a key an older version left readable is tightened)."""
     cert_path, key_path = self_signed_paths(data_dir)
+    private_dir(data_dir)
+    private_dir(cert_path.parent)
     if cert_path.exists() and key_path.exists():
+        private_file(key_path)
         return cert_path, key_path
-    cert_path.parent.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = []
     for host in hostnames:
@@ -50,12 +55,12 @@ def ensure_self_signed(data_dir: Path, hostnames: Iterable[str]) -> tuple[Path, 
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    key_path.write_bytes(
+    write_private(
+        key_path,
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        ),
     )
-    key_path.chmod(0o600)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 

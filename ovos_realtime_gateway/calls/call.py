@@ -279,16 +279,18 @@ class Call:
             log.debug("call %s: closing the transport failed", self.id, exc_info=True)
         self.services.metrics.calls.labels(transport=self.transport, reason=self.end_reason or "ended").inc()
         if self.session is not None and self._store_hooks is not None:
-            await self.services.store.save_session(
-                SessionRecord(
-                    **{
-                        **record_fields(self._store_hooks.record),
-                        "config": self.session.config,
-                        "status": "closed",
-                        "updated_at": int(time.time()),
-                    }
+            try:  # the conversation first: retention may delete a closed session, never an active one
+                await self._store_hooks.items_changed(self.session.conversation)
+            finally:
+                await self.services.store.save_session(
+                    SessionRecord(
+                        **{
+                            **record_fields(self._store_hooks.record),
+                            "config": self.session.config,
+                            "status": "closed",
+                            "updated_at": int(time.time()),
+                        }
+                    )
                 )
-            )
-            await self._store_hooks.items_changed(self.session.conversation)
         self._release()
         self.ended.set()

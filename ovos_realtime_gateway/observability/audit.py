@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from ..store import AuditEntry, Store
 from .metrics import GatewayMetrics
@@ -12,33 +16,75 @@ from .metrics import GatewayMetrics
 log = logging.getLogger("ovos_realtime.audit")
 
 
-class AuditWriter:
-    """Collects audit entries and flushes them in one transaction every `interval_s`."""
+@dataclass(slots=True)
+class _Repeats:
+    """The refusals one client repeated within one window: one row when the window closes."""
 
-    def __init__(self, store: Store, metrics: GatewayMetrics, interval_s: float = 0.2) -> None:
+    first: AuditEntry
+    last_ts: float
+    actions: Counter[str] = field(default_factory=Counter)
+
+    def entry(self) -> AuditEntry:
+        attempts = sum(self.actions.values())
+        detail = {**self.first.detail, "attempts": attempts, "last_ts": self.last_ts}
+        return replace(self.first, detail={**detail, "actions": dict(self.actions)})
+
+
+class AuditWriter:
+    """Collects audit entries and flushes them in one transaction every `interval_s`.
+
+    A refusal a client repeats (throttled, rate limited) is counted, not written each time: one
+    row per client per `window_s`, carrying the number of `attempts`.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: GatewayMetrics,
+        interval_s: float = 0.2,
+        window_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
         self._metrics = metrics
         self._interval = interval_s
+        self._window = window_s
+        self._clock = clock
         self._pending: list[AuditEntry] = []
+        self._repeats: dict[str, _Repeats] = {}
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
 
     def record(self, entry: AuditEntry) -> None:
         """Queue an entry; never blocks. Logged at once, persisted at the next flush."""
-        log.info(
-            "audit %s %s status=%s project=%s principal=%s resource=%s",
-            entry.action,
-            entry.decision,
-            entry.status,
-            entry.project_id,
-            entry.principal,
-            entry.resource,
-            extra={"request_id": entry.request_id},
-        )
+        _log(entry)
+        self._queue(entry)
+
+    def record_repeated(self, key: str, entry: AuditEntry) -> None:
+        """Count a refusal that `key` (a client address, a key and scope) keeps causing; the first
+        of a window is logged at once, the window is logged and queued as one entry when it closes."""
+        repeats = self._repeats.get(key)
+        if repeats is None:
+            repeats = self._repeats[key] = _Repeats(entry, entry.ts)
+            _log(entry, f" [{key}] repeats are counted into one row for {self._window:g} s")
+        repeats.last_ts = entry.ts
+        repeats.actions[entry.action] += 1
+
+    def _queue(self, entry: AuditEntry) -> None:
         self._pending.append(entry)
         self._metrics.audit_backlog.set(len(self._pending))
 
-    async def flush(self) -> None:
+    def _close_windows(self, everything: bool) -> None:
+        now = self._clock()
+        for key, repeats in list(self._repeats.items()):
+            if everything or now - repeats.first.ts >= self._window:
+                del self._repeats[key]
+                entry = repeats.entry()
+                _log(entry, f" [{key}] attempts={entry.detail['attempts']}")
+                self._queue(entry)
+
+    async def flush(self, everything: bool = False) -> None:
+        """Write what is queued, and the windows of repeats that closed (`everything`: all)."""
+        self._close_windows(everything)
         batch, self._pending = self._pending, []
         self._metrics.audit_backlog.set(0)
         if not batch:
@@ -65,4 +111,18 @@ class AuditWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.flush()
+        await self.flush(everything=True)
+
+
+def _log(entry: AuditEntry, note: str = "") -> None:
+    log.info(
+        "audit %s %s status=%s project=%s principal=%s resource=%s%s",
+        entry.action,
+        entry.decision,
+        entry.status,
+        entry.project_id,
+        entry.principal,
+        entry.resource,
+        note,
+        extra={"request_id": entry.request_id},
+    )

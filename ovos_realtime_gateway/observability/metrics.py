@@ -97,6 +97,12 @@ class GatewayMetrics:
             "Audit entries waiting to be written to the store.",
             registry=r,
         )
+        self.store_deleted_rows = Counter(
+            "ovos_realtime_store_deleted_rows",
+            "Rows deleted by retention, by table.",
+            ["table"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

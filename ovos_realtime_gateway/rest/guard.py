@@ -26,21 +26,26 @@ def _audit(
     status: int,
     principal: Principal | None,
     resource: dict[str, Any] | None,
+    repeats: str | None = None,
     **detail: Any,
 ) -> None:
-    services.audit.record(
-        AuditEntry(
-            ts=time.time(),
-            request_id=current_request_id.get(),
-            action=action,
-            decision=decision,
-            status=status,
-            project_id=principal.project_id if principal else None,
-            principal=principal.credential_id if principal else None,
-            resource=(resource or {}).get("id"),
-            detail=detail,
-        )
+    """Record a decision; one that a client keeps causing (`repeats` names the client) is counted
+    into one row per window instead of a row per request."""
+    entry = AuditEntry(
+        ts=time.time(),
+        request_id=current_request_id.get(),
+        action=action,
+        decision=decision,
+        status=status,
+        project_id=principal.project_id if principal else None,
+        principal=principal.credential_id if principal else None,
+        resource=(resource or {}).get("id"),
+        detail=detail,
     )
+    if repeats is None:
+        services.audit.record(entry)
+    else:
+        services.audit.record_repeated(f"{decision} {repeats}", entry)
 
 
 async def guard(
@@ -85,7 +90,8 @@ async def admit(
     status = services.limiter.check(principal.project_id, principal.owning_key)
     if not status.allowed:
         services.metrics.rate_limited.labels(scope=status.scope).inc()
-        _audit(services, action, "rate_limited", 429, principal, resource, scope=status.scope)
+        repeats = f"{principal.credential_id} {status.scope}"
+        _audit(services, action, "rate_limited", 429, principal, resource, repeats, scope=status.scope)
         raise errors.rate_limited(status.scope, status.limit, status.retry_after_s)
 
     policy_input = {
@@ -123,7 +129,7 @@ async def _authenticate(
     wait = services.auth_throttle.blocked(address)
     if wait is not None:
         services.metrics.auth_failures.labels(reason="throttled").inc()
-        _audit(services, action, "throttled", 429, None, resource, remote=address)
+        _audit(services, action, "throttled", 429, None, resource, address, remote=address)
         limit = services.settings.auth_failures_per_minute
         raise errors.rate_limited(f"failed authentications from {address}", limit, wait)
     if token is None:

@@ -130,12 +130,20 @@ def _v5_session_lifetime(db: Database) -> None:
     db.table("sessions").add_column("max_seconds", int)
 
 
+def _v6_retention_indexes(db: Database) -> None:
+    """Retention deletes by age: old audit rows, ended sessions, expired client secrets."""
+    db.table("audit_log").create_index(["ts"], if_not_exists=True)
+    db.table("sessions").create_index(["status", "updated_at"], if_not_exists=True)
+    db.table("client_secrets").create_index(["expires_at"], if_not_exists=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "key rotation columns", _v2_key_rotation),
     (3, "lookup indexes", _v3_lookup_indexes),
     (4, "conversation items", _v4_conversation_items),
     (5, "per-secret session lifetime", _v5_session_lifetime),
+    (6, "retention indexes", _v6_retention_indexes),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -14,12 +14,19 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError
 
+from ..data_dir import private_dir, private_file
 from ..protocol import ids
-from . import migrations
+from . import migrations, retention
+from .item_ledger import ItemChanges
 from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
 
 T = TypeVar("T")
 DB_FILENAME = "ovos-realtime.db"
+_UPSERT_ITEM = (
+    "insert into conversation_items (session_id, item_id, position, item, updated_at) "
+    "values (?, ?, ?, ?, ?) on conflict (session_id, item_id) do update set "
+    "position = excluded.position, item = excluded.item, updated_at = excluded.updated_at"
+)
 
 
 def _as(record_type: type[T], row: dict[str, Any]) -> T:
@@ -39,11 +46,16 @@ class Store:
 
     def _database(self) -> Database:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
+            private_file(self.path)  # sqlite gives its -wal and -shm files the mode of the database
             db = Database(self.path)
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = 5000")
             db.enable_wal()
+            for suffix in ("-wal", "-shm"):  # left by an older version with sqlite's default 0644
+                companion = self.path.with_name(self.path.name + suffix)
+                if companion.exists():
+                    private_file(companion)
             # WAL + NORMAL: never corrupts; a power cut may lose the last commits, a crash loses nothing.
             db.execute("PRAGMA synchronous = NORMAL")
             self._db = db
@@ -208,27 +220,26 @@ class Store:
             ]
         )
 
-    async def replace_items(self, session_id: str, items: Sequence[dict[str, Any]]) -> None:
-        """Store a session's conversation as it is now (items in order), in one transaction."""
+    async def write_items(self, session_id: str, changes: ItemChanges) -> None:
+        """Apply what changed in a session's conversation (see ItemLedger), in one transaction."""
         now = int(time.time())
-        rows = [
-            {
-                "session_id": session_id,
-                "item_id": item["id"],
-                "position": i,
-                "item": json.dumps(item),
-                "updated_at": now,
-            }
-            for i, item in enumerate(items)
-        ]
+        rows = [(session_id, r.item_id, r.position, r.item, now) for r in changes.rows]
 
         def op(db: Database) -> None:
             with db.conn:
-                db.execute("delete from conversation_items where session_id = ?", [session_id])
-                if rows:
-                    db.table("conversation_items").insert_all(rows)
+                if changes.replace_all:
+                    db.execute("delete from conversation_items where session_id = ?", [session_id])
+                for start in range(0, len(changes.removed), 500):
+                    chunk = changes.removed[start : start + 500]
+                    db.execute(
+                        "delete from conversation_items where session_id = ? and item_id in "
+                        f"({', '.join('?' * len(chunk))})",
+                        [session_id, *chunk],
+                    )
+                db.conn.executemany(_UPSERT_ITEM, rows)
 
-        await self._run(op)
+        if changes:
+            await self._run(op)
 
     async def list_items(self, session_id: str) -> list[dict[str, Any]]:
         def op(db: Database) -> list[dict[str, Any]]:
@@ -270,6 +281,20 @@ class Store:
         def op(db: Database) -> list[dict[str, Any]]:
             where, args = ("request_id = ?", [request_id]) if request_id else (None, [])
             return list(db.table("audit_log").rows_where(where, args, order_by="ts"))
+
+        return await self._run(op)
+
+    # -- retention ----------------------------------------------------------------------------
+
+    async def delete_batch(self, table: str, cutoff: float, now: float, limit: int) -> int:
+        """Delete up to `limit` rows of `table` older than `cutoff` that retention no longer keeps,
+        in one short transaction; how many went."""
+        sql = retention.DELETE_BATCH[table]
+
+        def op(db: Database) -> int:
+            with db.conn:
+                cursor = db.execute(sql, {"cutoff": cutoff, "now": now, "limit": limit})
+                return int(cursor.rowcount)
 
         return await self._run(op)
 

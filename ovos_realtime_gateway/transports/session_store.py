@@ -9,7 +9,7 @@ from ..engine.session import SessionHooks
 from ..protocol.session_config import Config
 from ..security.auth import Principal
 from ..services import GatewayServices
-from ..store import SessionRecord
+from ..store import ItemLedger, SessionRecord
 
 
 class StoreHooks(SessionHooks):
@@ -19,6 +19,7 @@ class StoreHooks(SessionHooks):
         self.services = services
         self.record = record
         self.principal = principal
+        self.ledger = ItemLedger()  # diffed synchronously: saves reach the store thread in order
 
     async def config_changed(self, config: Config) -> None:
         self.record = SessionRecord(
@@ -27,9 +28,13 @@ class StoreHooks(SessionHooks):
         await self.services.store.save_session(self.record)
 
     async def items_changed(self, conversation: Any) -> None:
-        await self.services.store.replace_items(
-            self.record.id, [_without_audio(i) for i in conversation.items]
-        )
+        """Write the items added or changed since the last save (the first save writes them all)."""
+        changes = self.ledger.changes(conversation.items)
+        try:
+            await self.services.store.write_items(self.record.id, changes)
+        except Exception:
+            self.ledger.forget()
+            raise
 
     def rate_limits(self) -> list[dict[str, Any]]:
         status = self.services.limiter.peek(self.principal.project_id, self.principal.owning_key)
@@ -45,12 +50,6 @@ class StoreHooks(SessionHooks):
 
 def record_fields(record: SessionRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__dataclass_fields__}
-
-
-def _without_audio(item: dict[str, Any]) -> dict[str, Any]:
-    if "content" not in item:
-        return dict(item)
-    return dict(item, content=[{k: v for k, v in p.items() if k != "audio"} for p in item["content"]])
 
 
 async def secret_session(services: GatewayServices, principal: Principal) -> tuple[SessionRecord | None, int]:

@@ -470,10 +470,13 @@ async def _save_closed(
     session: RealtimeSession,
     hooks: SessionHooks,
 ) -> None:
-    """However the socket ended, the session is stored closed with its conversation."""
-    fields = {**record_fields(store_hooks.record), "config": session.config, "status": "closed"}
-    await services.store.save_session(SessionRecord(**{**fields, "updated_at": int(time.time())}))
-    await hooks.items_changed(session.conversation)
+    """However the socket ended, the session is stored closed with its conversation (the
+    conversation first: retention may delete a closed session, never an active one)."""
+    try:
+        await hooks.items_changed(session.conversation)
+    finally:
+        fields = {**record_fields(store_hooks.record), "config": session.config, "status": "closed"}
+        await services.store.save_session(SessionRecord(**{**fields, "updated_at": int(time.time())}))
 
 
 async def _write(ws: web.WebSocketResponse, outbox: Outbox) -> None:
