@@ -141,7 +141,8 @@ async def test_retention_deletes_what_is_old_and_keeps_what_is_live(tmp_path: Pa
     assert _ids(db_path, "select id from client_secrets") == {"cs_expired_recent", "cs_valid"}
     seeded_audit = _ids(  # the rows seeded here, not those the gateway wrote (an opened session)
         db_path,
-        "select id from audit_log where id like 'aud_recent_%' or id like 'aud_old_%' or id like 'aud_more_%'",
+        "select id from audit_log"
+        " where id like 'aud_recent_%' or id like 'aud_old_%' or id like 'aud_more_%'",
     )
     assert seeded_audit == {f"aud_recent_{i}" for i in range(10)}
     assert deleted["audit_log"] == OLD_AUDIT + 3000
