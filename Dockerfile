@@ -4,6 +4,10 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
+# libatomic1: regopy's rego-cpp links it and the slim image lacks it (the gateway dies at import)
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends libatomic1 \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY requirements/ requirements/
 COPY setup.py README.md ./
 COPY ovos_realtime_gateway/ ovos_realtime_gateway/
