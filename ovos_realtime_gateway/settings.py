@@ -79,7 +79,8 @@ class SipSettings(_Section):
         None, description="`whsec_…` secret the webhook is signed with (Standard Webhooks, as OpenAI)."
     )
     allowed_sources: tuple[str, ...] = Field(
-        ("127.0.0.1/32",), description="Networks (CIDR) an INVITE may come from; others get 403."
+        ("127.0.0.1/32",),
+        description="Networks (CIDR) SIP messages may come from; a request from elsewhere gets 403.",
     )
     ring_timeout_seconds: float = Field(
         60.0, gt=0, le=600, description="An incoming call nobody accepts is declined (480) after this."
