@@ -15,6 +15,7 @@ from .engine.transcription import SttBackend
 from .log import quiet_malformed_requests
 from .ovos.bus import BusAddress, BusBridge
 from .ovos.timing import TimedTranscriber, timed_synthesis
+from .rest.forwarded import forwarded_client, networks
 from .rest.middleware import request_context
 from .rest.routes import add_routes
 from .security.policy import PolicyEngine
@@ -157,7 +158,8 @@ async def _start_sip(app: web.Application) -> Any:
 
 def create_app(settings: GatewaySettings, services: GatewayServices | None = None) -> web.Application:
     quiet_malformed_requests()
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
+    client = forwarded_client(networks(settings.trusted_proxies))
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[client, request_context])
     app[SERVICES] = services or create_services(settings)
     app.cleanup_ctx.append(_lifecycle)
     responder = skills_responder(app[SERVICES])

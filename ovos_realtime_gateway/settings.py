@@ -7,11 +7,12 @@ Unknown keys are an error at start, never silently ignored.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .ovos.location import is_timezone
 from .protocol.session_config import DEFAULT_INSTRUCTIONS, SessionDefaults
@@ -116,6 +117,12 @@ class GatewaySettings(_Section):
         ge=1,
         description="Failed authentications one client address may make per minute; past that it "
         "gets 429 until the minute refills, whatever it presents.",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="Reverse proxies (CIDR) whose X-Forwarded-For is believed: behind one, the client "
+        "address (throttle, policy, audit, logs) is the right-most hop that is not a trusted proxy. "
+        "Empty: the header is ignored and the client is the TCP peer.",
     )
     key_rotation_grace_seconds: int = Field(
         86_400, ge=0, description="How long a rotated key keeps working after `keys rotate`."
@@ -249,6 +256,13 @@ class GatewaySettings(_Section):
             if profile is not None:
                 data = {"stt_plugin": profile.stt_plugin, "tts_plugin": profile.tts_plugin, **data}
         return data
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in cidrs:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad entry
+        return cidrs
 
     @model_validator(mode="after")
     def _check_tls(self) -> GatewaySettings:
