@@ -18,6 +18,7 @@ from .ovos.timing import TimedTranscriber, timed_synthesis
 from .rest.forwarded import forwarded_client, networks
 from .rest.middleware import request_context
 from .rest.routes import add_routes
+from .rest.security_headers import security_headers
 from .security.policy import PolicyEngine
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
@@ -161,6 +162,9 @@ def create_app(settings: GatewaySettings, services: GatewayServices | None = Non
     client = forwarded_client(networks(settings.trusted_proxies))
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[client, request_context])
     app[SERVICES] = services or create_services(settings)
+    app.on_response_prepare.append(
+        security_headers(settings.hsts_max_age_seconds if settings.tls_enabled else 0)
+    )
     app.cleanup_ctx.append(_lifecycle)
     responder = skills_responder(app[SERVICES])
     if responder is not None:

@@ -104,6 +104,12 @@ class GatewaySettings(_Section):
     tls_hostnames: tuple[str, ...] = Field(
         ("localhost", "127.0.0.1", "::1"), description="Names the self-signed certificate is valid for."
     )
+    hsts_max_age_seconds: int = Field(
+        31_536_000,
+        ge=0,
+        description="Strict-Transport-Security max-age sent when serving TLS (it covers every port "
+        "of the host name); 0 sends none.",
+    )
     policy_file: Path | None = Field(None, description="Rego policy replacing the shipped default policy.")
     opa_url: str | None = Field(
         None, description="External OPA server deciding instead of the embedded policy."

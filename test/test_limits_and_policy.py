@@ -239,10 +239,11 @@ def _from(gateway: GatewayProcess, source: str, key: str, forwarded_for: str) ->
     host, port = gateway.base_url.removeprefix("http://").split(":")
     connection = HTTPConnection(host, int(port), source_address=(source, 0), timeout=10)
     headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": forwarded_for}
-    connection.request("GET", "/v1/models", headers=headers)
-    status = connection.getresponse().status
-    connection.close()
-    return status
+    try:
+        connection.request("GET", "/v1/models", headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def test_behind_a_trusted_proxy_the_scanner_is_held_off_not_everyone(tmp_path: Path) -> None:

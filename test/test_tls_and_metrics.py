@@ -25,8 +25,10 @@ def test_self_signed_tls_is_trusted_through_its_certificate(tmp_path: Path, make
         assert gw.base_url.startswith("https://")
         cert = data_dir / "tls" / "cert.pem"
         assert f"NODE_EXTRA_CA_CERTS={cert}" in gw.stdout_path.read_text()
-        secret = _tls_client(make_sdk, gw, key, cert).realtime.client_secrets.create()
-        assert secret.value.startswith("ek_")
+        raw = _tls_client(make_sdk, gw, key, cert).realtime.client_secrets.with_raw_response.create()
+        assert raw.parse().value.startswith("ek_")
+        assert raw.headers["strict-transport-security"] == "max-age=31536000"
+        assert raw.headers["x-content-type-options"] == "nosniff"
         with pytest.raises(openai.APIConnectionError):  # untrusted without the certificate
             make_sdk(gw.api_base, key).models.list()
     # the certificate is kept: a restart serves the same one
