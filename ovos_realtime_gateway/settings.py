@@ -130,6 +130,20 @@ class GatewaySettings(_Section):
         "address (throttle, policy, audit, logs) is the right-most hop that is not a trusted proxy. "
         "Empty: the header is ignored and the client is the TCP peer.",
     )
+    header_timeout_seconds: float = Field(
+        15.0,
+        gt=0,
+        le=600,
+        description="How long a connection may take to send a request's headers (a new one, after "
+        "its TLS handshake, which gets as long; or a kept-alive one between requests) before it is "
+        "closed. Requests being answered and open WebSockets are not affected.",
+    )
+    max_pending_connections: int = Field(
+        256,
+        ge=1,
+        description="Connections that have not yet sent their first request's headers; past this, "
+        "the one waiting longest is closed.",
+    )
     key_rotation_grace_seconds: int = Field(
         86_400, ge=0, description="How long a rotated key keeps working after `keys rotate`."
     )
