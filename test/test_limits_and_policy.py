@@ -246,7 +246,16 @@ def _from(gateway: GatewayProcess, source: str, key: str, forwarded_for: str) ->
         connection.close()
 
 
-def test_behind_a_trusted_proxy_the_scanner_is_held_off_not_everyone(tmp_path: Path) -> None:
+async def _websocket_opens(gateway: GatewayProcess, key: str, forwarded_for: str) -> str:
+    """The first event a WebSocket session gets, connecting as `forwarded_for` behind the proxy."""
+    headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": forwarded_for}
+    url = ws_url(gateway.api_base, model="gpt-realtime")
+    async with aiohttp.ClientSession() as http_session, http_session.ws_connect(url, headers=headers) as ws:
+        first = await EventReader(ws).next()
+        return str(first["type"] if first["type"] != "error" else first["error"]["code"])
+
+
+async def test_behind_a_trusted_proxy_the_scanner_is_held_off_not_everyone(tmp_path: Path) -> None:
     """With the proxy (127.0.0.1) trusted, failed authentications count against the client its
     X-Forwarded-For names, so one scanner does not lock out every client behind the proxy."""
     settings = {"auth_failures_per_minute": 3, "trusted_proxies": ["127.0.0.1/32"]}
@@ -264,8 +273,10 @@ def test_behind_a_trusted_proxy_the_scanner_is_held_off_not_everyone(tmp_path: P
         # what the scanner writes left of the proxy's own entry is not believed
         spoofed = http("GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2, 10.0.0.1"})
         assert spoofed.status == 429
-        # another client behind the same proxy is not affected
+        # another client behind the same proxy is not affected, on REST and on the WebSocket
         assert http("GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2"}).status == 200
+        assert await _websocket_opens(gateway, key, "10.0.0.2") == "session.created"
+        assert await _websocket_opens(gateway, key, "10.0.0.1") == "rate_limit_exceeded"
         # a peer that is not a trusted proxy cannot name its address: 127.0.0.2 is held off
         # under its own address, not the 10.0.0.2 it claims
         for _ in range(3):
