@@ -112,7 +112,7 @@ class SipServer(asyncio.DatagramProtocol):
             key = (message.call_id, message.cseq[0], message.cseq[1])
             future, sent_to = self._pending.get(key) or (None, None)
             if future is None or sent_to is None or sent_to[0] != addr[0]:
-                log.info("sip: dropped a response from %s that answers none of our requests", addr[0])
+                log.debug("sip: dropped a response from %s that answers none of our requests", addr[0])
             elif not future.done() and message.status >= 200:
                 future.set_result(message)
 
