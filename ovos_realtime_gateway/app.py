@@ -15,8 +15,10 @@ from .engine.transcription import SttBackend
 from .log import quiet_malformed_requests
 from .ovos.bus import BusAddress, BusBridge
 from .ovos.timing import TimedTranscriber, timed_synthesis
+from .rest.forwarded import forwarded_client, networks
 from .rest.middleware import request_context
 from .rest.routes import add_routes
+from .rest.security_headers import security_headers
 from .security.live_credentials import stop_watching
 from .security.policy import PolicyEngine
 from .services import SERVICES, GatewayServices
@@ -165,8 +167,12 @@ async def _start_sip(app: web.Application) -> Any:
 
 def create_app(settings: GatewaySettings, services: GatewayServices | None = None) -> web.Application:
     quiet_malformed_requests()
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context])
+    client = forwarded_client(networks(settings.trusted_proxies))
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[client, request_context])
     app[SERVICES] = services or create_services(settings)
+    app.on_response_prepare.append(
+        security_headers(settings.hsts_max_age_seconds if settings.tls_enabled else 0)
+    )
     app.cleanup_ctx.append(_lifecycle)
     responder = skills_responder(app[SERVICES])
     if responder is not None:

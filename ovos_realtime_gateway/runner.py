@@ -6,11 +6,14 @@ import asyncio
 import logging
 import ssl
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from aiohttp import web
 
 from .app import create_app
+from .listener import GuardedSite, PendingConnections
+from .services import SERVICES
 from .settings import GatewaySettings
 from .tls import ensure_self_signed, server_context
 
@@ -24,7 +27,7 @@ class GatewayRunner:
         self.settings = settings
         self.app = app or create_app(settings)
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._site: GuardedSite | None = None
         self.port: int = settings.port
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -42,17 +45,34 @@ class GatewayRunner:
         host = f"[{host}]" if ":" in host else host
         return f"{scheme}://{host}:{self.port}"
 
+    def _guard(self, factory: Callable[[], asyncio.Protocol]) -> PendingConnections:
+        metrics = self.app[SERVICES].metrics
+        return PendingConnections(
+            factory,
+            self.settings.header_timeout_seconds,
+            self.settings.max_pending_connections,
+            metrics.connections_closed,
+            metrics.connections_pending,
+        )
+
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        # the keep-alive timeout bounds the wait for each later request on a connection
+        self._runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            keepalive_timeout=self.settings.header_timeout_seconds,
+        )
         await self._runner.setup()
-        self._site = web.TCPSite(
-            self._runner, self.settings.host, self.settings.port, ssl_context=self.ssl_context()
+        self._site = GuardedSite(
+            self._runner,
+            self.settings.host,
+            self.settings.port,
+            ssl_context=self.ssl_context(),
+            guard=self._guard,
         )
         await self._site.start()
-        # with port 0 the OS picks the port: ask the listening socket
-        sockets = getattr(self._site._server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        self.port = self._site.port  # with port 0 the OS picked it
         log.info("gateway listening on %s", self.base_url)
 
     async def stop(self) -> None:

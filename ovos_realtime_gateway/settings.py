@@ -7,11 +7,12 @@ Unknown keys are an error at start, never silently ignored.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .ovos.location import is_timezone
 from .protocol.session_config import DEFAULT_INSTRUCTIONS, SessionDefaults
@@ -79,7 +80,8 @@ class SipSettings(_Section):
         None, description="`whsec_…` secret the webhook is signed with (Standard Webhooks, as OpenAI)."
     )
     allowed_sources: tuple[str, ...] = Field(
-        ("127.0.0.1/32",), description="Networks (CIDR) an INVITE may come from; others get 403."
+        ("127.0.0.1/32",),
+        description="Networks (CIDR) SIP messages may come from; a request from elsewhere gets 403.",
     )
     ring_timeout_seconds: float = Field(
         60.0, gt=0, le=600, description="An incoming call nobody accepts is declined (480) after this."
@@ -123,6 +125,12 @@ class GatewaySettings(_Section):
     tls_hostnames: tuple[str, ...] = Field(
         ("localhost", "127.0.0.1", "::1"), description="Names the self-signed certificate is valid for."
     )
+    hsts_max_age_seconds: int = Field(
+        31_536_000,
+        ge=0,
+        description="Strict-Transport-Security max-age sent when serving TLS (it covers every port "
+        "of the host name); 0 sends none.",
+    )
     policy_file: Path | None = Field(None, description="Rego policy replacing the shipped default policy.")
     opa_url: str | None = Field(
         None, description="External OPA server deciding instead of the embedded policy."
@@ -146,6 +154,26 @@ class GatewaySettings(_Section):
     )
     retention: RetentionSettings = Field(
         default_factory=RetentionSettings, description="What the store deletes, and when."
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="Reverse proxies (CIDR) whose X-Forwarded-For is believed: behind one, the client "
+        "address (throttle, policy, audit, logs) is the right-most hop that is not a trusted proxy. "
+        "Empty: the header is ignored and the client is the TCP peer.",
+    )
+    header_timeout_seconds: float = Field(
+        15.0,
+        gt=0,
+        le=600,
+        description="How long a connection may take to send a request's headers (a new one, after "
+        "its TLS handshake, which gets as long; or a kept-alive one between requests) before it is "
+        "closed. Requests being answered and open WebSockets are not affected.",
+    )
+    max_pending_connections: int = Field(
+        256,
+        ge=1,
+        description="Connections that have not yet sent their first request's headers; past this, "
+        "the one waiting longest is closed.",
     )
     key_rotation_grace_seconds: int = Field(
         86_400, ge=0, description="How long a rotated key keeps working after `keys rotate`."
@@ -309,6 +337,13 @@ class GatewaySettings(_Section):
             if profile is not None:
                 data = {"stt_plugin": profile.stt_plugin, "tts_plugin": profile.tts_plugin, **data}
         return data
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in cidrs:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad entry
+        return cidrs
 
     @model_validator(mode="after")
     def _check_tls(self) -> GatewaySettings:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import sqlite3
 import time
+from http.client import HTTPConnection
 
 import openai
 
@@ -66,3 +68,54 @@ def test_secrets_never_reach_the_logs(gateway: GatewayProcess, alpha_key: str) -
     logs = gateway.logs()
     assert alpha_key not in logs
     assert minted["value"] not in logs
+
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+
+def _assert_secured(headers: dict[str, str], what: str) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get(name) == value, f"{what}: {name} = {headers.get(name)!r}"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"], what
+    assert "strict-transport-security" not in headers, f"{what}: HSTS without TLS"
+
+
+def test_every_response_carries_security_headers(gateway: GatewayProcess, alpha_key: str) -> None:
+    responses = {
+        "success": http("GET", f"{gateway.api_base}/models", key=alpha_key),
+        "401": http("GET", f"{gateway.api_base}/models"),
+        "404": http("GET", f"{gateway.base_url}/no/such/path"),
+        "405": http("DELETE", f"{gateway.api_base}/models"),
+        "health": http("GET", f"{gateway.base_url}/healthz"),
+        "metrics": http("GET", f"{gateway.base_url}/metrics"),
+        "openapi": http("GET", f"{gateway.base_url}/openapi.yaml"),
+    }
+    for what, result in responses.items():
+        _assert_secured(result.headers, what)
+        assert result.headers["content-security-policy"].startswith("default-src 'none'"), what
+
+
+def test_the_websocket_handshake_carries_security_headers(gateway: GatewayProcess, alpha_key: str) -> None:
+    host, port = gateway.base_url.removeprefix("http://").split(":")
+    connection = HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request(
+            "GET",
+            "/v1/realtime?model=gpt-realtime",
+            headers={
+                "Authorization": f"Bearer {alpha_key}",
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode(),
+            },
+        )
+        handshake = connection.getresponse()
+        assert handshake.status == 101
+        _assert_secured({k.lower(): v for k, v in handshake.getheaders()}, "101")
+    finally:
+        connection.close()

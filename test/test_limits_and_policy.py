@@ -15,6 +15,8 @@ import aiohttp
 import openai
 import pytest
 
+from ovos_realtime_gateway.rest.forwarded import client_address, networks
+
 from .conftest import SdkFactory
 from .gateway_process import GatewayProcess, configured_gateway, create_key, http
 from .realtime_helpers import EventReader, ws_url
@@ -217,3 +219,106 @@ async def test_an_address_that_keeps_failing_authentication_is_held_off(tmp_path
         other.close()
         text = http("GET", f"{gateway.base_url}/metrics").body.decode()
         assert 'ovos_realtime_auth_failures_total{reason="throttled"} 2.0' in text
+
+
+def _detail_of(gateway: GatewayProcess, request_id: str) -> dict[str, object]:
+    """The audit detail of a request (the audit writer flushes in batches)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with sqlite3.connect(gateway.data_dir / "ovos-realtime.db") as db:
+            row = db.execute("select detail from audit_log where request_id = ?", (request_id,)).fetchone()
+        if row is not None:
+            detail: dict[str, object] = json.loads(row[0])
+            return detail
+        time.sleep(0.05)
+    raise AssertionError(f"no audit row for {request_id}")
+
+
+def _from(gateway: GatewayProcess, source: str, key: str, forwarded_for: str) -> int:
+    """GET /v1/models from the loopback address `source`, claiming to forward `forwarded_for`."""
+    host, port = gateway.base_url.removeprefix("http://").split(":")
+    connection = HTTPConnection(host, int(port), source_address=(source, 0), timeout=10)
+    headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": forwarded_for}
+    try:
+        connection.request("GET", "/v1/models", headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+async def _websocket_opens(gateway: GatewayProcess, key: str, forwarded_for: str) -> str:
+    """The first event a WebSocket session gets, connecting as `forwarded_for` behind the proxy."""
+    headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": forwarded_for}
+    url = ws_url(gateway.api_base, model="gpt-realtime")
+    async with aiohttp.ClientSession() as http_session, http_session.ws_connect(url, headers=headers) as ws:
+        first = await EventReader(ws).next()
+        return str(first["type"] if first["type"] != "error" else first["error"]["code"])
+
+
+async def test_behind_a_trusted_proxy_the_scanner_is_held_off_not_everyone(tmp_path: Path) -> None:
+    """With the proxy (127.0.0.1) trusted, failed authentications count against the client its
+    X-Forwarded-For names, so one scanner does not lock out every client behind the proxy."""
+    settings = {"auth_failures_per_minute": 3, "trusted_proxies": ["127.0.0.1/32"]}
+    gateway, key = configured_gateway(tmp_path, settings, "alpha", "proxied")
+    with gateway:
+        models = f"{gateway.api_base}/models"
+        scanner = {"X-Forwarded-For": "10.0.0.1"}
+        failed = [http("GET", models, key="sk-ovos-wrong", headers=scanner) for _ in range(3)]
+        assert [f.status for f in failed] == [401] * 3
+        assert _detail_of(gateway, failed[0].headers["x-request-id"])["remote"] == "10.0.0.1"
+        held = http("GET", models, key=key, headers=scanner)
+        assert held.status == 429, held.body
+        assert "failed authentications from 10.0.0.1" in held.json()["error"]["message"]
+        assert _detail_of(gateway, held.headers["x-request-id"])["remote"] == "10.0.0.1"
+        # what the scanner writes left of the proxy's own entry is not believed
+        spoofed = http("GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2, 10.0.0.1"})
+        assert spoofed.status == 429
+        # another client behind the same proxy is not affected, on REST and on the WebSocket
+        assert http("GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2"}).status == 200
+        assert await _websocket_opens(gateway, key, "10.0.0.2") == "session.created"
+        assert await _websocket_opens(gateway, key, "10.0.0.1") == "rate_limit_exceeded"
+        # a peer that is not a trusted proxy cannot name its address: 127.0.0.2 is held off
+        # under its own address, not the 10.0.0.2 it claims
+        for _ in range(3):
+            assert _from(gateway, "127.0.0.2", "sk-ovos-wrong", "10.0.0.2") == 401
+        assert _from(gateway, "127.0.0.2", key, "10.0.0.9") == 429
+        assert http("GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2"}).status == 200
+    logs = gateway.logs()
+    assert "10.0.0.1 GET /v1/models 429" in logs and "10.0.0.2 GET /v1/models 200" in logs
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(tmp_path: Path) -> None:
+    gateway, key = configured_gateway(tmp_path, {"auth_failures_per_minute": 3}, "alpha", "direct")
+    with gateway:
+        models = f"{gateway.api_base}/models"
+        scanner = {"X-Forwarded-For": "10.0.0.1"}
+        for _ in range(3):
+            assert http("GET", models, key="sk-ovos-wrong", headers=scanner).status == 401
+        held = http("GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2"})
+        assert held.status == 429
+        assert "failed authentications from 127.0.0.1" in held.json()["error"]["message"]
+    assert "127.0.0.1 GET /v1/models 429" in gateway.logs()
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "client"),
+    [
+        ("127.0.0.1", ["10.0.0.1"], "10.0.0.1"),
+        ("127.0.0.1", ["10.0.0.2, 10.0.0.1"], "10.0.0.1"),  # the right-most untrusted hop
+        ("127.0.0.1", ["10.0.0.2", "10.0.0.1"], "10.0.0.1"),  # repeated headers are one list
+        ("127.0.0.1", ["10.0.0.1, 192.168.1.5"], "10.0.0.1"),  # through two trusted proxies
+        ("127.0.0.1", ["10.0.0.1:5678"], "10.0.0.1"),
+        ("127.0.0.1", ["[2001:db8::1]:443"], "2001:db8::1"),
+        ("127.0.0.1", [], "127.0.0.1"),  # a trusted proxy that forwards nothing
+        ("127.0.0.1", ["10.0.0.1, garbage, 192.168.1.5"], "192.168.1.5"),  # stop at garbage
+        ("127.0.0.1", ["192.168.1.5"], "192.168.1.5"),  # only trusted hops: the left-most
+        ("::ffff:127.0.0.1", ["10.0.0.1"], "10.0.0.1"),  # IPv4-mapped peer
+        ("10.0.0.7", ["10.0.0.1"], "10.0.0.7"),  # an untrusted peer names no one
+        (None, ["10.0.0.1"], None),
+    ],
+)
+def test_the_client_is_the_right_most_untrusted_hop(
+    peer: str | None, forwarded_for: list[str], client: str | None
+) -> None:
+    trusted = networks(["127.0.0.1/32", "192.168.1.0/24"])
+    assert client_address(peer, forwarded_for, trusted) == client

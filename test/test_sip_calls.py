@@ -29,6 +29,7 @@ from ovos_realtime_gateway.audio import g711
 
 from .gateway_process import GatewayProcess, configured_gateway, create_key
 from .realtime_helpers import EventReader, ws_url
+from .sip_peer import PhoneCall, SipPeer, to_tag
 from .speech import user_speech_pcm
 
 pytestmark = pytest.mark.slow
@@ -293,6 +294,97 @@ async def test_unannounced_and_unwelcome_calls_are_declined(tmp_path: Path) -> N
     gateway, _, port = sip_gateway(tmp_path, "sip-closed", allowed_sources=["10.0.0.0/8"])
     with gateway:
         await (await Sipp("refused_403.xml", port, tmp_path).start()).finished()
+
+
+# 127.0.0.2 and 127.0.0.3 are loopback addresses too: an outsider, and another allowed trunk
+TWO_TRUNKS = ["127.0.0.1/32", "127.0.0.3/32"]
+
+
+async def _strangers_are_refused(port: int, call: PhoneCall, forged: list[tuple[str, str]]) -> None:
+    """Every request from outside sip.allowed_sources gets 403; the `forged` ones (message,
+    CSeq), sent by another allowed trunk, get 481. None of them reaches the call."""
+    outsider = await SipPeer.bind("127.0.0.2", port)
+    neighbour = await SipPeer.bind("127.0.0.3", port)
+    try:
+        for message, cseq in [*forged, (call.options(), "3 OPTIONS")]:
+            outsider.send(message)
+            assert (await outsider.response(cseq)).startswith("SIP/2.0 403 "), cseq
+        for message, cseq in forged:
+            neighbour.send(message)
+            assert (await neighbour.response(cseq)).startswith("SIP/2.0 481 "), cseq
+        for peer in (outsider, neighbour):
+            assert not any(m.startswith(("SIP/2.0 487", "SIP/2.0 200")) for m in peer.seen), peer.seen
+    finally:
+        outsider.close()
+        neighbour.close()
+
+
+async def test_only_the_caller_can_cancel_a_ringing_call(tmp_path: Path) -> None:
+    gateway, _, port = sip_gateway(tmp_path, "sip-cancel", allowed_sources=TWO_TRUNKS)
+    with gateway:
+        phone = await SipPeer.bind("127.0.0.1", port)
+        call = PhoneCall(phone.address)
+        try:
+            phone.send(call.invite())
+            await phone.response("1 INVITE", 180)
+            await _strangers_are_refused(port, call, [(call.cancel(), "1 CANCEL")])
+            # the caller's host, but not its INVITE transaction: 481
+            same_host = await SipPeer.bind("127.0.0.1", port)
+            for forged in (call.cancel(branch="z9hG4bKguessed"), call.cancel(from_tag="guessed")):
+                same_host.send(forged)
+                assert (await same_host.response("1 CANCEL")).startswith("SIP/2.0 481 ")
+            same_host.close()
+            # the call still rings: the caller's own CANCEL ends it, with 487 for the INVITE
+            phone.send(call.cancel())
+            assert (await phone.response("1 CANCEL")).startswith("SIP/2.0 200 ")
+            terminated = await phone.response("1 INVITE")
+            assert terminated.startswith("SIP/2.0 487 "), terminated
+            phone.send(call.ack(to_tag(terminated), branch=call.branch))
+        finally:
+            phone.close()
+    logs = gateway.logs()
+    assert "CANCEL from 127.0.0.2 refused (not in sip.allowed_sources)" in logs
+    assert "OPTIONS from 127.0.0.2 refused (not in sip.allowed_sources)" in logs
+    assert "CANCEL from 127.0.0.3" in logs and "does not come from call rtc_" in logs
+
+
+async def test_only_the_caller_can_hang_up_a_connected_call(tmp_path: Path, webhooks: Webhooks) -> None:
+    gateway, key, port = sip_gateway(
+        tmp_path,
+        "sip-bye",
+        webhook_url=webhooks.url,
+        webhook_secret=WEBHOOK_SECRET,
+        allowed_sources=TWO_TRUNKS,
+    )
+    loop = asyncio.get_running_loop()
+    rtp, _ = await loop.create_datagram_endpoint(RtpSink, local_addr=("127.0.0.1", 0))
+    with gateway:
+        sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+        phone = await SipPeer.bind("127.0.0.1", port)
+        call = PhoneCall(phone.address, rtp_port=rtp.get_extra_info("sockname")[1])
+        try:
+            phone.send(call.invite())
+            call_id = (await incoming(webhooks)).data.call_id
+            await asyncio.to_thread(sdk.realtime.calls.accept, call_id, type="realtime")
+            ok = await phone.response("1 INVITE")
+            assert ok.startswith("SIP/2.0 200 "), ok
+            local_tag = to_tag(ok)
+            phone.send(call.ack(local_tag))
+            await _strangers_are_refused(port, call, [(call.bye(local_tag), "2 BYE")])
+            # the caller's host, but not its dialog: 481
+            same_host = await SipPeer.bind("127.0.0.1", port)
+            for forged in (call.bye("guessed"), call.bye(local_tag, from_tag="guessed")):
+                same_host.send(forged)
+                assert (await same_host.response("2 BYE")).startswith("SIP/2.0 481 ")
+            same_host.close()
+            # the call is still connected: the caller's own BYE ends it
+            phone.send(call.bye(local_tag))
+            assert (await phone.response("2 BYE")).startswith("SIP/2.0 200 ")
+        finally:
+            phone.close()
+            rtp.close()
+            sdk.close()
+    assert "BYE from 127.0.0.2 refused (not in sip.allowed_sources)" in gateway.logs()
 
 
 HEADERS = (

@@ -4,6 +4,9 @@ A screenshot is kept in test-artifacts/talk-page.png."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +37,15 @@ def test_the_talk_page_mints_short_lived_secrets_for_its_project(talking: Gatewa
     page = http("GET", f"{talking.base_url}/talk")
     assert page.status == 200 and page.headers["content-type"].startswith("text/html")
     assert b"oai-events" in page.body and b"/v1/realtime/calls" in page.body
+    # its policy allows exactly its own inline script and style, and fetches to its own origin
+    csp = page.headers["content-security-policy"]
+    html = page.body.decode()
+    for tag in ("script", "style"):
+        (inline,) = re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.DOTALL)
+        digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+        assert f"{tag}-src 'sha256-{digest}';" in csp, csp
+    assert "connect-src 'self'" in csp and "default-src 'none'" in csp and "unsafe" not in csp
+    assert "frame-ancestors 'none'" in csp and page.headers["x-frame-options"] == "DENY"
     minted = http("POST", f"{talking.base_url}/talk/client_secret")
     assert minted.status == 200, minted.body
     secret = minted.json()

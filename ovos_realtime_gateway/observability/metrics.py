@@ -70,6 +70,18 @@ class GatewayMetrics:
             "Realtime sessions open now (all transports).",
             registry=r,
         )
+        self.connections_closed = Counter(
+            "ovos_realtime_connections_closed",
+            "Connections closed before their first request was complete, by reason: header_timeout "
+            "(header_timeout_seconds passed) or too_many_pending (max_pending_connections).",
+            ["reason"],
+            registry=r,
+        )
+        self.connections_pending = Gauge(
+            "ovos_realtime_connections_pending",
+            "Connections open now that have not yet completed their first request's headers.",
+            registry=r,
+        )
         self.slow_consumers = Counter(
             "ovos_realtime_slow_consumers",
             "Connections closed because the client stopped reading and the send queue filled.",

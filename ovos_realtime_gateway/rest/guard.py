@@ -140,7 +140,7 @@ async def _authenticate(
         services.auth_throttle.failed(address)
         reason = "missing" if token is None else (exc.code or "invalid")
         services.metrics.auth_failures.labels(reason=reason).inc()
-        _audit(services, action, "unauthenticated", exc.status, None, resource, reason=reason)
+        _audit(services, action, "unauthenticated", exc.status, None, resource, reason=reason, remote=address)
         raise
 
 

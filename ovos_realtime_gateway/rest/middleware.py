@@ -67,7 +67,14 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         metrics = request.app[SERVICES].metrics
         metrics.http_requests.labels(route=route, method=request.method, status=str(response.status)).inc()
         metrics.http_latency.labels(route=route, method=request.method).observe(elapsed)
-        access_log.info("%s %s %s %.1fms", request.method, request.path_qs, response.status, elapsed * 1000)
+        access_log.info(
+            "%s %s %s %s %.1fms",
+            request.remote,
+            request.method,
+            request.path_qs,
+            response.status,
+            elapsed * 1000,
+        )
         return response
     finally:
         current_request_id.reset(token)

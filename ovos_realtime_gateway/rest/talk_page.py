@@ -6,8 +6,11 @@ Both exist only when `talk_page` is on. The page has no key: the gateway mints a
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import json
+import re
 from importlib import resources
 
 from aiohttp import web
@@ -19,6 +22,7 @@ from ..security.auth import Principal
 from ..services import SERVICES
 from .guard import audit_success, guard
 from .minting import mint_client_secret
+from .security_headers import NOTHING_ALLOWED
 
 SECRET_TTL_SECONDS = 60
 ACTION = "talk_page.client_secret"
@@ -27,6 +31,27 @@ ACTION = "talk_page.client_secret"
 @functools.cache
 def _template() -> str:
     return resources.files("ovos_realtime_gateway.talk_page").joinpath("talk.html").read_text()
+
+
+def _hashes(html: str, tag: str) -> str:
+    """CSP source expressions allowing exactly the page's inline `<tag>` elements."""
+    bodies = re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.DOTALL)
+    return " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in bodies
+    )
+
+
+@functools.cache
+def _page(ice_servers: str) -> tuple[str, str]:
+    """The page with its ICE servers, and its Content-Security-Policy: its own inline script and
+    style (by hash), fetches to its own origin (secrets, calls); nothing else. WebRTC media is
+    not a fetch: CSP does not govern it."""
+    html = _template().replace("__ICE_SERVERS__", ice_servers)
+    csp = (
+        f"script-src {_hashes(html, 'script')}; style-src {_hashes(html, 'style')}; "
+        f"connect-src 'self'; {NOTHING_ALLOWED}"
+    )
+    return html, csp
 
 
 def _enabled(request: web.Request) -> None:
@@ -40,8 +65,10 @@ async def talk_page(request: web.Request) -> web.Response:
         {k: v for k, v in s.model_dump().items() if v is not None}
         for s in request.app[SERVICES].settings.ice_servers
     ]
-    html = _template().replace("__ICE_SERVERS__", json.dumps(servers))
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+    # `<` escaped: a configured value cannot close the script element it is written into
+    html, csp = _page(json.dumps(servers).replace("<", "\\u003c"))
+    headers = {"Cache-Control": "no-store", "Content-Security-Policy": csp}
+    return web.Response(text=html, content_type="text/html", headers=headers)
 
 
 async def talk_client_secret(request: web.Request) -> web.Response:

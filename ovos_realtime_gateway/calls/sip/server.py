@@ -1,9 +1,11 @@
 """The SIP endpoint: UDP, server side of calls a trunk places (RFC 3261, as much as G.711 trunks use).
 
-An INVITE from an allowed source, admitted by the policy and the rate limits, with a G.711 offer,
-becomes an incoming call: 100 Trying, 180 Ringing, the `realtime.call.incoming` webhook. The
-app then accepts (200 OK with our SDP), rejects (its status), or lets it ring out (480). In a
-dialog: BYE and CANCEL from the caller end it; we send BYE (hangup) and REFER (transfer).
+Every message from outside `sip.allowed_sources` is refused: a request gets 403 (an ACK, which
+is never answered, is dropped), a response is dropped. An INVITE from an allowed source, admitted
+by the policy and the rate limits, with a G.711 offer, becomes an incoming call: 100 Trying, 180
+Ringing, the `realtime.call.incoming` webhook. The app then accepts (200 OK with our SDP), rejects
+(its status), or lets it ring out (480). The caller's own CANCEL, BYE and ACK (dialog.py) end or
+confirm it; those of anyone else get 481. We send BYE (hangup) and REFER (transfer).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from ...protocol import errors, ids
@@ -21,6 +24,7 @@ from ...security.auth import Principal
 from ...services import GatewayServices
 from ...settings import SipSettings
 from .call import SipCall
+from .dialog import Address, acknowledges, cancels, in_dialog
 from .message import SipMessage, SipParseError, parse, response
 from .sdp import SdpError, parse_offer
 from .webhook import deliver, incoming_call_event
@@ -28,6 +32,15 @@ from .webhook import deliver, incoming_call_event
 log = logging.getLogger("ovos_realtime.sip")
 TIMER_F = 32.0
 SKIPPED_HEADERS = {"authorization", "proxy-authorization"}
+
+
+@dataclass
+class _FinalAnswer:
+    """A final non-2xx answer to an INVITE, resent to its caller until ACKed."""
+
+    message: SipMessage
+    caller: Address
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class SipServer(asyncio.DatagramProtocol):
@@ -44,8 +57,9 @@ class SipServer(asyncio.DatagramProtocol):
         self.port = settings.port
         self.advertised_host = settings.advertised_host or settings.host
         self.calls: dict[str, SipCall] = {}  # by SIP Call-ID
-        self._finals: dict[str, tuple[SipMessage, asyncio.Event]] = {}  # answered, awaiting ACK
-        self._pending: dict[tuple[str, int, str], asyncio.Future[SipMessage]] = {}
+        self._finals: dict[str, _FinalAnswer] = {}  # by SIP Call-ID: answered, awaiting ACK
+        # our requests awaiting their final response, with the address they were sent to
+        self._pending: dict[tuple[str, int, str], tuple[asyncio.Future[SipMessage], Address]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._networks = [ipaddress.ip_network(n, strict=False) for n in settings.allowed_sources]
 
@@ -90,46 +104,75 @@ class SipServer(asyncio.DatagramProtocol):
         except SipParseError as exc:
             log.info("sip: dropped a malformed message from %s: %s", addr[0], exc)
             return
-        if message.is_request:
+        if not self._allowed(addr[0]):
+            self._refuse_outsider(message, addr)
+        elif message.is_request:
             self._spawn(self._on_request(message, addr))
         else:
             key = (message.call_id, message.cseq[0], message.cseq[1])
-            waiting = self._pending.get(key)
-            if waiting is not None and not waiting.done() and message.status >= 200:
-                waiting.set_result(message)
+            future, sent_to = self._pending.get(key) or (None, None)
+            if future is None or sent_to is None or sent_to[0] != addr[0]:
+                log.debug("sip: dropped a response from %s that answers none of our requests", addr[0])
+            elif not future.done() and message.status >= 200:
+                future.set_result(message)
+
+    def _allowed(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in net for net in self._networks)
+
+    def _refuse_outsider(self, message: SipMessage, addr: tuple[str, int]) -> None:
+        what = message.method if message.is_request else f"a response ({message.status})"
+        log.warning("sip: %s from %s refused (not in sip.allowed_sources)", what, addr[0])
+        if message.is_request and message.method != "ACK":
+            self.send(response(message, 403), addr)
+
+    def _not_ours(self, request: SipMessage, addr: tuple[str, int], call: SipCall | None) -> None:
+        """481 to a CANCEL or BYE that matches no call, or a call it does not belong to."""
+        if call is not None:
+            log.warning(
+                "sip: %s from %s:%d does not come from call %s's caller; refused (481)",
+                request.method,
+                *addr,
+                call.id,
+            )
+        self.send(response(request, 481), addr)
 
     async def _on_request(self, request: SipMessage, addr: tuple[str, int]) -> None:
         method = request.method
         call = self.calls.get(request.call_id)
         if method == "INVITE":
+            final = self._finals.get(request.call_id)
             if call is not None:
-                call.retransmitted_invite()  # a retransmission, or a re-INVITE: same answer
-            elif request.call_id in self._finals:
-                self.send(self._finals[request.call_id][0], addr)
+                call.retransmitted_invite()  # a retransmission, or a re-INVITE: same answer, to the caller
+            elif final is not None:
+                self.send(final.message, final.caller)
             else:
                 await self._on_invite(request, addr)
         elif method == "ACK":
-            if call is not None:
+            if call is not None and in_dialog(call.invite, call.local_tag, request, call.source, addr):
                 call.acked.set()
             final = self._finals.get(request.call_id)
-            if final is not None:
-                final[1].set()
+            if final is not None and acknowledges(final.message, request, final.caller, addr):
+                final.acked.set()
         elif method == "BYE":
-            if call is None:
-                self.send(response(request, 481), addr)
+            if call is None or not in_dialog(call.invite, call.local_tag, request, call.source, addr):
+                self._not_ours(request, addr, call)
                 return
             self.send(response(request, 200), addr)
             call.remote_hung_up = True
             call.end("caller_hangup")
         elif method == "CANCEL":
-            if call is None:
-                self.send(response(request, 481), addr)
+            if call is None or not cancels(call.invite, request, call.source, addr):
+                self._not_ours(request, addr, call)
                 return
             self.send(response(request, 200), addr)
             if call.state == "incoming":
                 call.state = "rejected"
                 call.final = response(call.invite, 487, to_tag=call.local_tag)
-                self.answer_finally(call.sip_call_id, call.final, addr)
+                self.answer_finally(call.sip_call_id, call.final, call.source)
                 call.end("caller_cancelled")
         elif method in ("OPTIONS", "NOTIFY", "INFO"):
             self.send(response(request, 200), addr)
@@ -137,10 +180,6 @@ class SipServer(asyncio.DatagramProtocol):
             self.send(response(request, 501), addr)
 
     async def _on_invite(self, invite: SipMessage, addr: tuple[str, int]) -> None:
-        if not any(ipaddress.ip_address(addr[0]) in net for net in self._networks):
-            log.warning("sip: INVITE from %s refused (not in sip.allowed_sources)", addr[0])
-            self.send(response(invite, 403), addr)
-            return
         project, _ = await self.services.store.ensure_project(self.settings.project)
         trunk = Principal("sip_trunk", project.id, "sip_trunk")
         call_id = ids.call_id()
@@ -177,15 +216,14 @@ class SipServer(asyncio.DatagramProtocol):
 
     def answer_finally(self, sip_call_id: str, final: SipMessage, addr: tuple[str, int]) -> None:
         """A final non-2xx answer to an INVITE, resent until ACKed; remembered for retransmits."""
-        acked = asyncio.Event()
-        self._finals[sip_call_id] = (final, acked)
+        answer = self._finals[sip_call_id] = _FinalAnswer(final, addr)
         self.send(final, addr)  # at once, even if the gateway is stopping; then timer G resends
 
         async def run() -> None:
             try:
-                await self.until_acked(final, addr, acked)
+                await self.until_acked(final, addr, answer.acked)
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(acked.wait(), TIMER_F)
+                    await asyncio.wait_for(answer.acked.wait(), TIMER_F)
             finally:
                 self._finals.pop(sip_call_id, None)
 
@@ -206,7 +244,7 @@ class SipServer(asyncio.DatagramProtocol):
         """A non-INVITE request: resent (timer E) until a final response, None after timer F."""
         key = (request.call_id, request.cseq[0], request.cseq[1])
         future: asyncio.Future[SipMessage] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
+        self._pending[key] = (future, addr)
         interval = 0.5
         deadline = time.monotonic() + TIMER_F
         try:
