@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
+import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -55,11 +56,17 @@ def openapi_text() -> str:
     return resources.files(__package__).joinpath("openapi.yaml").read_text()
 
 
+SHIPPED_SERVER = "- url: http://127.0.0.1:8080\n"
+
+
 async def openapi(request: web.Request) -> web.Response:
-    """This gateway's document: the shipped one, with the configured model names."""
+    """This gateway's document: the shipped one, with the configured model names and, as its
+    server, the origin the request came to (so a generated client calls this gateway)."""
     services = request.app[SERVICES]
     if services.openapi_text is None:
         from .openapi import render
 
         services.openapi_text = render(services.settings)
-    return web.Response(text=services.openapi_text, content_type="application/yaml")
+    server = yaml.safe_dump([{"url": f"{request.scheme}://{request.host}"}])
+    text = services.openapi_text.replace(SHIPPED_SERVER, server, 1)
+    return web.Response(text=text, content_type="application/yaml")
