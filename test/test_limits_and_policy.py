@@ -258,7 +258,11 @@ async def _websocket_opens(gateway: GatewayProcess, key: str, forwarded_for: str
 async def test_behind_a_trusted_proxy_the_scanner_is_held_off_not_everyone(tmp_path: Path) -> None:
     """With the proxy (127.0.0.1) trusted, failed authentications count against the client its
     X-Forwarded-For names, so one scanner does not lock out every client behind the proxy."""
-    settings = {"auth_failures_per_minute": 3, "trusted_proxies": ["127.0.0.1/32"]}
+    settings = {
+        "auth_failures_per_minute": 3,
+        "trusted_proxies": ["127.0.0.1/32"],
+        "audit_repeats_window_seconds": 1,  # a throttled address's row is written when its window closes
+    }
     gateway, key = configured_gateway(tmp_path, settings, "alpha", "proxied")
     with gateway:
         models = f"{gateway.api_base}/models"

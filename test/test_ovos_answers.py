@@ -480,7 +480,8 @@ async def test_a_skill_that_keeps_the_conversation_gets_the_next_turns(
     await client.close()
 
 
-GERMAN_HOURS = "eins|ein|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|mitternacht|mittag"
+# "null": between midnight and one the skill says "null uhr vierzig"
+GERMAN_HOURS = "null|eins|ein|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|mitternacht|mittag"
 
 
 def german_answer(text: str) -> bool:

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from ovos_realtime_gateway.audio import g711
 
-from .gateway_process import GatewayProcess, configured_gateway, create_key
+from .gateway_process import GatewayProcess, cli, configured_gateway, create_key
 from .realtime_helpers import EventReader, ws_url
 from .sip_peer import PhoneCall, SipPeer, to_tag
 from .speech import user_speech_pcm
@@ -385,6 +385,34 @@ async def test_only_the_caller_can_hang_up_a_connected_call(tmp_path: Path, webh
             rtp.close()
             sdk.close()
     assert "BYE from 127.0.0.2 refused (not in sip.allowed_sources)" in gateway.logs()
+
+
+async def test_revoking_the_key_that_accepted_a_call_hangs_it_up(tmp_path: Path, webhooks: Webhooks) -> None:
+    """`keys revoke` reaches a connected phone call: the gateway says BYE to the caller."""
+    gateway, _, port = sip_gateway(
+        tmp_path, "sip-revoke", webhook_url=webhooks.url, webhook_secret=WEBHOOK_SECRET
+    )
+    loop = asyncio.get_running_loop()
+    rtp, _ = await loop.create_datagram_endpoint(RtpSink, local_addr=("127.0.0.1", 0))
+    with gateway:
+        operator = create_key(gateway.data_dir, "phones")
+        sdk = openai.OpenAI(base_url=gateway.api_base, api_key=operator, max_retries=0)
+        phone = await SipPeer.bind("127.0.0.1", port)
+        call = PhoneCall(phone.address, rtp_port=rtp.get_extra_info("sockname")[1])
+        try:
+            phone.send(call.invite())
+            call_id = (await incoming(webhooks)).data.call_id
+            await asyncio.to_thread(sdk.realtime.calls.accept, call_id, type="realtime")
+            ok = await phone.response("1 INVITE")
+            phone.send(call.ack(to_tag(ok)))
+            cli("keys", "revoke", "key_" + operator.split("-")[2], data_dir=gateway.data_dir)
+            bye = await phone.request("BYE", timeout=30)
+            assert bye.startswith("BYE "), bye
+        finally:
+            phone.close()
+            rtp.close()
+            sdk.close()
+    assert f"call {call_id}: key" in gateway.logs() and "was revoked; ending the call" in gateway.logs()
 
 
 HEADERS = (
