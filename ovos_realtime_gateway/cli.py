@@ -188,6 +188,10 @@ async def _serve(settings: GatewaySettings) -> None:
         if settings.tls_self_signed:
             cert, _ = self_signed_paths(settings.resolved_data_dir)
             print(f"self-signed certificate: {cert} (Node: NODE_EXTRA_CA_CERTS={cert})", flush=True)
+        vad = runner.app[SERVICES].vad
+        if vad is not None and vad.unavailable is not None:
+            name = settings.vad_plugin
+            print(f"error: vad_plugin {name!r} could not be loaded: {vad.unavailable}", flush=True)
         await _speech_loaded(runner.app[SERVICES])
         if settings.talk_page:
             print(f"talk to it in a browser: {runner.base_url}/talk", flush=True)

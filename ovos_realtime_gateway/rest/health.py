@@ -35,6 +35,11 @@ async def readyz(request: web.Request) -> web.Response:
         checks["skills"] = {"ok": bus.skills_ready}
         if not bus.skills_ready:
             checks["skills"]["error"] = "ovos-core has not reported its skills ready"
+    if services.vad is not None and services.vad.unavailable is not None:
+        checks["vad"] = {
+            "ok": False,
+            "error": f"vad_plugin {services.settings.vad_plugin!r}: {services.vad.unavailable}",
+        }
     if services.speech_status:
         failed = {name: state for name, state in services.speech_status.items() if state != "ready"}
         checks["speech"] = {"ok": not failed, **({"pending": failed} if failed else {})}
