@@ -47,6 +47,7 @@ setup(
     install_requires=required("gateway"),
     extras_require={
         "ovos": required("ovos"),
+        "clients": required("clients"),
         "test": required("test") + required("ovos"),
         "lint": required("lint"),
     },

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import shutil
 import signal
 import sys
 import time
@@ -29,6 +31,19 @@ from .version import __version__
 
 T = TypeVar("T")
 PROG = "ovos-realtime"
+
+
+def runnable_prog() -> str:
+    """This command as the user can type it in their shell: `ovos-realtime` when that name finds
+    this installation on PATH, else its script's path (`.venv/bin/ovos-realtime` from a clone)."""
+    script = Path(sys.executable).with_name(PROG)
+    found = shutil.which(PROG)
+    if found is not None and Path(found).resolve() == script.resolve():
+        return PROG
+    if not script.exists():
+        return f"{sys.executable} -m ovos_realtime_gateway"
+    relative = os.path.relpath(script)
+    return relative if not relative.startswith("..") else str(script)
 
 
 class CliError(Exception):
@@ -97,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("key_id", metavar="KEY_ID")
     rotate.add_argument("--grace-seconds", type=int, help="how long the old key keeps working")
+
+    calls = sub.add_parser("calls", help="the calls this gateway took (WebRTC and SIP)")
+    calls_sub = calls.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
+    calls_listing = calls_sub.add_parser("list", parents=[data_dir], help="list calls, oldest first")
+    calls_listing.add_argument("--project", help="only this project")
 
     sub.add_parser("migrate", parents=[data_dir], help="apply store migrations")
     return parser
@@ -168,13 +188,15 @@ async def _serve(settings: GatewaySettings) -> None:
         if settings.tls_self_signed:
             cert, _ = self_signed_paths(settings.resolved_data_dir)
             print(f"self-signed certificate: {cert} (Node: NODE_EXTRA_CA_CERTS={cert})", flush=True)
+        vad = runner.app[SERVICES].vad
+        if vad is not None and vad.unavailable is not None:
+            name = settings.vad_plugin
+            print(f"error: vad_plugin {name!r} could not be loaded: {vad.unavailable}", flush=True)
         await _speech_loaded(runner.app[SERVICES])
         if settings.talk_page:
             print(f"talk to it in a browser: {runner.base_url}/talk", flush=True)
-        print(
-            f"create a key: {PROG} keys create --project NAME --data-dir {settings.resolved_data_dir}",
-            flush=True,
-        )
+        keys = f"{runnable_prog()} keys create --project NAME --data-dir {settings.resolved_data_dir}"
+        print(f"create a key: {keys}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -211,9 +233,15 @@ def _demo(settings: GatewaySettings) -> None:
     print(f"starting OVOS (messagebus on {stack.bus_url}, skills; logs in {stack.root / 'logs'})", flush=True)
     print(f"answers are for time zone {timezone} (--timezone to change)", flush=True)
     try:
+        started = time.monotonic()
         stack.start()
-        stack.wait_ready(300)
-        print("OVOS skills are ready", flush=True)
+        print(
+            "waiting for ovos-core to load its skills (a first start sets them up: 1-2 minutes; "
+            "a restart: about 30 s)",
+            flush=True,
+        )
+        stack.wait_ready(300, progress=lambda line: print(line, flush=True))
+        print(f"OVOS skills are ready ({time.monotonic() - started:.0f} s)", flush=True)
         demo: dict[str, Any] = {"messagebus_url": stack.bus_url, "timezone": timezone}
         if "converse_skills" not in settings.model_fields_set:
             demo["converse_skills"] = CONVERSATIONAL_SKILLS  # its skills: only parrot converses
@@ -244,7 +272,10 @@ def _keys(args: argparse.Namespace, settings: GatewaySettings) -> None:
         if grace < 0:
             raise CliError("--grace-seconds must be >= 0", 2)
         issued = asyncio.run(_with_store(settings, lambda s: rotate_key(s, args.key_id, grace)))
-        print(f"rotated {args.key_id} -> {issued.record.id}; the old key works for {grace} more seconds")
+        print(
+            f"rotated {args.key_id} -> {issued.record.id}; the old key works for {grace} more seconds "
+            f"(until {_utc(time.time() + grace)} UTC)"
+        )
         print(issued.secret)
 
 
@@ -258,10 +289,35 @@ def _print_keys(settings: GatewaySettings, project_name: str | None) -> None:
 
     rows = asyncio.run(_with_store(settings, gather))
     now = time.time()
-    print(f"{'KEY_ID':22} {'PROJECT':20} {'STATUS':9} {'CREATED':20} HINT")
+    print(f"{'KEY_ID':22} {'PROJECT':20} {'STATUS':9} {'CREATED (UTC)':20} {'UNTIL (UTC)':20} HINT")
     for project, key in rows:
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(key.created_at))
-        print(f"{key.id:22} {project:20} {key.status(now):9} {created:20} {key.hint}")
+        ends = key.revoked_at if key.revoked_at is not None else key.expires_at
+        until = _utc(ends) if ends is not None else "-"
+        print(f"{key.id:22} {project:20} {key.status(now):9} {_utc(key.created_at):20} {until:20} {key.hint}")
+
+
+def _print_calls(settings: GatewaySettings, project_name: str | None) -> None:
+    async def gather(store: Store) -> list[tuple[str, dict[str, Any]]]:
+        projects = {p.id: p.name for p in await store.list_projects()}
+        if project_name is not None and project_name not in projects.values():
+            raise KeyAdminError(f"no project named '{project_name}'")
+        project_id = next((pid for pid, name in projects.items() if name == project_name), None)
+        return [(projects.get(c["project_id"], "?"), c) for c in await store.list_calls(project_id)]
+
+    rows = asyncio.run(_with_store(settings, gather))
+    print(f"{'CALL_ID':37} {'PROJECT':20} {'VIA':7} {'STATUS':10} {'STARTED (UTC)':20} {'SECONDS':>8} END")
+    for project, call in rows:
+        ended = call.get("ended_at")
+        seconds = f"{ended - call['created_at']:8d}" if ended else f"{'-':>8}"
+        end = call.get("end_reason") or "-"
+        print(
+            f"{call['id']:37} {project:20} {call['transport']:7} {call['status']:10} "
+            f"{_utc(call['created_at']):20} {seconds} {end}"
+        )
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -276,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _demo(settings)
         elif args.command == "keys":
             _keys(args, settings)
+        elif args.command == "calls":
+            _print_calls(settings, args.project)
         elif args.command == "migrate":
             _migrate(settings)
     except CliError as exc:

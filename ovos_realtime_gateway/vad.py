@@ -28,10 +28,10 @@ def vad_backend(
     try:
         return VadBackend(opm_speech_detectors(plugin_name, config), executor, silence_floor_dbfs, frame_ms)
     except Exception as exc:  # a missing or broken plugin must not stop the gateway
-        log.warning("VAD plugin %s unavailable: %s", plugin_name, exc)
+        log.error("vad_plugin %s could not be loaded: %s", plugin_name, exc)
         reason = str(exc)
 
         def unavailable(params: VadParams) -> SpeechDetector:
             raise VadUnavailable(reason)
 
-        return VadBackend(unavailable, executor, silence_floor_dbfs, frame_ms)
+        return VadBackend(unavailable, executor, silence_floor_dbfs, frame_ms, unavailable=reason)

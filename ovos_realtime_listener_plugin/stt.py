@@ -56,6 +56,9 @@ class OpmTranscriber:
         if self._class is None:
             from ovos_plugin_manager.stt import load_stt_plugin
 
+            from ovos_realtime_gateway.plugin_probe import check_plugin
+
+            check_plugin("stt", self.plugin_name)  # one that crashes natively is refused, not loaded
             plugin_class = load_stt_plugin(self.plugin_name)
             if plugin_class is None:
                 raise SttUnavailable(f"STT plugin {self.plugin_name!r} is not installed")

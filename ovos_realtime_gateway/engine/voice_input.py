@@ -57,6 +57,7 @@ class VadBackend:
     executor: Executor
     silence_floor_dbfs: float | None = -50.0
     frame_ms: int = DEFAULT_FRAME_MS
+    unavailable: str | None = None  # why the plugin could not be loaded (sessions get this error)
 
     @property
     def frame_samples(self) -> int:

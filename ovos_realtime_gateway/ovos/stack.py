@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ PIPELINE = [
     "ovos-persona-pipeline-plugin-low",  # loads ovos-persona (answers only what names a persona)
     "ovos-fallback-pipeline-plugin-low",
 ]
+SKILL_READY = re.compile(r"on_ready_status:\d+ - INFO - (\S+) is ready\.")
 CONVERSATIONAL_SKILLS = ("ovos-skill-parrot.openvoiceos",)
 """The skills of requirements/ovos.txt that converse (OVOS `ConversationalSkill`s): the demo's
 `converse_skills` (see GatewaySettings)."""
@@ -140,20 +143,37 @@ class OvosStack:
                 log = (self.root / "logs" / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{name} exited with {process.returncode}:\n{log}")
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Until ovos-core says its skills are loaded (`mycroft.skills.is_ready`)."""
+    def skills_ready(self) -> list[str]:
+        """The skills ovos-core has said are ready so far (from its log)."""
+        log = self.root / "logs" / "ovos-core.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return list(dict.fromkeys(SKILL_READY.findall(text)))
+
+    def wait_ready(
+        self, timeout: float = 120.0, progress: Callable[[str], None] | None = None, every_s: float = 10.0
+    ) -> None:
+        """Until ovos-core says its skills are loaded (`mycroft.skills.is_ready`); `progress` is
+        told every `every_s` what is up so far."""
         from ovos_bus_client import Message, MessageBusClient
 
         client = MessageBusClient(host="127.0.0.1", port=self.bus_port, route="/core", ssl=False)
         client.run_in_thread()
         try:
-            deadline = time.monotonic() + timeout
+            started = time.monotonic()
+            deadline, next_report = started + timeout, started + every_s
             while time.monotonic() < deadline:
                 self._check_alive()
                 if client.connected_event.wait(1):
                     answer = client.wait_for_response(Message("mycroft.skills.is_ready"), timeout=2)
                     if answer is not None and answer.data.get("status"):
                         return
+                if progress is not None and time.monotonic() >= next_report:
+                    next_report += every_s
+                    bus = "messagebus up" if client.connected_event.is_set() else "messagebus starting"
+                    ready = ", ".join(self.skills_ready()) or "none yet"
+                    progress(
+                        f"still starting OVOS ({time.monotonic() - started:.0f} s): {bus}; ready: {ready}"
+                    )
                 time.sleep(0.5)  # noqa: TID251 - a plain poll before any event loop runs
             raise TimeoutError(f"OVOS skills were not ready within {timeout:.0f} s")
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
+import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -34,6 +35,11 @@ async def readyz(request: web.Request) -> web.Response:
         checks["skills"] = {"ok": bus.skills_ready}
         if not bus.skills_ready:
             checks["skills"]["error"] = "ovos-core has not reported its skills ready"
+    if services.vad is not None and services.vad.unavailable is not None:
+        checks["vad"] = {
+            "ok": False,
+            "error": f"vad_plugin {services.settings.vad_plugin!r}: {services.vad.unavailable}",
+        }
     if services.speech_status:
         failed = {name: state for name, state in services.speech_status.items() if state != "ready"}
         checks["speech"] = {"ok": not failed, **({"pending": failed} if failed else {})}
@@ -55,11 +61,17 @@ def openapi_text() -> str:
     return resources.files(__package__).joinpath("openapi.yaml").read_text()
 
 
+SHIPPED_SERVER = "- url: http://127.0.0.1:8080\n"
+
+
 async def openapi(request: web.Request) -> web.Response:
-    """This gateway's document: the shipped one, with the configured model names."""
+    """This gateway's document: the shipped one, with the configured model names and, as its
+    server, the origin the request came to (so a generated client calls this gateway)."""
     services = request.app[SERVICES]
     if services.openapi_text is None:
         from .openapi import render
 
         services.openapi_text = render(services.settings)
-    return web.Response(text=services.openapi_text, content_type="application/yaml")
+    server = yaml.safe_dump([{"url": f"{request.scheme}://{request.host}"}])
+    text = services.openapi_text.replace(SHIPPED_SERVER, server, 1)
+    return web.Response(text=text, content_type="application/yaml")

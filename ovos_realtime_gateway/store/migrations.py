@@ -137,6 +137,12 @@ def _v6_retention_indexes(db: Database) -> None:
     db.table("client_secrets").create_index(["expires_at"], if_not_exists=True)
 
 
+def _v7_call_history(db: Database) -> None:
+    """Calls are written as they go (ringing, active, ended) and kept like sessions."""
+    db.table("calls").add_column("end_reason", str)
+    db.table("calls").create_index(["status", "ended_at"], if_not_exists=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "key rotation columns", _v2_key_rotation),
@@ -144,6 +150,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (4, "conversation items", _v4_conversation_items),
     (5, "per-secret session lifetime", _v5_session_lifetime),
     (6, "retention indexes", _v6_retention_indexes),
+    (7, "call history", _v7_call_history),
 ]
 LATEST = MIGRATIONS[-1][0]
 

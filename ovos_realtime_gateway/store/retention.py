@@ -28,6 +28,10 @@ DELETE_BATCH = {
         f"{_ENDED} and s.updated_at < :cutoff and not exists "
         "(select 1 from conversation_items i where i.session_id = s.id) limit :limit)"
     ),
+    "calls": (
+        "delete from calls where rowid in (select rowid from calls "
+        "where status = 'ended' and ended_at < :cutoff limit :limit)"
+    ),
     "client_secrets": (
         "delete from client_secrets where rowid in "
         "(select rowid from client_secrets where expires_at < :cutoff limit :limit)"
@@ -49,6 +53,7 @@ class RetentionRules:
             "audit_log": self.audit_seconds,
             "conversation_items": self.sessions_seconds,
             "sessions": self.sessions_seconds,
+            "calls": self.sessions_seconds,
             "client_secrets": self.client_secrets_seconds,
         }
         return {table: now - age for table, age in ages.items() if age > 0}

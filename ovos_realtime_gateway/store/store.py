@@ -189,14 +189,32 @@ class Store:
     async def save_session(self, session: SessionRecord) -> None:
         await self._run(lambda db: db.table("sessions").upsert(session.to_row(), pk="id"))
 
+    async def save_call(self, call: dict[str, Any]) -> None:
+        """Insert or update a call's row (id, project_id, session_id, transport, status,
+        created_at, ended_at, end_reason)."""
+        await self._run(lambda db: db.table("calls").upsert(call, pk="id"))
+
+    async def list_calls(self, project_id: str | None = None) -> list[dict[str, Any]]:
+        def op(db: Database) -> list[dict[str, Any]]:
+            where, args = ("project_id = ?", [project_id]) if project_id else (None, [])
+            return list(db.table("calls").rows_where(where, args, order_by="created_at"))
+
+        return await self._run(op)
+
     async def close_stale_sessions(self, now: int) -> int:
         """At start: sessions still `active` belong to a process that died (kill -9, power cut);
         none of them is live any more. Marks them closed; how many there were."""
 
         def op(db: Database) -> int:
-            cursor = db.execute(
-                "update sessions set status = 'closed', updated_at = ? where status = 'active'", [now]
-            )
+            with db.conn:
+                cursor = db.execute(
+                    "update sessions set status = 'closed', updated_at = ? where status = 'active'", [now]
+                )
+                db.execute(
+                    "update calls set status = 'ended', ended_at = ?, end_reason = 'gateway_died' "
+                    "where status != 'ended'",
+                    [now],
+                )
             return int(cursor.rowcount)
 
         return await self._run(op)
