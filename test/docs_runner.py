@@ -51,7 +51,9 @@ def blocks(page: Path) -> list[Block]:
 
 
 def bash_lines(body: str) -> list[str]:
-    return [line.strip() for line in body.replace("\\\n", " ").splitlines() if line.strip()]
+    """The commands of a bash block, one per line (continuations joined, trailing comments cut)."""
+    joined = body.replace("\\\n", " ").splitlines()
+    return [cut for line in joined if (cut := re.sub(r"\s+#.*$", "", line).strip())]
 
 
 @dataclass
