@@ -49,7 +49,7 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         stage.labels(stage="stt").observe,
         lambda mode: services.metrics.transcriptions.labels(mode=mode).inc(),
     )
-    services.stt = SttBackend(transcriber, services.plugins, settings.lang)
+    services.stt = SttBackend(transcriber, services.plugins, settings.lang, settings.stt_timeout_seconds)
     if services.bus is not None:
         from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
 

@@ -256,6 +256,13 @@ class GatewaySettings(_Section):
         SPEECH_PROFILES["neural"].stt_plugin, description="OPM STT plugin for input audio (from the profile)."
     )
     stt_config: dict[str, Any] = Field(default_factory=dict, description="Config of the STT plugin.")
+    stt_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="How long one utterance's speech recognition may take (loading the plugin and "
+        "its model, the first time, is not counted) before it fails with `transcription_timeout`.",
+    )
     stt_max_streams: int = Field(
         2,
         ge=1,

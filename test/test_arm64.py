@@ -26,7 +26,7 @@ from .test_talk_page import ARTIFACTS
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOTFS = ROOT / "scripts" / "arm64-rootfs"
-pytestmark = [pytest.mark.slow, pytest.mark.arm64]
+pytestmark = [pytest.mark.slow, pytest.mark.arm64, pytest.mark.timeout(1800)]
 
 
 class Arm64:
@@ -78,7 +78,9 @@ def test_the_project_installs_and_answers_on_arm64(arm64: Arm64, tmp_path: Path)
     port = free_port()
     log = tmp_path / "arm64-gateway.log"
     started = time.monotonic()
-    gateway = arm64.background(f".venv/bin/ovos-realtime serve --port {port} --data-dir /root/data", log)
+    arm64.step("config", "echo '{\"stt_timeout_seconds\": 600}' > /root/gateway.json")  # emulated: slow
+    serve = f".venv/bin/ovos-realtime serve --port {port} --data-dir /root/data --config /root/gateway.json"
+    gateway = arm64.background(serve, log)
     base = f"http://127.0.0.1:{port}"
     try:
         while not (_listening(log) and http("GET", f"{base}/healthz", timeout=5).status == 200):

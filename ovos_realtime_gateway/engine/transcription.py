@@ -32,6 +32,10 @@ class TranscriptStream(Protocol):
 
 
 class Transcriber(Protocol):
+    def warm(self) -> None:
+        """Load the plugin and its model if not loaded yet. Blocking; may raise."""
+        ...
+
     def transcribe(self, pcm16k: bytes, lang: str) -> str:
         """16 kHz mono 16-bit PCM → text. Blocking; may raise."""
         ...
@@ -62,8 +66,13 @@ class TranscriptionFailed(Exception):
 
 async def recognise(backend: SttBackend, call: Callable[[], str]) -> str:
     """Run a blocking STT call on the backend's threads, bounded by its timeout; the text, trimmed
-    (raises TranscriptionFailed)."""
+    (raises TranscriptionFailed). Loading the plugin and its model, the first time, is not part of
+    the timeout: on a slow device that alone can take longer than a decode may."""
     loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(backend.executor, backend.transcriber.warm)
+    except Exception as exc:
+        raise TranscriptionFailed(f"Speech recognition failed: {exc}", "transcription_failed") from exc
     try:
         text = await asyncio.wait_for(loop.run_in_executor(backend.executor, call), backend.timeout_s)
     except asyncio.TimeoutError:
