@@ -39,7 +39,7 @@ class PluginCrashed(RuntimeError):
 def check_plugin(kind: str, name: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Raise PluginCrashed if loading `name` (an `opm.<kind>` plugin) kills a child process."""
     setting = LOADERS[kind][2]
-    key = f"{kind}:{name}"
+    key = f"{kind}:{name}:{sys.executable}"  # several environments may share a home
     fingerprint = _fingerprint()
     cache = _cache_path()
     remembered = _read(cache)

@@ -153,6 +153,12 @@ async def test_the_light_profile_hears_the_question(ovos: OvosStack, tmp_path: P
         settings["stt_plugin"] = "ovos-realtime-stt-pocketsphinx-streaming"
     gateway, key = configured_gateway(tmp_path, settings, "light", f"light-{mode}")
     with gateway:
+        # as a user would after "speech is ready": a turn spoken while the plugin still loads is
+        # transcribed in batch, and this test is about the streaming plugin's own path
+        deadline = time.monotonic() + 120
+        while http("GET", f"{gateway.base_url}/readyz").status != 200:
+            assert time.monotonic() < deadline, http("GET", f"{gateway.base_url}/readyz").body
+            await asyncio.sleep(0.2)
         await _ask_aloud_and_check(gateway, key)
         ready = http("GET", f"{gateway.base_url}/readyz").json()["checks"]["speech"]
         metrics = http("GET", f"{gateway.base_url}/metrics").body.decode()
