@@ -194,6 +194,16 @@ class ResponseRun:
             self._part_event("response.output_audio.delta", delta=base64.b64encode(delta).decode("ascii"))
         )
 
+    @property
+    def outcome(self) -> tuple[str, str]:
+        """How it ended, for metrics: (status, reason); a failure's reason is its error code."""
+        status = self.status or "failed"
+        if status == "cancelled":
+            return status, self._cancel_reason or "client_cancelled"
+        if status == "failed":
+            return status, str((self._error or {}).get("code") or "unknown")
+        return status, ""
+
     def _finish(self) -> None:
         status = self.status or "failed"
         text = "".join(self._text)

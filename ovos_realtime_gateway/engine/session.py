@@ -64,6 +64,10 @@ class SessionHooks:
     def rate_limits(self) -> list[dict[str, Any]]:
         return []
 
+    def response_finished(self, status: str, reason: str) -> None:
+        """A response ended (counted by the gateway's metrics)."""
+        return None
+
     def input_audio(self, audio: bytes) -> bool:
         """Appended audio, before buffering; True when the hook consumed it (device microphone)."""
         return False
@@ -674,6 +678,7 @@ class RealtimeSession:
             if run.audio_out is not None and run.audio_out.sent_bytes:
                 self.audio_sent_once = True
         self.out_of_band.discard(run)
+        self.hooks.response_finished(*run.outcome)
         if run.spec.in_conversation:
             self.persist_items()
             self._arm_idle_timer(run)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+
+from ..version import __version__
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -13,6 +17,7 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        ProcessCollector(registry=r)  # process_resident_memory_bytes & co: memory growth alerts
         self.http_requests = Counter(
             "ovos_realtime_http_requests",
             "HTTP requests handled, by route template, method and status.",
@@ -65,6 +70,27 @@ class GatewayMetrics:
             ["mode"],
             registry=r,
         )
+        self.responses = Counter(
+            "ovos_realtime_responses",
+            "Responses by how they ended: status completed, cancelled (reason: client_cancelled, "
+            "turn_detected) or failed (reason: the error code, e.g. responder_unavailable, "
+            "ovos_timeout, tts_failed).",
+            ["status", "reason"],
+            registry=r,
+        )
+        self.ready = Gauge(
+            "ovos_realtime_ready",
+            "1 when a part /readyz checks is usable, by check: messagebus, skills, speech, vad.",
+            ["check"],
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "ovos_realtime_build_info",
+            "Always 1; the labels say which gateway and Python serve.",
+            ["version", "python"],
+            registry=r,
+        )
+        self.build_info.labels(version=__version__, python=platform.python_version()).set(1)
         self.realtime_sessions = Gauge(
             "ovos_realtime_sessions_open",
             "Realtime sessions open now (all transports).",

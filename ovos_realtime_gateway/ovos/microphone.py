@@ -48,6 +48,9 @@ class MicrophoneFeed(SessionHooks):
     def rate_limits(self) -> list[dict[str, Any]]:
         return self.inner.rate_limits()
 
+    def response_finished(self, status: str, reason: str) -> None:
+        self.inner.response_finished(status, reason)
+
     def input_audio(self, audio: bytes) -> bool:
         pcm = self.transcoder.feed(audio)
         if pcm.size:

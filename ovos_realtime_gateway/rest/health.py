@@ -9,7 +9,7 @@ import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ..services import SERVICES
+from ..services import SERVICES, GatewayServices
 from ..version import __version__
 
 
@@ -49,7 +49,19 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
+def export_readiness(services: GatewayServices) -> None:
+    """What /readyz checks without I/O, as `ovos_realtime_ready{check}` for alerts."""
+    ready = services.metrics.ready
+    if services.bus is not None:
+        ready.labels(check="messagebus").set(int(services.bus.connected))
+        ready.labels(check="skills").set(int(services.bus.skills_ready))
+    if services.speech_status:
+        ready.labels(check="speech").set(int(all(s == "ready" for s in services.speech_status.values())))
+    ready.labels(check="vad").set(int(services.vad is None or services.vad.unavailable is None))
+
+
 async def metrics(request: web.Request) -> web.Response:
+    export_readiness(request.app[SERVICES])
     body = request.app[SERVICES].metrics.render()
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST

@@ -36,6 +36,9 @@ class StoreHooks(SessionHooks):
             self.ledger.forget()
             raise
 
+    def response_finished(self, status: str, reason: str) -> None:
+        self.services.metrics.responses.labels(status=status, reason=reason).inc()
+
     def rate_limits(self) -> list[dict[str, Any]]:
         status = self.services.limiter.peek(self.principal.project_id, self.principal.owning_key)
         return [
