@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .background import stop_task
 from .engine.responder import Responder
 from .engine.transcription import SttBackend
 from .log import quiet_malformed_requests
@@ -19,7 +20,6 @@ from .rest.forwarded import forwarded_client, networks
 from .rest.middleware import request_context
 from .rest.routes import add_routes
 from .rest.security_headers import security_headers
-from .security.live_credentials import stop_watching
 from .security.policy import PolicyEngine
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
@@ -131,7 +131,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         services.warming = warming
     sip = await _start_sip(app)
     yield
-    await stop_watching(revocations)
+    await stop_task(revocations)
     await services.calls.end_all()
     if sip is not None:
         await sip.stop()

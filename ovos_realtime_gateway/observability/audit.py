@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from ..background import stop_task
 from ..store import AuditEntry, Store
 from .metrics import GatewayMetrics
 
@@ -106,11 +106,8 @@ class AuditWriter:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self.flush(everything=True)
 
 

@@ -10,7 +10,6 @@ holds the key that minted it too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
@@ -75,10 +74,3 @@ class LiveCredentials:
             if gone:
                 ended = self.revoke(gone)
                 log.info("keys %s are revoked or expired: ended %d live sessions/calls", sorted(gone), ended)
-
-
-async def stop_watching(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

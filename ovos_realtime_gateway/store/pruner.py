@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from ..background import stop_task
 from .retention import RetentionRules
 from .store import Store
 
@@ -66,8 +66,5 @@ class Pruner:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="store-retention")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
