@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -70,6 +72,16 @@ class EventReader:
 
     def types(self) -> list[str]:
         return [e["type"] for e in self.seen]
+
+
+@asynccontextmanager
+async def realtime_socket(api_base: str, token: str, **connect: Any) -> AsyncIterator[EventReader]:
+    """A raw `/v1/realtime?model=gpt-realtime` WebSocket opened with `token` as a Bearer
+    credential (`connect`: more `ws_connect` options), closed on leaving."""
+    url = ws_url(api_base, model="gpt-realtime")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers, **connect) as ws:
+        yield EventReader(ws)
 
 
 def ws_url(api_base: str, **query: str) -> str:

@@ -10,12 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from ovos_realtime_gateway.store import ItemLedger, Store
 
 from .gateway_process import GatewayProcess, create_key, http
-from .realtime_helpers import EventReader, ws_url
+from .realtime_helpers import realtime_socket
 
 ITEMS = 300
 COUNT_WRITES = """
@@ -59,13 +57,7 @@ async def test_a_long_conversation_is_saved_item_by_item(tmp_path: Path) -> None
     with sqlite3.connect(db_path) as db:  # counts every row the gateway writes (real sqlite triggers)
         db.executescript(COUNT_WRITES)
     with GatewayProcess(data_dir) as gateway:
-        async with (
-            aiohttp.ClientSession() as http_session,
-            http_session.ws_connect(
-                ws_url(gateway.api_base, model="gpt-realtime"), headers={"Authorization": f"Bearer {key}"}
-            ) as ws,
-        ):
-            reader = EventReader(ws)
+        async with realtime_socket(gateway.api_base, key) as reader:
             session_id = (await reader.until("session.created"))["session"]["id"]
             for i in range(ITEMS):
                 item = _message(f"item_{i:04d}", f"utterance {i}")

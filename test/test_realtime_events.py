@@ -7,7 +7,6 @@ import base64
 import json
 from collections.abc import AsyncIterator
 
-import aiohttp
 import numpy as np
 import openai
 import pytest
@@ -15,20 +14,14 @@ import pytest
 from ovos_realtime_gateway.audio import OutputTranscoder
 
 from .gateway_process import GatewayProcess
-from .realtime_helpers import EventReader, ws_url
+from .realtime_helpers import EventReader, realtime_socket
 from .server_event_check import check_server_event
 from .speech import speech_pcm
 
 
 @pytest.fixture
 async def reader(gateway: GatewayProcess, alpha_key: str) -> AsyncIterator[EventReader]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.ws_connect(
-            ws_url(gateway.api_base, model="gpt-realtime"), headers={"Authorization": f"Bearer {alpha_key}"}
-        ) as ws,
-    ):
-        r = EventReader(ws)
+    async with realtime_socket(gateway.api_base, alpha_key) as r:
         assert (await r.next())["type"] == "session.created"
         yield r
 

@@ -9,10 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from .gateway_process import GatewayProcess, configured_gateway, http
-from .realtime_helpers import EventReader, ws_url
+from .realtime_helpers import realtime_socket
 
 HOUR = 3600
 RETENTION = {
@@ -91,13 +89,7 @@ async def test_retention_deletes_what_is_old_and_keeps_what_is_live(tmp_path: Pa
     with sqlite3.connect(db_path) as db:
         _seed(db, time.time())
     with gateway:
-        async with (
-            aiohttp.ClientSession() as http_session,
-            http_session.ws_connect(
-                ws_url(gateway.api_base, model="gpt-realtime"), headers={"Authorization": f"Bearer {key}"}
-            ) as ws,
-        ):
-            reader = EventReader(ws)
+        async with realtime_socket(gateway.api_base, key) as reader:
             live = (await reader.until("session.created"))["session"]["id"]
 
             async def add_item(n: int) -> None:

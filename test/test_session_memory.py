@@ -8,14 +8,13 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator, Iterator
 
-import aiohttp
 import numpy as np
 import pytest
 
 from ovos_realtime_gateway.engine.item_audio import ItemAudio
 
 from .gateway_process import GatewayProcess, configured_gateway, rss_kib
-from .realtime_helpers import EventReader, ws_url
+from .realtime_helpers import EventReader, realtime_socket
 
 RATE = 24_000
 TURN_S = 60
@@ -37,15 +36,8 @@ def bounded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayP
 @pytest.fixture
 async def conversation(bounded: tuple[GatewayProcess, str]) -> AsyncIterator[EventReader]:
     gateway, key = bounded
-    async with (
-        aiohttp.ClientSession() as http,
-        http.ws_connect(
-            ws_url(gateway.api_base, model="gpt-realtime"),
-            headers={"Authorization": f"Bearer {key}"},
-            max_msg_size=64 * 1024 * 1024,  # a retrieved minute of audio is a 4 MB event
-        ) as ws,
-    ):
-        reader = EventReader(ws)
+    # a retrieved minute of audio is a 4 MB event
+    async with realtime_socket(gateway.api_base, key, max_msg_size=64 * 1024 * 1024) as reader:
         await reader.until("session.created")
         await reader.send({"type": "session.update", "session": MANUAL})
         await reader.until("session.updated")

@@ -348,6 +348,39 @@ async def test_only_the_caller_can_cancel_a_ringing_call(tmp_path: Path) -> None
     assert "CANCEL from 127.0.0.3" in logs and "does not come from call rtc_" in logs
 
 
+@dataclass
+class ConnectedCall:
+    phone: SipPeer
+    call: PhoneCall
+    call_id: str
+    local_tag: str
+
+
+@contextlib.asynccontextmanager
+async def connected_call(
+    gateway: GatewayProcess, port: int, webhooks: Webhooks, key: str
+) -> AsyncIterator[ConnectedCall]:
+    """A raw-UDP phone calls the gateway, the app accepts with `key` (the SDK), the phone ACKs."""
+    loop = asyncio.get_running_loop()
+    rtp, _ = await loop.create_datagram_endpoint(RtpSink, local_addr=("127.0.0.1", 0))
+    sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    phone = await SipPeer.bind("127.0.0.1", port)
+    call = PhoneCall(phone.address, rtp_port=rtp.get_extra_info("sockname")[1])
+    try:
+        phone.send(call.invite())
+        call_id = (await incoming(webhooks)).data.call_id
+        await asyncio.to_thread(sdk.realtime.calls.accept, call_id, type="realtime")
+        ok = await phone.response("1 INVITE")
+        assert ok.startswith("SIP/2.0 200 "), ok
+        local_tag = to_tag(ok)
+        phone.send(call.ack(local_tag))
+        yield ConnectedCall(phone, call, call_id, local_tag)
+    finally:
+        phone.close()
+        rtp.close()
+        sdk.close()
+
+
 async def test_only_the_caller_can_hang_up_a_connected_call(tmp_path: Path, webhooks: Webhooks) -> None:
     gateway, key, port = sip_gateway(
         tmp_path,
@@ -356,20 +389,9 @@ async def test_only_the_caller_can_hang_up_a_connected_call(tmp_path: Path, webh
         webhook_secret=WEBHOOK_SECRET,
         allowed_sources=TWO_TRUNKS,
     )
-    loop = asyncio.get_running_loop()
-    rtp, _ = await loop.create_datagram_endpoint(RtpSink, local_addr=("127.0.0.1", 0))
     with gateway:
-        sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
-        phone = await SipPeer.bind("127.0.0.1", port)
-        call = PhoneCall(phone.address, rtp_port=rtp.get_extra_info("sockname")[1])
-        try:
-            phone.send(call.invite())
-            call_id = (await incoming(webhooks)).data.call_id
-            await asyncio.to_thread(sdk.realtime.calls.accept, call_id, type="realtime")
-            ok = await phone.response("1 INVITE")
-            assert ok.startswith("SIP/2.0 200 "), ok
-            local_tag = to_tag(ok)
-            phone.send(call.ack(local_tag))
+        async with connected_call(gateway, port, webhooks, key) as connected:
+            phone, call, local_tag = connected.phone, connected.call, connected.local_tag
             await _strangers_are_refused(port, call, [(call.bye(local_tag), "2 BYE")])
             # the caller's host, but not its dialog: 481
             same_host = await SipPeer.bind("127.0.0.1", port)
@@ -380,10 +402,6 @@ async def test_only_the_caller_can_hang_up_a_connected_call(tmp_path: Path, webh
             # the call is still connected: the caller's own BYE ends it
             phone.send(call.bye(local_tag))
             assert (await phone.response("2 BYE")).startswith("SIP/2.0 200 ")
-        finally:
-            phone.close()
-            rtp.close()
-            sdk.close()
     assert "BYE from 127.0.0.2 refused (not in sip.allowed_sources)" in gateway.logs()
 
 
@@ -392,27 +410,14 @@ async def test_revoking_the_key_that_accepted_a_call_hangs_it_up(tmp_path: Path,
     gateway, _, port = sip_gateway(
         tmp_path, "sip-revoke", webhook_url=webhooks.url, webhook_secret=WEBHOOK_SECRET
     )
-    loop = asyncio.get_running_loop()
-    rtp, _ = await loop.create_datagram_endpoint(RtpSink, local_addr=("127.0.0.1", 0))
     with gateway:
         operator = create_key(gateway.data_dir, "phones")
-        sdk = openai.OpenAI(base_url=gateway.api_base, api_key=operator, max_retries=0)
-        phone = await SipPeer.bind("127.0.0.1", port)
-        call = PhoneCall(phone.address, rtp_port=rtp.get_extra_info("sockname")[1])
-        try:
-            phone.send(call.invite())
-            call_id = (await incoming(webhooks)).data.call_id
-            await asyncio.to_thread(sdk.realtime.calls.accept, call_id, type="realtime")
-            ok = await phone.response("1 INVITE")
-            phone.send(call.ack(to_tag(ok)))
+        async with connected_call(gateway, port, webhooks, operator) as connected:
             cli("keys", "revoke", "key_" + operator.split("-")[2], data_dir=gateway.data_dir)
-            bye = await phone.request("BYE", timeout=30)
+            bye = await connected.phone.request("BYE", timeout=30)
             assert bye.startswith("BYE "), bye
-        finally:
-            phone.close()
-            rtp.close()
-            sdk.close()
-    assert f"call {call_id}: key" in gateway.logs() and "was revoked; ending the call" in gateway.logs()
+    logs = gateway.logs()
+    assert f"call {connected.call_id}: key" in logs and "was revoked; ending the call" in logs
 
 
 HEADERS = (

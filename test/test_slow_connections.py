@@ -12,11 +12,10 @@ import ssl
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from .gateway_process import GatewayProcess, configured_gateway, http
-from .realtime_helpers import EventReader, ws_url
+from .realtime_helpers import realtime_socket
 
 SLOW_REQUEST = b"GET /v1/models HTTP/1.1\r\nHost: gateway\r\nUser-Agent: slowloris\r\n"
 
@@ -81,13 +80,7 @@ async def test_connections_that_do_not_finish_their_headers_are_closed(tmp_path:
         )
         try:
             # a WebSocket session outlives the timeout several times over
-            async with (
-                aiohttp.ClientSession() as session,
-                session.ws_connect(
-                    ws_url(gateway.api_base, model="gpt-realtime"), headers={"Authorization": f"Bearer {key}"}
-                ) as ws,
-            ):
-                events = EventReader(ws)
+            async with realtime_socket(gateway.api_base, key) as events:
                 await events.until("session.created")
                 # a normal client is served while the slow ones hold their sockets
                 assert (await asyncio.to_thread(http, "GET", f"{gateway.base_url}/healthz")).status == 200
@@ -97,7 +90,7 @@ async def test_connections_that_do_not_finish_their_headers_are_closed(tmp_path:
                 body_writer.write(b"{}")
                 answer = await asyncio.wait_for(body_reader.read(), 30)
                 assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
-                await ws.send_json({"type": "session.update", "session": {"type": "realtime"}})
+                await events.send({"type": "session.update", "session": {"type": "realtime"}})
                 await events.until("session.updated")
         finally:
             for task in senders:
