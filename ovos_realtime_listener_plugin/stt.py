@@ -78,6 +78,13 @@ class OpmTranscriber:
         with self._lock:
             return self._instances - len(self._idle)
 
+    @property
+    def loaded(self) -> bool:
+        """What `warm` loads is loaded: the plugin class and a first instance (its model)."""
+        if self._class is None:
+            return False
+        return self._instances > 0 if self.streams else self._plugin is not None
+
     def warm(self) -> None:
         """Load the plugin now (at startup) rather than on the first committed turn."""
         with self._lock:

@@ -36,6 +36,11 @@ class Transcriber(Protocol):
         """Load the plugin and its model if not loaded yet. Blocking; may raise."""
         ...
 
+    @property
+    def loaded(self) -> bool:
+        """Whether `warm` has loaded what a transcription needs (then it has nothing to do)."""
+        ...
+
     def transcribe(self, pcm16k: bytes, lang: str) -> str:
         """16 kHz mono 16-bit PCM → text. Blocking; may raise."""
         ...
@@ -69,10 +74,11 @@ async def recognise(backend: SttBackend, call: Callable[[], str]) -> str:
     (raises TranscriptionFailed). Loading the plugin and its model, the first time, is not part of
     the timeout: on a slow device that alone can take longer than a decode may."""
     loop = asyncio.get_running_loop()
-    try:
-        await loop.run_in_executor(backend.executor, backend.transcriber.warm)
-    except Exception as exc:
-        raise TranscriptionFailed(f"Speech recognition failed: {exc}", "transcription_failed") from exc
+    if not backend.transcriber.loaded:  # once: later turns go straight to the decode
+        try:
+            await loop.run_in_executor(backend.executor, backend.transcriber.warm)
+        except Exception as exc:
+            raise TranscriptionFailed(f"Speech recognition failed: {exc}", "transcription_failed") from exc
     try:
         text = await asyncio.wait_for(loop.run_in_executor(backend.executor, call), backend.timeout_s)
     except asyncio.TimeoutError:

@@ -23,6 +23,10 @@ class TimedTranscriber:
     def warm(self) -> None:
         self.inner.warm()
 
+    @property
+    def loaded(self) -> bool:
+        return bool(self.inner.loaded)
+
     def transcribe(self, pcm16k: bytes, lang: str) -> str:
         start = time.perf_counter()
         self._count("batch")
