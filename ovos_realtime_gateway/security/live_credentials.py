@@ -21,12 +21,16 @@ OnRevoked = Callable[[str], object]  # told the credential id that went; ends th
 
 
 class Hold:
-    """One live thing's claim on credentials; `release` when it ends (idempotent)."""
+    """One live thing's claim on credentials; `revoked` is set when one of them goes (and
+    `on_revoked`, if given, is told which); `release` when the thing ends (idempotent)."""
 
-    def __init__(self, owner: LiveCredentials, credentials: frozenset[str], on_revoked: OnRevoked) -> None:
+    def __init__(
+        self, owner: LiveCredentials, credentials: frozenset[str], on_revoked: OnRevoked | None
+    ) -> None:
         self._owner = owner
         self.credentials = credentials
         self.on_revoked = on_revoked
+        self.revoked = asyncio.Event()
 
     def release(self) -> None:
         self._owner._holds.discard(self)
@@ -36,7 +40,7 @@ class LiveCredentials:
     def __init__(self) -> None:
         self._holds: set[Hold] = set()
 
-    def hold(self, principal: Principal, on_revoked: OnRevoked) -> Hold:
+    def hold(self, principal: Principal, on_revoked: OnRevoked | None = None) -> Hold:
         """Register a live thing opened by `principal` (its key, and the key behind an `ek_`)."""
         held = frozenset(c for c in (principal.credential_id, principal.key_id) if c)
         hold = Hold(self, held, on_revoked)
@@ -53,7 +57,9 @@ class LiveCredentials:
             lost = hold.credentials & set(gone)
             if lost:
                 hold.release()
-                hold.on_revoked(min(lost))
+                hold.revoked.set()
+                if hold.on_revoked is not None:
+                    hold.on_revoked(min(lost))
                 told += 1
         return told
 

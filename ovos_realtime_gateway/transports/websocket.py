@@ -276,9 +276,8 @@ async def _sideband(
     reader = loop.create_task(_forward(ws, call), name=f"sideband-reader-{call_id}")
     ended = loop.create_task(call.ended.wait(), name=f"sideband-end-{call_id}")
     overflow = loop.create_task(outbox.overflowed.wait(), name=f"sideband-overflow-{call_id}")
-    revoked = asyncio.Event()
-    hold = services.live.hold(principal, lambda _: revoked.set())
-    revocation = loop.create_task(revoked.wait(), name=f"sideband-revoked-{call_id}")
+    hold = services.live.hold(principal)
+    revocation = loop.create_task(hold.revoked.wait(), name=f"sideband-revoked-{call_id}")
     code: int = WSCloseCode.OK
     reason = b""
     try:
@@ -417,9 +416,8 @@ async def _serve(
     overflow = asyncio.get_running_loop().create_task(
         outbox.overflowed.wait(), name=f"ws-overflow-{record.id}"
     )
-    revoked = asyncio.Event()
-    hold = services.live.hold(principal, lambda _: revoked.set())
-    revocation = asyncio.get_running_loop().create_task(revoked.wait(), name=f"ws-revoked-{record.id}")
+    hold = services.live.hold(principal)
+    revocation = asyncio.get_running_loop().create_task(hold.revoked.wait(), name=f"ws-revoked-{record.id}")
     close_code: int = WSCloseCode.OK
     close_message = b""
     try:
