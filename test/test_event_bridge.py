@@ -18,6 +18,8 @@ from .conftest import SdkFactory
 from .gateway_process import GatewayProcess, cli, configured_gateway, http
 from .realtime_helpers import EventReader, realtime_socket
 from .redis_server import RedisServer
+from .test_webrtc_calls import place_call
+from .webrtc_peer import CallPeer
 
 STREAM = "test:events"
 SECRET_WORDS = "the parrot's code is 4711"
@@ -119,6 +121,28 @@ async def test_session_response_and_policy_events_reach_the_stream(
     for private in ("4711", "parrot", key, secret):
         assert private not in everything
     assert _metric(gateway, "ovos_realtime_events_published_total", kind="response.done") >= 1
+
+
+@pytest.mark.slow
+async def test_a_webrtc_call_and_its_session_are_events(
+    bridged: tuple[GatewayProcess, str], redis_server: RedisServer, make_sdk: SdkFactory
+) -> None:
+    gateway, key = bridged
+    sdk = make_sdk(gateway.api_base, key)
+    peer = CallPeer()
+    try:
+        call_id = await place_call(sdk, peer)
+        session_id = (await peer.until("session.created"))["session"]["id"]
+        await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+        ended = await asyncio.to_thread(_wait_for_entry, redis_server, kind="call.ended", call_id=call_id)
+    finally:
+        await peer.close()
+    started = _wait_for_entry(redis_server, kind="call.started", call_id=call_id)
+    opened = _wait_for_entry(redis_server, kind="session.opened", session_id=session_id)
+    closed = _wait_for_entry(redis_server, kind="session.closed", session_id=session_id)
+    assert started["transport"] == opened["transport"] == ended["transport"] == "webrtc"
+    assert ended["session_id"] == session_id and ended["reason"] == closed["reason"] == "hangup"
+    assert float(ended["duration_s"]) > 0 and float(closed["duration_s"]) > 0
 
 
 @pytest.mark.slow
