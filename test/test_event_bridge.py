@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
+from ovos_realtime_gateway.engine.response import ResponseRun
+from ovos_realtime_gateway.engine.session import SessionHooks
+from ovos_realtime_gateway.events import EventBridge, EventExporter
+from ovos_realtime_gateway.events.redis_sink import RedisStreamSink
+from ovos_realtime_gateway.observability.metrics import GatewayMetrics
+
 from .conftest import SdkFactory
+from .engine_harness import Harness, ScriptedResponder, user_text
 from .gateway_process import GatewayProcess, cli, configured_gateway, http
 from .realtime_helpers import EventReader, realtime_socket
 from .redis_server import RedisServer
@@ -205,6 +212,34 @@ def _found(server: RedisServer, response_id: str) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+class _BridgeHooks(SessionHooks):
+    def __init__(self, bridge: EventBridge) -> None:
+        self.bridge = bridge
+
+    def response_finished(self, run: ResponseRun) -> None:
+        self.bridge.response_finished(run)
+
+
+async def test_include_text_adds_what_was_typed_and_answered(redis_server: RedisServer) -> None:
+    """Only an operator's `include_text` puts the turn's text in the stream (the session engine
+    in-process, the scripted responder standing in for OVOS; the Redis sink and server real)."""
+    stream = "test:with-text"
+    sink = RedisStreamSink(redis_server.url, stream, 1000)
+    bridge = EventBridge(EventExporter(sink, GatewayMetrics(), 100), include_text=True)
+    bridge.start()
+    harness = Harness(ScriptedResponder("It is ten past four."))
+    harness.session.hooks = _BridgeHooks(bridge)
+    await harness.send(user_text("what time is it"))
+    await harness.send({"type": "response.create"})
+    await harness.settle()
+    await bridge.stop()  # what is queued goes out first
+    with redis_server.client() as client:
+        [(_, fields)] = client.xrange(stream)
+    assert fields["kind"] == "response.done" and fields["outcome"] == "completed"
+    assert fields["input_text"] == "what time is it"
+    assert fields["output_text"].strip() == "It is ten past four."
 
 
 def test_a_bad_redis_url_is_a_clear_error_at_start(tmp_path: Path) -> None:

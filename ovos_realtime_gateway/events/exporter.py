@@ -71,11 +71,13 @@ class EventExporter:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="event-exporter")
 
     async def stop(self, flush_timeout_s: float = 2.0) -> None:
-        """Stop draining; what is queued gets `flush_timeout_s` to reach the sink, then the sink closes."""
+        """What is queued gets `flush_timeout_s` to reach the sink (the rest is dropped, counted),
+        then draining stops and the sink closes."""
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), flush_timeout_s)
         await stop_task(self._task)
         self._task = None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._flush(), flush_timeout_s)
         self._drop_queued()
         try:
             await self.sink.close()
@@ -91,10 +93,9 @@ class EventExporter:
             except asyncio.CancelledError:  # stopping mid-send: the batch is not known to be delivered
                 self._dropped("sink_down", len(batch))
                 raise
-
-    async def _flush(self) -> None:
-        while batch := self._take(self._batch_size):
-            await self._deliver(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
     def _take(self, most: int) -> list[GatewayEvent]:
         batch: list[GatewayEvent] = []
@@ -120,7 +121,7 @@ class EventExporter:
                 log.warning(
                     "event sink %s is unavailable (%s); dropping events until it answers again",
                     self.sink.name,
-                    exc or type(exc).__name__,
+                    str(exc) or type(exc).__name__,
                 )
             self._backoff = min(self._max_backoff, self._backoff * 2 or self._min_backoff)
             self._retry_at = loop.time() + self._backoff
