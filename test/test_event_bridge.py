@@ -242,6 +242,25 @@ async def test_include_text_adds_what_was_typed_and_answered(redis_server: Redis
     assert fields["output_text"].strip() == "It is ten past four."
 
 
+async def test_stopping_with_a_frozen_redis_is_bounded(redis_server: RedisServer) -> None:
+    """Shutdown gives queued events 2 s, then drops them (counted) and closes: a frozen Redis
+    cannot hold the gateway's stop."""
+    metrics = GatewayMetrics()
+    bridge = EventBridge(EventExporter(RedisStreamSink(redis_server.url, "test:frozen", 1000), metrics, 100))
+    bridge.start()
+    redis_server.freeze()
+    try:
+        for n in range(5):
+            bridge.policy_decision("models.list", True, "", f"proj_{n}")
+        started = time.monotonic()
+        await asyncio.wait_for(bridge.stop(), 15.0)
+        assert time.monotonic() - started < 10.0
+    finally:
+        redis_server.thaw()
+    dropped = metrics.registry.get_sample_value("ovos_realtime_events_dropped_total", {"reason": "sink_down"})
+    assert dropped == 5
+
+
 def test_a_bad_redis_url_is_a_clear_error_at_start(tmp_path: Path) -> None:
     config = tmp_path / "settings.json"
     config.write_text('{"event_bridge": {"redis_url": "http://user:hunter2@127.0.0.1:6379"}}')

@@ -80,8 +80,8 @@ class EventExporter:
         self._task = None
         self._drop_queued()
         try:
-            await self.sink.close()
-        except Exception:  # closing a sink that is down may fail; it is gone either way
+            await asyncio.wait_for(self.sink.close(), self._send_timeout)
+        except Exception:  # closing a sink that is down may fail or hang; it is gone either way
             log.debug("closing the %s event sink failed", self.sink.name, exc_info=True)
 
     async def _run(self) -> None:
