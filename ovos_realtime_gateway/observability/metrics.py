@@ -141,6 +141,19 @@ class GatewayMetrics:
             ["table"],
             registry=r,
         )
+        self.events_published = Counter(
+            "ovos_realtime_events_published",
+            "Events the event bridge delivered to its sink (Redis), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.events_dropped = Counter(
+            "ovos_realtime_events_dropped",
+            "Events the event bridge dropped, by reason: queue_full (event_bridge.queue_size "
+            "waiting) or sink_down (Redis down, refusing, or slower than the send timeout).",
+            ["reason"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
