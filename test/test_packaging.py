@@ -4,7 +4,8 @@ entry point it declares (the PHAL plugin as OVOS's plugin manager finds it), and
 its packaged Rego policy, OpenAPI document and talk page to the `openai` SDK.
 
 The fresh venv installs the wheel's own dependencies (the gateway's, not the `[ovos]` extra) through
-requirements/constraints.txt from the package index, as a user's `pip install` does."""
+requirements/constraints.txt, as a user's `pip install` does, but from the files `scripts/wheelhouse`
+downloaded in the test command's install phase (`--no-index`): the tests reach no network."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import pytest
 from .gateway_process import LISTENING, http
 
 ROOT = Path(__file__).resolve().parent.parent
+WHEELHOUSE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ovos-realtime" / "wheelhouse"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 # not part of a release, or made by the tools; everything else in the clone is copied as it is
 NOT_COPIED = shutil.ignore_patterns(
@@ -65,7 +67,8 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
     source = work / "source"
     shutil.copytree(ROOT, source, ignore=NOT_COPIED)
     started = time.monotonic()
-    run([sys.executable, "-m", "build", "--outdir", str(work / "dist"), str(source)], cwd=work)
+    # --no-isolation: setuptools and wheel of the test venv build it (an isolated build downloads them)
+    run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(work / "dist"), str(source)], cwd=work)
     print(f"build: {time.monotonic() - started:.1f} s")
     (sdist,) = (work / "dist").glob("*.tar.gz")
     (wheel,) = (work / "dist").glob("*.whl")
@@ -78,7 +81,9 @@ def venv(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     home = tmp_path_factory.mktemp("venv") / "venv"
     started = time.monotonic()
     run([sys.executable, "-m", "venv", str(home)], cwd=home.parent)
+    assert WHEELHOUSE.joinpath(".complete").exists(), f"no {WHEELHOUSE}: run scripts/wheelhouse first"
     pip = [str(home / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile"]
+    pip += ["--no-index", "--find-links", str(WHEELHOUSE)]
     run(
         [*pip, "--constraint", str(ROOT / "requirements" / "constraints.txt"), str(release.wheel)],
         cwd=home.parent,
