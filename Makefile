@@ -49,7 +49,7 @@ bench: ## the benchmarks of docs/performance.md, one after the other (BENCHES to
 
 package: ## the sdist and the wheel built from it (as pip builds one) in dist/, then twine check
 	rm -rf $(DIST)
-	$(PY) -m build --outdir $(DIST) .
+	$(PY) -m build --no-isolation --outdir $(DIST) .  # the venv's setuptools and wheel: nothing downloaded
 	$(VENV)/bin/twine check --strict $(DIST)/*
 
 image: ## the gateway (Dockerfile) and assistant (Dockerfile.assistant) images, localhost/ovos-realtime[-assistant]:TAG
