@@ -44,7 +44,9 @@ def add_parser(sub: Any, config: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: GatewaySettings) -> int:
     path: Path | None = args.policy or settings.policy_file
     name, text = (
-        (str(path), read_policy_file(path)) if path else ("default_policy.rego", default_policy_text())
+        (f"policy_file {path}", read_policy_file(path))
+        if path
+        else ("default_policy.rego", default_policy_text())
     )
     if args.policy_command == "test":
         return _test(path, name, text, args.tests)
@@ -71,6 +73,20 @@ def _test(path: Path | None, name: str, text: str, given: list[Path]) -> int:
 
 def _eval(path: Path | None, text: str, input_file: Path) -> int:
     try:
+        evaluator = RegoProcess(text)  # the policy first: a broken one is the error, whatever the input
+    except PolicyError as exc:
+        raise PolicyError(f"policy_file {path or '(the default policy)'}: {exc}") from None
+    try:
+        value = evaluator.evaluate(_read_input(input_file))
+    finally:
+        evaluator.close()
+    decision = _decision(value, "embedded")
+    _say(json.dumps({"allow": decision.allow, "reason": decision.reason, "decision": value}, indent=2))
+    return 0
+
+
+def _read_input(input_file: Path) -> dict[str, Any]:
+    try:
         raw = sys.stdin.read() if str(input_file) == "-" else input_file.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyCliError(f"--input {input_file}: cannot be read ({exc.strerror or exc})") from None
@@ -80,17 +96,7 @@ def _eval(path: Path | None, text: str, input_file: Path) -> int:
         raise PolicyCliError(f"--input {input_file}: not JSON ({exc})") from None
     if not isinstance(policy_input, dict):
         raise PolicyCliError(f"--input {input_file}: the policy input is a JSON object")
-    try:
-        evaluator = RegoProcess(text)
-    except PolicyError as exc:
-        raise PolicyError(f"policy_file {path or '(the default policy)'}: {exc}") from None
-    try:
-        value = evaluator.evaluate(policy_input)
-    finally:
-        evaluator.close()
-    decision = _decision(value, "embedded")
-    _say(json.dumps({"allow": decision.allow, "reason": decision.reason, "decision": value}, indent=2))
-    return 0
+    return policy_input
 
 
 def _say(line: str) -> None:

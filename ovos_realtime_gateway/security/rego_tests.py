@@ -45,6 +45,7 @@ class _Worker:
             [sys.executable, str(WORKER)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # rego-cpp's own printout of an error: reported from the reply
             text=True,
             encoding="utf-8",
         )
