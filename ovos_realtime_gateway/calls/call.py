@@ -86,9 +86,11 @@ class Call:
         waiting = "ringing" if self.transport == "sip" else "connecting"
         self._write_call("active" if self.session is not None else waiting)
 
-    def policy_resource(self, **attributes: Any) -> Resource:
-        """This call as the policy sees it: its project, and the key that placed it."""
-        return call_resource(self.id, self.project_id, self.transport, self.principal.key_id, **attributes)
+    def policy_resource(self, config: dict[str, Any] | None = None, **attributes: Any) -> Resource:
+        """This call as the policy sees it: its project, the key that placed it (and with `config`,
+        the model and voice of the session it would run)."""
+        key = self.principal.key_id
+        return call_resource(self.id, self.project_id, self.transport, key, config=config, **attributes)
 
     def hold_for(self, principal: Principal) -> None:
         """The call stands on `principal`'s key (who placed or accepted it): revoking it ends the call."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -20,7 +19,7 @@ from ..protocol.session_config import Config, initial_session
 from ..protocol.session_models import CallReferBody, CallRejectBody, RealtimeSessionRequest
 from ..protocol.validation import validate
 from ..security.auth import Principal
-from ..security.policy_input import call_resource, resource
+from ..security.policy_input import call_resource
 from ..services import SERVICES, GatewayServices
 from ..store import SessionRecord
 from ..transports.session_store import secret_session
@@ -166,24 +165,12 @@ async def _managed_call(
     call_id = request.match_info["call_id"]
     if principal is None:
         principal = await authenticate(request, "calls.manage")
-    live = services.calls.get(call_id)
-    target = (
-        live.policy_resource(operation=operation, **_model_and_voice(live, config))
-        if isinstance(live, Call)
-        else resource("call", call_id, operation=operation)
-    )
+    target = services.calls.policy_resource(call_id, operation, config)
     await authorize(request, principal, "calls.manage", target, hidden=call_not_found(call_id))
     call = services.calls.find(call_id, principal.project_id)  # the second line
     if not isinstance(call, Call):
         raise call_not_found(call_id)
     return services, principal, call
-
-
-def _model_and_voice(call: Call, config: Config | None) -> dict[str, Any]:
-    if config is None:
-        return {}
-    target = call_resource(call.id, call.project_id, call.transport, config=config)
-    return {k: target[k] for k in ("model", "voice") if k in target}
 
 
 def _sip_call(call: Call) -> SipCall:

@@ -26,7 +26,7 @@ from ..protocol.server_events import error_event
 from ..protocol.session_config import default_transcription_session, initial_session
 from ..rest.guard import audit_success, authenticate, authorize
 from ..security.auth import Principal, bearer_token
-from ..security.policy_input import resource, session_resource
+from ..security.policy_input import session_resource
 from ..services import SERVICES, GatewayServices
 from ..store import SessionRecord
 from .client_frames import BETA_EVENT_TYPES, WS_EVENT_TYPES, apply_frame
@@ -265,12 +265,7 @@ async def _sideband(
     """`?call_id=`: watch and steer a live call of the caller's project (a project key)."""
     call_id = request.query["call_id"]
     not_found = errors.event_error("call_not_found", f"No call found with id '{call_id}'.")
-    live = services.calls.get(call_id)
-    target = (
-        live.policy_resource(operation="attach")
-        if isinstance(live, Call)
-        else resource("call", call_id, operation="attach")
-    )
+    target = services.calls.policy_resource(call_id, "attach")
     try:
         principal = await authenticate(request, "calls.manage", token=handshake.token)
         await authorize(request, principal, "calls.manage", target, transport="websocket", hidden=not_found)
