@@ -1,7 +1,8 @@
 """The policy decides (issue 13): the same clients, against the same gateway and data, once under a
 custom Rego file and once under the default policy — only `policy_file` differs. The custom policy
-forbids one model, switches the device microphone off and refuses the SIP trunk's calls: REST,
-the WebSocket, WebRTC, SIP and the microphone (feed and listen) each refuse with their own
+forbids one model, switches the device microphone off, refuses the SIP trunk's calls and keeps
+calls from being hung up or watched: REST (client secrets, call control), the WebSocket (a
+session, a sideband), WebRTC, SIP and the microphone (feed and listen) each refuse with their own
 OpenAI-shaped error, and all of it works again under the default policy.
 
 The custom policy also lets every project touch every other project's resources: the gateway's
@@ -26,6 +27,7 @@ from .gateway_process import GatewayProcess, create_key, http
 from .realtime_helpers import EventReader, ws_url
 from .sip_peer import PhoneCall, SipPeer
 from .test_sip_calls import free_udp_port
+from .test_webrtc_calls import place_call
 from .webrtc_peer import CallPeer
 
 pytestmark = pytest.mark.slow
@@ -47,6 +49,11 @@ deny contains "The device microphone is switched off." if {{
 }}
 
 deny contains "Phone calls are switched off." if input.action == "sip.invite"
+
+deny contains "Calls are ended by their callers and watched by nobody." if {{
+	input.action == "calls.manage"
+	input.resource.operation in {{"hangup", "attach"}}
+}}
 
 # Everything else is allowed, even across projects: the gateway's own checks keep tenants apart.
 decision := {{"allow": count(deny) == 0, "reason": concat(" ", deny)}}
@@ -128,6 +135,24 @@ async def _webrtc_call(sdk: openai.OpenAI, model: str) -> int:
         await peer.close()
 
 
+async def _call_control(sdk: openai.OpenAI, gateway: GatewayProcess, token: str) -> dict[str, Any]:
+    """A call of an allowed model: attaching a sideband socket to it, then hanging it up."""
+    peer = CallPeer()
+    try:
+        call_id = await place_call(sdk, peer)
+        await peer.until("session.created")
+        event, code = await _first_event(ws_url(gateway.api_base, call_id=call_id), token)
+        try:
+            await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+            hangup = 200
+        except openai.PermissionDeniedError as exc:
+            assert "watched by nobody" in exc.message
+            hangup = 403
+        return {"sideband": (event["type"], event.get("error", {}).get("code"), code), "hangup": hangup}
+    finally:
+        await peer.close()
+
+
 def _denials(gateway: GatewayProcess, action: str) -> float:
     text = http("GET", f"{gateway.base_url}/metrics").body.decode()
     found = re.search(
@@ -154,6 +179,8 @@ async def _exercise(
     seen["websocket"] = (event["type"], event.get("error", {}).get("code"), code)
     # WebRTC: place a call with the forbidden model
     seen["webrtc"] = await _webrtc_call(home_sdk, FORBIDDEN_MODEL)
+    # REST call control and the sideband WebSocket
+    seen.update(await _call_control(home_sdk, gateway, home))
     # SIP: a phone calls the trunk's project
     seen["sip"] = await _invite(sip_port)
     # the device microphone: feed it (a session of `ovos-microphone`) and listen to it
@@ -185,6 +212,9 @@ async def test_only_the_rego_file_changes_and_every_entry_point_follows(
     assert denied["websocket"] == ("error", "insufficient_permissions", 3000)
     assert allowed["websocket"] == ("session.created", None, None)
     assert denied["webrtc"] == 403 and allowed["webrtc"] == 201
+    assert denied["sideband"] == ("error", "insufficient_permissions", 3000)
+    assert allowed["sideband"] == ("session.created", None, None)
+    assert denied["hangup"] == 403 and allowed["hangup"] == 200
     assert denied["sip"] == "403" and allowed["sip"] == "180"
     feed_type, feed_message, feed_code = denied["microphone.feed"]
     assert (feed_type, feed_code) == ("error", 3000) and "switched off" in feed_message
