@@ -103,6 +103,12 @@ def test_a_policy_that_does_not_compile_is_one_line_naming_policy_file(tmp_path:
         assert last.startswith(f"ovos-realtime: error: policy_file {broken}: "), done.stderr
         assert "(line 2, column 10)" in last
         assert "Traceback" not in done.stderr
+    # a test module that does not compile is named as such
+    broken_tests = tmp_path / "broken_test.rego"
+    broken_tests.write_text("package t\ntest_x if {")
+    done = cli("policy", "test", str(broken_tests), check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"ovos-realtime: error: {broken_tests}: the Rego module does not compile: ")
 
 
 def test_eval_prints_the_decision_the_gateway_would_take(tmp_path: Path) -> None:
