@@ -1,4 +1,4 @@
-"""The `ovos-realtime` command: serve | keys create/list/revoke/rotate | migrate.
+"""The `ovos-realtime` command: serve | keys create/list/revoke/rotate | migrate | policy test/eval.
 
 User mistakes are one line on stderr and exit code 2 (usage) or 1 (operation); never a traceback.
 """
@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
+from . import policy_cli
 from .log import configure_logging
 from .runner import GatewayRunner
 from .security.key_admin import KeyAdminError, create_key, revoke_key, rotate_key
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     calls_listing.add_argument("--project", help="only this project")
 
     sub.add_parser("migrate", parents=[data_dir], help="apply store migrations")
+    policy_cli.add_parser(sub, data_dir)
     return parser
 
 
@@ -350,11 +352,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_calls(settings, args.project)
         elif args.command == "migrate":
             _migrate(settings)
+        elif args.command == "policy":
+            return policy_cli.run(args, settings)
     except CliError as exc:
         _fail(str(exc), exc.code)
     except KeyAdminError as exc:
         _fail(str(exc), 1)
-    except PolicyError as exc:
+    except (PolicyError, policy_cli.PolicyCliError) as exc:
         _fail(str(exc), 2)
     except OSError as exc:
         _fail(f"{exc.strerror or exc} ({exc.filename or ''})".replace(" ()", ""), 1)

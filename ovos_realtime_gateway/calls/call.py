@@ -26,6 +26,7 @@ from ..protocol import errors
 from ..protocol.server_events import Event, error_event, event
 from ..security.auth import Principal
 from ..security.live_credentials import Hold
+from ..security.policy_input import Resource, call_resource
 from ..services import GatewayServices
 from ..store import SessionRecord
 from ..transports.client_frames import CALL_EVENT_TYPES, apply_frame
@@ -84,6 +85,12 @@ class Call:
         self.created_at = int(time.time())
         waiting = "ringing" if self.transport == "sip" else "connecting"
         self._write_call("active" if self.session is not None else waiting)
+
+    def policy_resource(self, config: dict[str, Any] | None = None, **attributes: Any) -> Resource:
+        """This call as the policy sees it: its project, the key that placed it (and with `config`,
+        the model and voice of the session it would run)."""
+        key = self.principal.key_id
+        return call_resource(self.id, self.project_id, self.transport, key, config=config, **attributes)
 
     def hold_for(self, principal: Principal) -> None:
         """The call stands on `principal`'s key (who placed or accepted it): revoking it ends the call."""

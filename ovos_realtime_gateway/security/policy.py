@@ -51,6 +51,16 @@ def default_policy_text() -> str:
     return resources.files(__package__).joinpath("default_policy.rego").read_text()
 
 
+def read_policy_file(path: Path) -> str:
+    """The text of a `policy_file`; a PolicyError naming it when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(
+            f"policy_file {path}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+
+
 WORKER = Path(__file__).with_name("rego_worker.py")
 MAX_EVALUATIONS = 100_000
 """A worker is replaced after this many evaluations: whatever it might still hold is bounded."""
@@ -168,8 +178,13 @@ class PolicyEngine:
 
     @classmethod
     def from_settings(cls, policy_file: Path | None, opa_url: str | None) -> PolicyEngine:
-        text = policy_file.read_text() if policy_file else default_policy_text()
-        return cls(text, opa_url)
+        """The engine of the settings; a `policy_file` that cannot be read or does not compile is
+        a PolicyError naming it."""
+        text = read_policy_file(policy_file) if policy_file else default_policy_text()
+        try:
+            return cls(text, opa_url)
+        except PolicyError as exc:
+            raise PolicyError(f"policy_file {policy_file or '(the default policy)'}: {exc}") from None
 
     @property
     def source(self) -> str:

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from ...protocol import errors, ids
 from ...security.auth import Principal
+from ...security.policy_input import call_resource
 from ...services import GatewayServices
 from ...settings import SipSettings
 from .call import SipCall
@@ -184,7 +185,7 @@ class SipServer(asyncio.DatagramProtocol):
         trunk = Principal("sip_trunk", project.id, "sip_trunk")
         call_id = ids.call_id()
         try:
-            await self._admit(trunk, "sip.invite", {"id": call_id, "remote": addr[0]})
+            await self._admit(trunk, "sip.invite", call_resource(call_id, project.id, "sip", remote=addr[0]))
         except errors.ApiError as exc:
             self.send(response(invite, 486 if exc.status == 429 else 403), addr)
             return
