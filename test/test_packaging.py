@@ -68,7 +68,8 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
     shutil.copytree(ROOT, source, ignore=NOT_COPIED)
     started = time.monotonic()
     # --no-isolation: setuptools and wheel of the test venv build it (an isolated build downloads them)
-    run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(work / "dist"), str(source)], cwd=work)
+    build = [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(work / "dist"), str(source)]
+    run(build, cwd=work)
     print(f"build: {time.monotonic() - started:.1f} s")
     (sdist,) = (work / "dist").glob("*.tar.gz")
     (wheel,) = (work / "dist").glob("*.whl")
