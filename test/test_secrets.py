@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from aiohttp import web
 from pydantic import ValidationError
@@ -152,6 +153,9 @@ async def test_a_vault_webhook_secret_signs_and_rotates_without_restart(
         after = await until_signed_with(port, receiver, second)
         # the overlap (a day by default): the old secret signs too, so receivers switch at leisure
         assert after.verifies_with(first)
+        for secret in (first, second):  # the openai SDK's verifier accepts it with either as well
+            with openai.OpenAI(api_key="unused", webhook_secret=secret) as verifier:
+                verifier.webhooks.verify_signature(after.body, after.headers)
         assert len(after.signatures) == 2
         assert after.signatures[0] == Webhook(second).sign(
             after.headers["webhook-id"], _timestamp(after), after.body
@@ -310,3 +314,72 @@ def test_a_secret_value_keeps_the_replaced_one_for_the_overlap_only() -> None:
     assert value.previous_within(0) is None
     assert not value.update("two")
     assert "two" not in repr(value) and "one" not in repr(value)
+
+
+@pytest.mark.slow
+def test_an_encrypted_tls_key_opens_with_a_referenced_passphrase(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from ovos_realtime_gateway.tls import ensure_self_signed
+
+    from .test_tls_and_metrics import _healthz_from_python
+
+    cert, plain_key = ensure_self_signed(tmp_path / "made", ["127.0.0.1"])
+    passphrase = secrets.token_urlsafe(16)
+    key = serialization.load_pem_private_key(plain_key.read_bytes(), None)
+    encrypted = tmp_path / "key.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase.encode()),
+        )
+    )
+    settings = {
+        "tls_cert": str(cert),
+        "tls_key": str(encrypted),
+        "tls_key_password": "env:OVOS_TEST_TLS_PASS",
+    }
+    gateway, _ = configured_gateway(tmp_path, settings, "x", "tls", env={"OVOS_TEST_TLS_PASS": passphrase})
+    with gateway:
+        assert _healthz_from_python(gateway.base_url, cert) == 200
+    _never_logged(gateway, passphrase)
+
+
+@pytest.mark.slow
+async def test_the_opa_token_is_sent_and_follows_its_rotation(tmp_path: Path) -> None:
+    """No OPA server ships on PyPI or Debian: a stand-in answers OPA's decision API on loopback,
+    allowing only requests that carry the token it currently expects."""
+    first, second = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    expected = {"token": first}
+
+    async def decide(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {expected['token']}":
+            return web.json_response({"code": "unauthorized"}, status=401)
+        return web.json_response({"result": {"allow": True, "reason": ""}})
+
+    app = web.Application()
+    app.router.add_post("/v1/data/ovos_realtime/decision", decide)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    opa = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    token_file = tmp_path / "opa.token"
+    token_file.write_text(first)
+    settings = {"opa_url": opa, "opa_token": f"file:{token_file}", "vault": {"refresh_seconds": 0.5}}
+    gateway, key = configured_gateway(tmp_path, settings, "p", "opa")
+    try:
+        with gateway:
+            models = f"{gateway.api_base}/models"
+            assert (await asyncio.to_thread(http, "GET", models, key=key)).status == 200
+            expected["token"] = second  # OPA's token rotated: the old one is refused ...
+            assert (await asyncio.to_thread(http, "GET", models, key=key)).status == 503
+            token_file.write_text(second)  # ... until the gateway re-reads it
+            deadline = asyncio.get_running_loop().time() + ROTATION_SEEN_WITHIN_S
+            while (await asyncio.to_thread(http, "GET", models, key=key)).status != 200:
+                assert asyncio.get_running_loop().time() < deadline, "the new OPA token was never sent"
+                await asyncio.sleep(0.2)
+        _never_logged(gateway, first, second)
+    finally:
+        await runner.cleanup()
