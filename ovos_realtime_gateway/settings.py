@@ -493,6 +493,8 @@ class GatewaySettings(_Section):
     def _check_tls(self) -> GatewaySettings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
+        if self.opa_token is not None and self.opa_url is None:
+            raise ValueError("opa_token is sent to opa_url: give opa_url too")
         if self.tls_key_password is not None and self.tls_key is None:
             raise ValueError("tls_key_password is the passphrase of tls_key: give tls_key too")
         if self.tls_cert is not None and self.tls_self_signed:

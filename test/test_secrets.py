@@ -249,6 +249,7 @@ def test_a_secret_that_cannot_be_read_stops_the_start(tmp_path: Path, openbao: O
                     "webhook_previous_secret": "env:OVOS_TEST_UNSET_SECRET",
                 },
                 "ice_servers": turn,
+                "opa_url": "http://127.0.0.1:9",
                 "opa_token": f"file:{tmp_path / 'absent'}",
                 "vault": vault,
             },
@@ -264,6 +265,7 @@ def test_a_secret_that_cannot_be_read_stops_the_start(tmp_path: Path, openbao: O
         ),
         (
             {
+                "opa_url": "http://127.0.0.1:9",
                 "opa_token": "vault:secret/ovos#webhook",
                 "vault": {**vault, "url": f"http://127.0.0.1:{closed}"},
             },
@@ -292,8 +294,9 @@ def test_references_are_parsed_and_malformed_ones_name_the_setting() -> None:
     vault = parse_reference("vault:kv/apps/ovos#webhook")
     assert (vault.kind, vault.target, vault.field) == ("vault", "kv/apps/ovos", "webhook")
     for bad, setting in [
-        ({"opa_token": "env:"}, "opa_token"),
-        ({"opa_token": "env:1BAD"}, "opa_token"),
+        ({"opa_url": "http://opa", "opa_token": "env:"}, "opa_token"),
+        ({"opa_url": "http://opa", "opa_token": "env:1BAD"}, "opa_token"),
+        ({"opa_token": "env:OPA_TOKEN"}, ""),
         ({"sip": {"webhook_secret": "file:"}}, "sip.webhook_secret"),
         ({"ice_servers": [{"urls": ["turn:h"], "credential": "vault:secret#f"}]}, "ice_servers.0.credential"),
         ({"vault": {"secret_id": "vault:a/b#c", "role_id": "r"}}, "vault.secret_id"),
