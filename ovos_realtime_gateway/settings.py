@@ -113,6 +113,12 @@ class SipSettings(_Section):
     def _reference(cls, value: str | None) -> str | None:
         return check_reference(value)
 
+    @model_validator(mode="after")
+    def _previous_needs_current(self) -> SipSettings:
+        if self.webhook_previous_secret is not None and self.webhook_secret is None:
+            raise ValueError("sip.webhook_previous_secret signs beside sip.webhook_secret: give that too")
+        return self
+
 
 class VaultSettings(_Section):
     """The Vault (or OpenBao) server that `vault:` secret references are read from (KV v2)."""
@@ -165,7 +171,8 @@ class KeyRotationPolicy(_Section):
     grace_seconds: int | None = Field(
         None,
         ge=0,
-        description="How long the rotated key keeps working; none: `key_rotation_grace_seconds`.",
+        description="How long the rotated key keeps working; none: the default policy's, else "
+        "`key_rotation_grace_seconds`.",
     )
 
     @model_validator(mode="after")

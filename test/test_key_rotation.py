@@ -14,6 +14,11 @@ from typing import Any
 
 import openai
 import pytest
+from pydantic import ValidationError
+
+from ovos_realtime_gateway.security.key_rotation import key_expiry, rotation_due_at, rotation_grace
+from ovos_realtime_gateway.settings import GatewaySettings, KeyRotationSettings
+from ovos_realtime_gateway.store import ApiKey
 
 from .gateway_process import GatewayProcess, cli, configured_gateway, create_key, http
 
@@ -156,3 +161,37 @@ def test_a_negative_maximum_age_stops_the_start(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "invalid setting 'key_rotation.projects.kiosk.max_age_days'" in done.stderr
     assert "greater than 0" in done.stderr
+
+
+def test_which_policy_and_grace_a_key_gets_and_when_it_expires() -> None:
+    settings = GatewaySettings.model_validate(
+        {
+            "key_rotation_grace_seconds": 99,
+            "key_rotation": {
+                "max_age_days": 30,
+                "grace_seconds": 600,
+                "projects": {"kiosk": {"max_age_seconds": 60}, "lab": {}, "proj_x": {"grace_seconds": 5}},
+            },
+        }
+    ).key_rotation
+    key = ApiKey("key_1", "proj_1", "s", "h", "hint", created_at=1000)
+    kiosk = settings.policy_for("proj_1", "kiosk")
+    assert rotation_due_at(key, kiosk) == 1060
+    assert rotation_grace(settings, kiosk, 99) == 600, (
+        "a project entry without grace takes the default policy's"
+    )
+    assert key_expiry(key, kiosk, 600) == 1660
+    assert rotation_due_at(key, settings.policy_for("proj_1", "other")) == 1000 + 30 * 86_400
+    assert rotation_due_at(key, settings.policy_for("proj_1", "lab")) is None, "an empty entry: never"
+    assert rotation_grace(settings, settings.policy_for("proj_x"), 99) == 5, "by project id too"
+    assert rotation_grace(KeyRotationSettings(), KeyRotationSettings(), 99) == 99
+    rotating = ApiKey(
+        "key_2", "proj_1", "s", "h", "hint", created_at=1000, expires_at=1500, rotated_to="key_3"
+    )
+    assert rotation_due_at(rotating, kiosk) is None and key_expiry(rotating, kiosk, 600) == 1500
+    revoked = ApiKey("key_4", "proj_1", "s", "h", "hint", created_at=1000, revoked_at=1001)
+    assert rotation_due_at(revoked, kiosk) is None
+    with pytest.raises(ValidationError, match="not both"):
+        KeyRotationSettings.model_validate({"max_age_days": 1, "max_age_seconds": 5})
+    with pytest.raises(ValidationError, match="webhook_previous_secret"):
+        GatewaySettings.model_validate({"sip": {"webhook_previous_secret": "env:OLD"}})

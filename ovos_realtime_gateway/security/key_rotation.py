@@ -45,6 +45,14 @@ def rotation_due_at(key: ApiKey, policy: KeyRotationPolicy) -> float | None:
     return key.created_at + max_age
 
 
+def rotation_grace(settings: KeyRotationSettings, policy: KeyRotationPolicy, default_s: int) -> int:
+    """The policy's grace, else the default policy's, else `key_rotation_grace_seconds`."""
+    for grace in (policy.grace_seconds, settings.grace_seconds):
+        if grace is not None:
+            return grace
+    return default_s
+
+
 @dataclass(frozen=True, slots=True)
 class Rotated:
     old: ApiKey
@@ -73,7 +81,7 @@ class KeyRotator:
         self._next_expiry = next_expiry
 
     def grace_for(self, policy: KeyRotationPolicy) -> int:
-        return policy.grace_seconds if policy.grace_seconds is not None else self.default_grace_s
+        return rotation_grace(self.settings, policy, self.default_grace_s)
 
     async def check(self, now: float) -> list[Rotated]:
         """Rotate every key due at `now`; then publish each project's next expiry."""
