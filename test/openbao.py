@@ -52,14 +52,17 @@ class OpenBao:
         """Write a new version of the KV v2 secret `secret/<path>`."""
         self.client().secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")
 
-    def approle(self, name: str, readable: str) -> tuple[str, str]:
-        """An AppRole that may read only `secret/<readable>`: its role id and a secret id."""
+    def approle(self, name: str, readable: str, token_ttl: str = "1h") -> tuple[str, str]:
+        """An AppRole that may read only `secret/<readable>` with tokens living `token_ttl`: its
+        role id and a secret id."""
         client = self.client()
         if "approle/" not in client.sys.list_auth_methods():
             client.sys.enable_auth_method("approle")
         policy = f'path "secret/data/{readable}" {{ capabilities = ["read"] }}'
         client.sys.create_or_update_policy(name=name, policy=policy)
-        client.auth.approle.create_or_update_approle(name, token_policies=[name], token_ttl="1h")
+        client.auth.approle.create_or_update_approle(
+            name, token_policies=[name], token_ttl=token_ttl, token_max_ttl=token_ttl
+        )
         role_id = client.auth.approle.read_role_id(name)["data"]["role_id"]
         secret_id = client.auth.approle.generate_secret_id(name)["data"]["secret_id"]
         return str(role_id), str(secret_id)

@@ -9,7 +9,8 @@ import asyncio
 import base64
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,13 @@ async def until_signed_with(port: int, receiver: Receiver, secret: str) -> Deliv
     raise AssertionError("the rotated secret was never used")
 
 
+def _until(condition: Callable[[], bool], failure: str) -> None:
+    deadline = time.monotonic() + ROTATION_SEEN_WITHIN_S
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.2)
+
+
 def _never_logged(gateway: GatewayProcess, *values: str) -> None:
     printed = gateway.logs() + gateway.stdout_path.read_text()
     for value in values:
@@ -207,18 +215,19 @@ async def test_file_and_env_secrets_rotate_and_a_previous_secret_overlaps(
 @pytest.mark.slow
 def test_approle_reads_a_turn_credential(tmp_path: Path, openbao: OpenBao) -> None:
     """AppRole auth (no token anywhere): the talk page offers the TURN credential read from
-    OpenBao; a role that may not read a secret stops the start, naming the setting."""
-    turn = "turn-" + secrets.token_hex(8)
+    OpenBao; when the AppRole's token expires the gateway logs in again and still follows a
+    rotation; a role that may not read a secret stops the start, naming the setting."""
+    turn, rotated = "turn-" + secrets.token_hex(8), "turn-" + secrets.token_hex(8)
     openbao.put("turn", credential=turn)
     openbao.put("elsewhere", credential="not-for-this-role")
-    role_id, secret_id = openbao.approle("ovos-turn", readable="turn")
+    role_id, secret_id = openbao.approle("ovos-turn", readable="turn", token_ttl="3s")
     secret_id_file = tmp_path / "secret-id"
     secret_id_file.write_text(secret_id)
     vault = {"url": openbao.url, "role_id": role_id, "secret_id": f"file:{secret_id_file}"}
 
     def ice(reference: str) -> dict[str, Any]:
         servers = [{"urls": ["turn:127.0.0.1:3478"], "username": "ovos", "credential": reference}]
-        return {"talk_page": True, "ice_servers": servers, "vault": vault}
+        return {"talk_page": True, "ice_servers": servers, "vault": {**vault, "refresh_seconds": 0.5}}
 
     env = {"VAULT_TOKEN": "", "VAULT_ADDR": ""}  # only the AppRole can log in
     gateway, _ = configured_gateway(tmp_path, ice("vault:secret/turn#credential"), "x", "approle", env=env)
@@ -226,7 +235,11 @@ def test_approle_reads_a_turn_credential(tmp_path: Path, openbao: OpenBao) -> No
         page = http("GET", f"{gateway.base_url}/talk")
         assert page.status == 200
         assert f'"credential": "{turn}"' in page.body.decode()
-    _never_logged(gateway, turn, secret_id)
+        _until(lambda: "logging in again with AppRole" in gateway.logs(), "the AppRole token never expired")
+        openbao.put("turn", credential=rotated)
+        _until(lambda: rotated in http("GET", f"{gateway.base_url}/talk").body.decode(), "rotation unseen")
+        assert "could not refresh" not in gateway.logs()
+    _never_logged(gateway, turn, rotated, secret_id)
 
     config = tmp_path / "forbidden.json"
     config.write_text(json.dumps(ice("vault:secret/elsewhere#credential")))

@@ -7,6 +7,7 @@ SecretResolver calls it on its own thread, never on the event loop.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,12 @@ from .secret_refs import Reference, SecretError, read_local
 
 if TYPE_CHECKING:
     from ..settings import VaultSettings
+
+log = logging.getLogger("ovos_realtime.secrets")
+
+
+class VaultForbidden(SecretError):
+    """Vault refused: the token may not read the secret, or it expired or was revoked."""
 
 
 class VaultReader:
@@ -52,6 +59,7 @@ class VaultReader:
             except SecretError as exc:
                 raise SecretError(f"vault.secret_id: {exc}") from None
             self._call(lambda: client.auth.approle.login(s.role_id, secret_id, mount_point=s.approle_mount))
+            log.info("logged in to Vault at %s with AppRole (mount %s)", self.url, s.approle_mount)
         else:
             client.token = self._token()
         return client
@@ -62,7 +70,7 @@ class VaultReader:
         except hvac_errors.InvalidPath:
             raise SecretError("no such secret in Vault (the mount or path does not exist)") from None
         except hvac_errors.Forbidden:
-            raise SecretError("Vault refused: the token may not read it (policy), or it expired") from None
+            raise VaultForbidden("Vault refused: the token may not read it (policy), or it expired") from None
         except (hvac_errors.VaultError, OSError) as exc:  # requests' errors are OSErrors
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SecretError(f"cannot reach Vault at {self.url}: {reason}") from None
@@ -74,10 +82,11 @@ class VaultReader:
             self._client = self._login()
         try:
             answer = self._fetch(mount, path)
-        except SecretError:
+        except VaultForbidden:
             if self.settings.role_id is None:
                 raise
-            self._client = self._login()  # an AppRole token that expired: log in again, once
+            log.info("Vault refused a read: logging in again with AppRole (the token may have expired)")
+            self._client = self._login()  # its token expired or was revoked: log in again, once
             answer = self._fetch(mount, path)
         data = (answer or {}).get("data", {}).get("data") or {}
         value = data.get(reference.field)
