@@ -45,6 +45,8 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         ),
         bus=BusBridge(BusAddress.parse(settings.messagebus_url)) if settings.messagebus_url else None,
     )
+    failures = services.metrics.secret_refresh_failures
+    secrets.resolver.on_refresh_failed = lambda setting: failures.labels(setting=setting).inc()
     from ovos_realtime_listener_plugin.stt import OpmTranscriber
 
     stage = services.metrics.turn_stage_seconds

@@ -132,6 +132,10 @@ def _until(condition: Callable[[], bool], failure: str) -> None:
         time.sleep(0.2)
 
 
+def _metrics(gateway: GatewayProcess) -> str:
+    return http("GET", f"{gateway.base_url}/metrics").body.decode()
+
+
 def _never_logged(gateway: GatewayProcess, *values: str) -> None:
     printed = gateway.logs() + gateway.stdout_path.read_text()
     for value in values:
@@ -209,6 +213,11 @@ async def test_file_and_env_secrets_rotate_and_a_previous_secret_overlaps(
         rotated = await until_signed_with(port, receiver, new)
         assert rotated.verifies_with(old), "webhook_previous_secret still signs"
         assert not rotated.verifies_with(current), "with no overlap the replaced secret stops at once"
+
+        secret_file.unlink()  # a re-read that fails is counted, and the last value stays in use
+        failures = 'ovos_realtime_secret_refresh_failures_total{setting="sip.webhook_secret"}'
+        await asyncio.to_thread(_until, lambda: failures in _metrics(gateway), "no refresh failure counted")
+        assert (await ring(port, receiver)).verifies_with(new)
     _never_logged(gateway, old, current, new)
 
 

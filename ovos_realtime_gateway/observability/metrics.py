@@ -142,6 +142,13 @@ class GatewayMetrics:
             ["table"],
             registry=r,
         )
+        self.secret_refresh_failures = Counter(
+            "ovos_realtime_secret_refresh_failures",
+            "Re-reads of a referenced secret (vault:, file:, env:) that failed, by setting; the "
+            "last value read stays in use.",
+            ["setting"],
+            registry=r,
+        )
         self.key_next_expiry = Gauge(
             "ovos_realtime_key_next_expiry_timestamp_seconds",
             "When the project's first usable key stops working if nothing is done (Unix time): the "

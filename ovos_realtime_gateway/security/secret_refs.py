@@ -146,6 +146,7 @@ class SecretResolver:
         self.secrets: list[SecretValue] = []
         self._vault: Callable[[Reference], str] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self.on_refresh_failed: Callable[[str], object] | None = None  # told the setting's name
 
     def add(self, setting: str, text: str | None) -> SecretValue | None:
         """The SecretValue of setting `setting` (None when unset); a literal is ready at once."""
@@ -204,6 +205,8 @@ class SecretResolver:
         for secret, outcome in await self._read_all():
             if isinstance(outcome, SecretError):
                 log.warning("could not refresh a secret, keeping its last value: %s", outcome)
+                if self.on_refresh_failed is not None:
+                    self.on_refresh_failed(secret.setting)
             elif secret.update(outcome):
                 changed += 1
                 log.info("secret setting '%s' changed (%s)", secret.setting, secret.reference.describe())
