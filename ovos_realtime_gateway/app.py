@@ -126,6 +126,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if stale:
         log.warning("closed %d session(s) left active by a previous run that did not stop", stale)
     services.audit.start()
+    services.events.start()
     revocations = asyncio.get_running_loop().create_task(
         services.live.watch(services.store.unusable_keys, services.settings.revocation_check_seconds),
         name="revocation-watch",
@@ -158,6 +159,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)
     await services.pruner.stop()
     await services.audit.stop()
+    await services.events.stop()
     await services.policy.close()
     await services.store.close()
     if services.vad is not None:

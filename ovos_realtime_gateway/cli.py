@@ -13,7 +13,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -189,6 +189,12 @@ async def _with_store(settings: GatewaySettings, action: Callable[[Store], Await
 
 
 async def _serve(settings: GatewaySettings) -> None:
+    # Ctrl-C and SIGTERM stop it from the first moment: while the speech models load too
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     runner = GatewayRunner(settings)
     await runner.start()
     try:
@@ -203,20 +209,28 @@ async def _serve(settings: GatewaySettings) -> None:
         if vad is not None and vad.unavailable is not None:
             name = settings.vad_plugin
             print(f"error: vad_plugin {name!r} could not be loaded: {vad.unavailable}", flush=True)
-        await _speech_loaded(runner.app[SERVICES])
-        if settings.talk_page:
-            print(f"talk to it in a browser: {runner.base_url}/talk", flush=True)
-        keys = f"{runnable_prog()} keys create --project NAME --data-dir {settings.resolved_data_dir}"
-        print(f"create a key: {keys}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        if await _first_done(_speech_loaded(runner.app[SERVICES]), stop.wait()):
+            if settings.talk_page:
+                print(f"talk to it in a browser: {runner.base_url}/talk", flush=True)
+            keys = f"{runnable_prog()} keys create --project NAME --data-dir {settings.resolved_data_dir}"
+            print(f"create a key: {keys}", flush=True)
+            await stop.wait()
     finally:
         await runner.stop()
         print(f"{PROG} stopped", flush=True)
+
+
+async def _first_done(work: Coroutine[Any, Any, None], stopped: Coroutine[Any, Any, bool]) -> bool:
+    """Run `work` until it finishes (True; its error raised) or `stopped` does first (False)."""
+    working, stopping = asyncio.ensure_future(work), asyncio.ensure_future(stopped)
+    await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    loser = stopping if working.done() else working
+    loser.cancel()
+    await asyncio.gather(loser, return_exceptions=True)
+    if not working.done() or working.cancelled():
+        return False
+    working.result()
+    return True
 
 
 async def _speech_loaded(services: GatewayServices) -> None:

@@ -13,6 +13,7 @@ from aiohttp import web
 from .calls.registry import CallRegistry
 from .engine.transcription import SttBackend
 from .engine.voice_input import VadBackend
+from .events import EventBridge
 from .observability.audit import AuditWriter
 from .observability.metrics import GatewayMetrics
 from .ovos.bus import BusBridge
@@ -70,6 +71,7 @@ class GatewayServices:
             on_deleted=lambda table, count: self.metrics.store_deleted_rows.labels(table=table).inc(count),
         )
         self.auth_throttle = AuthFailureThrottle(lambda: self.settings.auth_failures_per_minute)
+        self.events = EventBridge.from_settings(self.settings.event_bridge, self.metrics)
         self.session_slots = SessionSlots(
             project_limit=lambda pid: self.limits(pid).concurrent_sessions,
             key_limit=lambda pid: self.limits(pid).concurrent_sessions_per_key,

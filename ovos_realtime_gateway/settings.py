@@ -11,6 +11,7 @@ import ipaddress
 import json
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -229,6 +230,66 @@ class RetentionSettings(_Section):
     batch_rows: int = Field(
         500, ge=1, le=100_000, description="Rows deleted per store transaction (keeps each one short)."
     )
+
+
+class EventBridgeSettings(_Section):
+    """The event bridge: session, response, call and policy events to a Redis stream (off unless
+    `redis_url` is set). Ids, timings and outcomes only; a slow or down Redis never holds up a
+    session: events that cannot go out are dropped and counted (`ovos_realtime_events_dropped`)."""
+
+    redis_url: str | None = Field(
+        None,
+        description="Redis to publish to: `redis://[user:password@]host:port/db`, `rediss://…` (TLS) "
+        "or `unix:///path/redis.sock`; none: the bridge is off.",
+    )
+    stream: str = Field(
+        "ovos-realtime:events", min_length=1, description="Redis stream the events are added to."
+    )
+    max_stream_length: int = Field(
+        100_000, ge=1, description="The stream is trimmed to about this many entries (`XADD MAXLEN ~`)."
+    )
+    queue_size: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Events waiting in the gateway for Redis; past this, new events are dropped (counted).",
+    )
+    include_text: bool = Field(
+        False,
+        description="Add what the user typed or said and the answer's text to `response.done` events "
+        "(personal data: off by default). Audio and credentials are never published.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_redis_url(url)
+        return url
+
+
+def check_redis_url(url: str) -> None:
+    """Raise ValueError (with the password hidden) unless `url` is a Redis URL the client takes."""
+    parts = urlsplit(url)
+    problem = None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        problem = "the scheme must be redis://, rediss:// or unix://"
+    elif parts.scheme == "unix" and not parts.path:
+        problem = "a unix:// URL needs the socket's path (unix:///run/redis/redis.sock)"
+    elif parts.scheme != "unix":
+        try:
+            port = parts.port
+        except ValueError:
+            port, problem = None, "the port is not a number from 0 to 65535"
+        if problem is None and not parts.hostname:
+            problem = "it names no host"
+        db = parts.path.strip("/")
+        if problem is None and db and not db.isdigit():
+            problem = f"the database {db!r} is not a number"
+        del port
+    if problem is not None:
+        shown = url if parts.password is None else url.replace(parts.password, "***")
+        raise ValueError(f"{shown!r} is not a Redis URL: {problem}")
 
 
 class GatewaySettings(_Section):
@@ -470,6 +531,10 @@ class GatewaySettings(_Section):
         description="Project that owns the device microphone (`/ovos/microphone`, sessions of the model "
         "`ovos-microphone`): only its keys and the ek_ secrets they mint may feed it or listen to it. "
         "None: the bridge is off.",
+    )
+    event_bridge: EventBridgeSettings = Field(
+        default_factory=EventBridgeSettings,
+        description="Events to a Redis stream (see docs/observability.md); off by default.",
     )
     log_level: str = Field("INFO", description="Level of the ovos_realtime loggers (standalone).")
     log_json: bool = Field(False, description="Log one JSON object per line (standalone).")

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from ovos_realtime_gateway.settings import (
+    EventBridgeSettings,
     GatewaySettings,
     KeyRotationSettings,
     RateLimits,
@@ -25,6 +26,7 @@ def test_every_setting_is_documented() -> None:
         RateLimits,
         RetentionSettings,
         SipSettings,
+        EventBridgeSettings,
         VaultSettings,
         KeyRotationSettings,
     )

@@ -79,6 +79,7 @@ class Call:
         self._live = True
         self.services.calls.add(self)
         self.services.metrics.realtime_sessions.inc()
+        self.services.events.call_started(self)
         self.hold_for(self.principal)
         self.created_at = int(time.time())
         waiting = "ringing" if self.transport == "sip" else "connecting"
@@ -128,6 +129,9 @@ class Call:
             stt=self.services.stt,
         )
         self.session.start()
+        self.services.events.session_opened(
+            record.id, self.project_id, record.config.get("model"), self.transport
+        )
         if self._live:
             self._write_call("active")
         self.spawn(self._work(), "worker")
@@ -305,6 +309,7 @@ class Call:
         except Exception:  # a half-set-up transport may fail to close; it is gone either way
             log.debug("call %s: closing the transport failed", self.id, exc_info=True)
         self.services.metrics.calls.labels(transport=self.transport, reason=self.end_reason or "ended").inc()
+        self.services.events.call_ended(self)
         if self.session is not None and self._store_hooks is not None:
             try:  # the conversation first: retention may delete a closed session, never an active one
                 await self._store_hooks.items_changed(self.session.conversation)

@@ -142,6 +142,19 @@ class GatewayMetrics:
             ["table"],
             registry=r,
         )
+        self.events_published = Counter(
+            "ovos_realtime_events_published",
+            "Events the event bridge delivered to its sink (Redis), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.events_dropped = Counter(
+            "ovos_realtime_events_dropped",
+            "Events the event bridge dropped, by reason: queue_full (event_bridge.queue_size "
+            "waiting) or sink_down (Redis down, refusing, or slower than the send timeout).",
+            ["reason"],
+            registry=r,
+        )
         self.secret_refresh_failures = Counter(
             "ovos_realtime_secret_refresh_failures",
             "Re-reads of a referenced secret (vault:, file:, env:) that failed, by setting; the "
@@ -158,6 +171,9 @@ class GatewayMetrics:
             registry=r,
         )
 
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
     def set_key_expiries(self, expiries: dict[str, float | None]) -> None:
         """One sample per project with an expiring key; projects without one lose theirs."""
         for project, ends in expiries.items():
@@ -166,6 +182,3 @@ class GatewayMetrics:
             else:
                 with contextlib.suppress(KeyError):
                     self.key_next_expiry.remove(project)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)

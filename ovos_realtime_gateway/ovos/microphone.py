@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 
 from ..audio import InputTranscoder
 from ..engine.conversation import Conversation
+from ..engine.response import ResponseRun
 from ..engine.session import SessionHooks
 from ..protocol import errors
 from ..protocol.session_config import Config
@@ -48,8 +49,8 @@ class MicrophoneFeed(SessionHooks):
     def rate_limits(self) -> list[dict[str, Any]]:
         return self.inner.rate_limits()
 
-    def response_finished(self, status: str, reason: str) -> None:
-        self.inner.response_finished(status, reason)
+    def response_finished(self, run: ResponseRun) -> None:
+        self.inner.response_finished(run)
 
     def input_audio(self, audio: bytes) -> bool:
         pcm = self.transcoder.feed(audio)

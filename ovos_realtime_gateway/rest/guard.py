@@ -111,6 +111,7 @@ async def admit(
             type=errors.SERVER_ERROR,
             code="policy_unavailable",
         ) from None
+    services.events.policy_decision(action, decision.allow, decision.reason, principal.project_id)
     if not decision.allow:
         services.metrics.policy_denials.labels(action=action).inc()
         _audit(services, action, "denied", 403, principal, resource, reason=decision.reason)

@@ -134,12 +134,14 @@ async def _open(
         await _refuse(ws, Refused(refusal, WSCloseCode.TRY_AGAIN_LATER), translate)
         return
     services.metrics.realtime_sessions.inc()
+    services.events.session_opened(record.id, principal.project_id, record.config.get("model"), "websocket")
     audit_success(request, "realtime.connect", {"id": record.id}, 101)
     try:
         await _serve(request, ws, services, principal, record, handshake, outbox)
     finally:
         services.session_slots.release(principal.project_id, principal.owning_key)
         services.metrics.realtime_sessions.dec()
+        services.events.session_closed(record.id, ws.close_code)
 
 
 async def _refuse(ws: web.WebSocketResponse, refused: Refused, translate: Any) -> None:
