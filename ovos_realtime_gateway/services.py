@@ -19,6 +19,7 @@ from .observability.metrics import GatewayMetrics
 from .ovos.bus import BusBridge
 from .ovos.microphone_hub import MicrophoneHub
 from .security.auth import Authenticator
+from .security.gateway_secrets import GatewaySecrets
 from .security.live_credentials import LiveCredentials
 from .security.policy import PolicyEngine
 from .security.ratelimit import AuthFailureThrottle, RateLimiter, SessionSlots
@@ -31,6 +32,7 @@ class GatewayServices:
     settings: GatewaySettings
     store: Store
     policy: PolicyEngine
+    secrets: GatewaySecrets = field(default_factory=GatewaySecrets)  # read at start, refreshed
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     started_at: float = field(default_factory=time.time)
     vad: VadBackend | None = None

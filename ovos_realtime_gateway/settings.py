@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .ovos.location import is_timezone
 from .protocol.session_config import DEFAULT_INSTRUCTIONS, SessionDefaults
+from .security.secret_refs import check_reference
 from .speech_profiles import SPEECH_PROFILES, SpeechProfile
 
 DEFAULT_MODELS = (
@@ -63,7 +64,14 @@ class IceServer(_Section):
 
     urls: tuple[str, ...] = Field(description="`stun:host:port` or `turn:host:port?transport=udp` URLs.")
     username: str | None = Field(None, description="TURN user name.")
-    credential: str | None = Field(None, description="TURN password.")
+    credential: str | None = Field(
+        None, description="TURN password: a literal, or a reference (`env:`, `file:`, `vault:`)."
+    )
+
+    @field_validator("credential")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        return check_reference(value)
 
 
 class SipSettings(_Section):
@@ -78,7 +86,20 @@ class SipSettings(_Section):
     project: str = Field("sip", description="Project the trunk's calls belong to (its keys accept them).")
     webhook_url: str | None = Field(None, description="Where `realtime.call.incoming` is POSTed.")
     webhook_secret: str | None = Field(
-        None, description="`whsec_…` secret the webhook is signed with (Standard Webhooks, as OpenAI)."
+        None,
+        description="`whsec_…` secret the webhook is signed with (Standard Webhooks, as OpenAI): a "
+        "literal, or a reference (`env:NAME`, `file:PATH`, `vault:MOUNT/PATH#FIELD`).",
+    )
+    webhook_previous_secret: str | None = Field(
+        None,
+        description="The secret being rotated out: while set, webhooks carry a signature with it too "
+        "(a literal or a reference).",
+    )
+    webhook_secret_overlap_seconds: int = Field(
+        86_400,
+        ge=0,
+        description="When `webhook_secret` changes in its backend, the old one keeps signing (a second "
+        "signature) this long, so receivers can switch without losing webhooks.",
     )
     allowed_sources: tuple[str, ...] = Field(
         ("127.0.0.1/32",),
@@ -87,6 +108,107 @@ class SipSettings(_Section):
     ring_timeout_seconds: float = Field(
         60.0, gt=0, le=600, description="An incoming call nobody accepts is declined (480) after this."
     )
+
+    @field_validator("webhook_secret", "webhook_previous_secret")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        return check_reference(value)
+
+    @model_validator(mode="after")
+    def _previous_needs_current(self) -> SipSettings:
+        if self.webhook_previous_secret is not None and self.webhook_secret is None:
+            raise ValueError("sip.webhook_previous_secret signs beside sip.webhook_secret: give that too")
+        return self
+
+
+class VaultSettings(_Section):
+    """The Vault (or OpenBao) server that `vault:` secret references are read from (KV v2)."""
+
+    url: str | None = Field(None, description="Server address; none: the VAULT_ADDR environment variable.")
+    token: str | None = Field(
+        None,
+        description="Token (token auth): a reference such as `env:VAULT_TOKEN` or `file:PATH`; none and "
+        "no `role_id`: the VAULT_TOKEN environment variable.",
+    )
+    role_id: str | None = Field(None, description="AppRole role id (AppRole auth, with `secret_id`).")
+    secret_id: str | None = Field(
+        None, description="AppRole secret id: a reference such as `env:VAULT_SECRET_ID` or `file:PATH`."
+    )
+    approle_mount: str = Field("approle", description="Where the AppRole auth method is mounted.")
+    namespace: str | None = Field(None, description="Vault Enterprise namespace.")
+    ca_cert: Path | None = Field(None, description="PEM CA bundle the server's certificate is checked with.")
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="Timeout of one request to the server.")
+    refresh_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="How often every referenced secret (`vault:`, `file:`, `env:`) is read again, so a "
+        "rotated secret is used without a restart.",
+    )
+
+    @field_validator("token", "secret_id")
+    @classmethod
+    def _local_reference(cls, value: str | None) -> str | None:
+        return check_reference(value, allow_vault=False)
+
+    @model_validator(mode="after")
+    def _approle(self) -> VaultSettings:
+        if (self.role_id is None) != (self.secret_id is None):
+            raise ValueError("vault.role_id and vault.secret_id must be given together (AppRole)")
+        if self.role_id is not None and self.token is not None:
+            raise ValueError("use either vault.token or vault.role_id/secret_id, not both")
+        return self
+
+
+class KeyRotationPolicy(_Section):
+    """When project keys are rotated automatically (off unless a maximum age is set)."""
+
+    max_age_days: float | None = Field(
+        None, gt=0, description="A key this old is rotated automatically; none: never."
+    )
+    max_age_seconds: int | None = Field(
+        None, gt=0, description="The same in seconds (for short ages); not with `max_age_days`."
+    )
+    grace_seconds: int | None = Field(
+        None,
+        ge=0,
+        description="How long the rotated key keeps working; none: the default policy's, else "
+        "`key_rotation_grace_seconds`.",
+    )
+
+    @model_validator(mode="after")
+    def _one_age(self) -> KeyRotationPolicy:
+        if self.max_age_days is not None and self.max_age_seconds is not None:
+            raise ValueError("give max_age_days or max_age_seconds, not both")
+        return self
+
+    @property
+    def max_age_s(self) -> float | None:
+        if self.max_age_seconds is not None:
+            return float(self.max_age_seconds)
+        return self.max_age_days * 86_400 if self.max_age_days is not None else None
+
+
+class KeyRotationSettings(KeyRotationPolicy):
+    """The rotation policy of every project, per-project overrides, and how often it is applied."""
+
+    check_interval_seconds: float = Field(
+        3600.0, gt=0, le=86_400, description="How often the gateway looks for keys due for rotation."
+    )
+    projects: dict[str, KeyRotationPolicy] = Field(
+        default_factory=dict,
+        description="Per-project policies (by project name or id) replacing the default one.",
+    )
+
+    def policy_for(self, project_id: str, project_name: str | None = None) -> KeyRotationPolicy:
+        for name in (project_id, project_name):
+            if name and name in self.projects:
+                return self.projects[name]
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_age_s is not None or any(p.max_age_s is not None for p in self.projects.values())
 
 
 class RetentionSettings(_Section):
@@ -180,6 +302,11 @@ class GatewaySettings(_Section):
     )
     tls_cert: Path | None = Field(None, description="PEM certificate; serves TLS on `port` with tls_key.")
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
+    tls_key_password: str | None = Field(
+        None,
+        description="Passphrase of an encrypted `tls_key`: a literal or a reference (`env:`, `file:`, "
+        "`vault:`), read at start.",
+    )
     tls_self_signed: bool = Field(
         False, description="Serve TLS with a self-signed cert kept in data_dir/tls."
     )
@@ -195,6 +322,14 @@ class GatewaySettings(_Section):
     policy_file: Path | None = Field(None, description="Rego policy replacing the shipped default policy.")
     opa_url: str | None = Field(
         None, description="External OPA server deciding instead of the embedded policy."
+    )
+    opa_token: str | None = Field(
+        None,
+        description="Bearer token sent to `opa_url` (OPA's token authentication): a literal or a "
+        "reference (`env:`, `file:`, `vault:`).",
+    )
+    vault: VaultSettings = Field(
+        default_factory=VaultSettings, description="Where `vault:` secret references are read from."
     )
     rate_limits: RateLimits = Field(default_factory=RateLimits, description="Default limits per project.")
     project_limits: dict[str, RateLimits] = Field(
@@ -238,6 +373,10 @@ class GatewaySettings(_Section):
     )
     key_rotation_grace_seconds: int = Field(
         86_400, ge=0, description="How long a rotated key keeps working after `keys rotate`."
+    )
+    key_rotation: KeyRotationSettings = Field(
+        default_factory=KeyRotationSettings,
+        description="Automatic rotation of project keys by age (off unless a maximum age is set).",
     )
     revocation_check_seconds: float = Field(
         2.0,
@@ -410,6 +549,11 @@ class GatewaySettings(_Section):
                 data = {"stt_plugin": profile.stt_plugin, "tts_plugin": profile.tts_plugin, **data}
         return data
 
+    @field_validator("opa_token", "tls_key_password")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        return check_reference(value)
+
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
@@ -421,6 +565,10 @@ class GatewaySettings(_Section):
     def _check_tls(self) -> GatewaySettings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
+        if self.opa_token is not None and self.opa_url is None:
+            raise ValueError("opa_token is sent to opa_url: give opa_url too")
+        if self.tls_key_password is not None and self.tls_key is None:
+            raise ValueError("tls_key_password is the passphrase of tls_key: give tls_key too")
         if self.tls_cert is not None and self.tls_self_signed:
             raise ValueError("use either tls_cert/tls_key or tls_self_signed, not both")
         if self.timezone is not None and not is_timezone(self.timezone):

@@ -63,7 +63,7 @@ async def talk_page(request: web.Request) -> web.Response:
     _enabled(request)
     servers = [
         {k: v for k, v in s.model_dump().items() if v is not None}
-        for s in request.app[SERVICES].settings.ice_servers
+        for s in request.app[SERVICES].secrets.ice_servers()
     ]
     # `<` escaped: a configured value cannot close the script element it is written into
     html, csp = _page(json.dumps(servers).replace("<", "\\u003c"))

@@ -141,12 +141,19 @@ class Store:
         await self._run(lambda db: db.table("api_keys").update(key_id, changes))
 
     async def rotate_api_key(self, old_id: str, new_key: ApiKey, old_expires_at: int) -> None:
-        """Insert the successor and start the old key's grace period, atomically."""
+        """Insert the successor and start the old key's grace period, atomically; LookupError
+        (nothing written) when the old key was rotated or revoked meanwhile (by another process)."""
 
         def op(db: Database) -> None:
             with db.conn:
+                changed = db.execute(
+                    "update api_keys set expires_at = ?, rotated_to = ? "
+                    "where id = ? and rotated_to is null and revoked_at is null",
+                    [old_expires_at, new_key.id, old_id],
+                ).rowcount
+                if changed != 1:
+                    raise LookupError(f"key '{old_id}' was rotated or revoked meanwhile")
                 db.table("api_keys").insert(_row(new_key))
-                db.table("api_keys").update(old_id, {"expires_at": old_expires_at, "rotated_to": new_key.id})
 
         await self._run(op)
 

@@ -206,7 +206,8 @@ class SipServer(asyncio.DatagramProtocol):
         headers = [(k, v) for k, v in invite.headers if k.lower() not in SKIPPED_HEADERS]
         if self.settings.webhook_url:
             event = incoming_call_event(call_id, headers)
-            delivered = await deliver(self.settings.webhook_url, self.settings.webhook_secret, event)
+            signing = self.services.secrets.webhook_signing()
+            delivered = await deliver(self.settings.webhook_url, signing, event)
             if not delivered and call.state == "incoming":
                 log.warning("sip call %s: the webhook was not delivered; declining", call_id)
                 await call.reject(480)
