@@ -1,5 +1,5 @@
 """The `ovos-realtime` command: serve | keys create/list/revoke/rotate/show-pending | migrate |
-policy test/eval.
+policy test/eval | data purge | backup | restore.
 
 User mistakes are one line on stderr and exit code 2 (usage) or 1 (operation); never a traceback.
 """
@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
-from . import policy_cli
+from . import cli_data, policy_cli
 from .log import configure_logging
 from .runner import GatewayRunner
 from .security.key_admin import KeyAdminError, create_key, revoke_key, rotate_key
@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", parents=[data_dir], help="apply store migrations")
     policy_cli.add_parser(sub, data_dir)
+    cli_data.add_parsers(sub, data_dir)  # data purge, backup, restore (issue 13: personal data)
     return parser
 
 
@@ -417,7 +418,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _migrate(settings)
         elif args.command == "policy":
             return policy_cli.run(args, settings)
+        elif args.command in ("data", "backup", "restore"):
+            cli_data.run(args, settings)
     except CliError as exc:
+        _fail(str(exc), exc.code)
+    except cli_data.DataCommandError as exc:
         _fail(str(exc), exc.code)
     except KeyAdminError as exc:
         _fail(str(exc), 1)

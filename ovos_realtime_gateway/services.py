@@ -19,6 +19,7 @@ from .observability.metrics import GatewayMetrics
 from .ovos.bus import BusBridge
 from .ovos.microphone_hub import MicrophoneHub
 from .security.auth import Authenticator
+from .security.client_address import AddressRedactor
 from .security.gateway_secrets import GatewaySecrets
 from .security.live_credentials import LiveCredentials
 from .security.policy import PolicyEngine
@@ -54,7 +55,12 @@ class GatewayServices:
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.store)
         self.audit = AuditWriter(
-            self.store, self.metrics, window_s=self.settings.audit_repeats_window_seconds
+            self.store,
+            self.metrics,
+            window_s=self.settings.audit_repeats_window_seconds,
+            address=AddressRedactor.for_data_dir(
+                self.settings.audit_client_address, self.settings.resolved_data_dir
+            ),
         )
         self.limiter = RateLimiter(
             project_rpm=lambda pid: self.limits(pid).requests_per_minute,
@@ -64,7 +70,10 @@ class GatewayServices:
         self.pruner = Pruner(
             self.store,
             RetentionRules(
-                retention.audit_seconds, retention.sessions_seconds, retention.client_secrets_seconds
+                retention.audit_seconds,
+                retention.sessions_seconds,
+                retention.client_secrets_seconds,
+                retention.conversation_seconds,
             ),
             retention.interval_seconds,
             retention.batch_rows,

@@ -224,6 +224,14 @@ class RetentionSettings(_Section):
     client_secrets_seconds: int = Field(
         3600, ge=0, description="Client secrets are deleted this long after they expired (1 hour)."
     )
+    # -- personal data (issue 13): what a conversation leaves behind --------------------------
+    conversation_seconds: int = Field(
+        86_400,
+        ge=0,
+        description="Conversation items (typed text, transcripts, answers) are kept while their "
+        "session lives, then deleted this long after it ended (1 day); 0: as long as the session "
+        "(`sessions_seconds`). The session's record stays until `sessions_seconds`.",
+    )
     interval_seconds: float = Field(
         600.0, gt=0, le=86_400, description="How often retention runs (the first time at start)."
     )
@@ -347,6 +355,13 @@ class GatewaySettings(_Section):
         le=3600,
         description="A refusal one client keeps causing (throttled, rate limited) is one audit row per "
         "this window, with the number of attempts, instead of a row per request.",
+    )
+    # -- personal data (issue 13) ----------------------------------------------------------
+    audit_client_address: Literal["truncate", "hash", "full", "none"] = Field(
+        "truncate",
+        description="What the audit trail (rows and `audit` log lines) keeps of a client's address: "
+        "`truncate` its network (IPv4 /24, IPv6 /48), `hash` a keyed hash (key in data_dir), `full` "
+        "the address, `none` nothing.",
     )
     retention: RetentionSettings = Field(
         default_factory=RetentionSettings, description="What the store deletes, and when."

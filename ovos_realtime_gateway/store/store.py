@@ -16,8 +16,9 @@ from sqlite_utils.db import NotFoundError
 
 from ..data_dir import private_dir, private_file
 from ..protocol import ids
-from . import migrations, retention
+from . import migrations, purge, retention
 from .item_ledger import ItemChanges
+from .purge import PurgeResult
 from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
 
 T = TypeVar("T")
@@ -58,6 +59,8 @@ class Store:
                     private_file(companion)
             # WAL + NORMAL: never corrupts; a power cut may lose the last commits, a crash loses nothing.
             db.execute("PRAGMA synchronous = NORMAL")
+            # deleted rows (retention, purge) are overwritten with zeros, not left in free pages
+            db.execute("PRAGMA secure_delete = ON")
             self._db = db
         return self._db
 
@@ -322,6 +325,22 @@ class Store:
                 return int(cursor.rowcount)
 
         return await self._run(op)
+
+    async def checkpoint(self) -> bool:
+        """Copy the WAL into the database and empty it, so rows deleted since are gone from both
+        files; False when a reader kept it from completing (the next call finishes it)."""
+        row = await self._run(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+        return row is not None and row[0] == 0
+
+    async def purge(
+        self, *, session_id: str | None = None, project_id: str | None = None, before: float | None = None
+    ) -> PurgeResult:
+        """Delete sessions and what they left (see purge.py), then empty the WAL."""
+        result = await self._run(
+            lambda db: purge.purge(db, session_id=session_id, project_id=project_id, before=before)
+        )
+        await self.checkpoint()
+        return result
 
     async def count(self, table: str) -> int:
         return await self._run(lambda db: db[table].count)
