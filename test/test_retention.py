@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ovos_realtime_gateway.store import RetentionRules
+
 from .gateway_process import GatewayProcess, configured_gateway, http
 from .realtime_helpers import realtime_socket
 
@@ -184,3 +186,14 @@ async def test_a_conversation_is_kept_while_its_session_lives_then_for_conversat
         )
         assert _ids(db_path, "select id from sessions") == {session}, "the session's record stays"
     assert not files_holding(gateway.data_dir, phrase.encode())
+
+
+def test_a_conversation_goes_at_the_shorter_of_its_age_and_its_sessions() -> None:
+    def items_cutoff(conversation: int, sessions: int) -> float | None:
+        return RetentionRules(0, sessions, 0, conversation).cutoffs(1000.0).get("conversation_items")
+
+    assert items_cutoff(10, 100) == 990.0
+    assert items_cutoff(0, 100) == 900.0  # 0: with the session
+    assert items_cutoff(100, 10) == 990.0  # never after the session's own record
+    assert items_cutoff(10, 0) == 990.0  # sessions kept forever, conversations not
+    assert items_cutoff(0, 0) is None
