@@ -98,6 +98,7 @@ async def test_a_backup_under_load_restores_into_a_gateway_that_knows_keys_secre
     assert _mode(restored) == 0o700 and _mode(restored / "ovos-realtime.db") == 0o600
     again = cli("restore", "--from", str(backup), data_dir=restored, check=False)
     assert again.returncode == 1 and "--force" in again.stderr, "a store that holds data is not overwritten"
+    cli("restore", "--from", str(backup), "--force", data_dir=restored)  # replaced on request
 
     with GatewayProcess(restored, log_name="restored") as second:
         assert http("GET", f"{second.api_base}/models", key=key).status == 200, "the key authenticates"
@@ -109,3 +110,16 @@ async def test_a_backup_under_load_restores_into_a_gateway_that_knows_keys_secre
     with sqlite3.connect(restored / "ovos-realtime.db") as db:
         items = db.execute("select item from conversation_items where session_id = ?", (session,)).fetchall()
     assert len(items) == 1 and "hello" in items[0][0]
+
+
+def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path: Path) -> None:
+    not_a_store = tmp_path / "notes.txt"
+    not_a_store.write_text("not a database " * 100)
+    done = cli("restore", "--from", str(not_a_store), data_dir=tmp_path / "new", check=False)
+    assert done.returncode == 1 and "is not an sqlite database" in done.stderr, done.stderr
+    assert not (tmp_path / "new" / "ovos-realtime.db").exists()
+    done = cli("backup", "--to", str(tmp_path / "b.db"), data_dir=tmp_path / "empty", check=False)
+    assert done.returncode == 1 and "no store at" in done.stderr, done.stderr
+    assert not (tmp_path / "b.db").exists()
+    done = cli("restore", "--from", str(not_a_store), check=False)
+    assert done.returncode == 2 and "restore needs --data-dir" in done.stderr, done.stderr
