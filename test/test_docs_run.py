@@ -48,7 +48,7 @@ def test_illustrative_blocks_are_named(page: str, index: int) -> None:
     pytest.skip(f"{page}, block {index + 1}: {reason}")
 
 
-RUNBOOKS = ("docs/runbooks/troubleshooting.md",)
+RUNBOOKS = ("docs/runbooks/troubleshooting.md", "docs/runbooks/upgrade.md")
 
 
 @pytest.mark.parametrize("page", RUNBOOKS)
