@@ -15,6 +15,7 @@ from .engine.transcription import SttBackend
 from .engine.voice_input import VadBackend
 from .observability.audit import AuditWriter
 from .observability.metrics import GatewayMetrics
+from .observability.tracing import Tracing
 from .ovos.bus import BusBridge
 from .ovos.microphone_hub import MicrophoneHub
 from .security.auth import Authenticator
@@ -49,6 +50,7 @@ class GatewayServices:
     _project_names: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.tracing = Tracing(self.settings.tracing, self.metrics.registry)
         self.auth = Authenticator(self.store)
         self.audit = AuditWriter(
             self.store, self.metrics, window_s=self.settings.audit_repeats_window_seconds
