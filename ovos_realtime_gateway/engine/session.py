@@ -322,6 +322,7 @@ class RealtimeSession:
             self._cancel_idle_timer()
             self.input.drop_before(signal.audio_start_ms)  # the turn's item starts at its prefix
             self._turn_item_id = ids.item_id()
+            log.debug("session %s: speech started at %d ms", self.id, signal.audio_start_ms)
             turn = self._begin_turn(self._turn_item_id)
             self._vad_span = turn.child("vad", ovos_realtime__audio_start_ms=signal.audio_start_ms)
             self._start_live()
@@ -338,6 +339,7 @@ class RealtimeSession:
             return
         item_id = self._turn_item_id or ids.item_id()
         self._turn_item_id = None
+        log.debug("session %s: speech stopped at %d ms", self.id, signal.audio_end_ms)
         if self._vad_span is not None:  # the VAD's end of speech: the turn goes on to STT
             self._vad_span.set(ovos_realtime__audio_end_ms=signal.audio_end_ms)
             self._vad_span.end()
@@ -498,6 +500,7 @@ class RealtimeSession:
             span.end()
             if self._turn is not turn and self.kind != "realtime":
                 turn.end()
+        log.debug("session %s: %s transcribed (%d characters)", self.id, item_id, len(text))
         item["content"][0]["transcript"] = text
         if self.transcription_requested and not self.closed:
             self.emit(
@@ -729,6 +732,8 @@ class RealtimeSession:
             if run.audio_out is not None and run.audio_out.sent_bytes:
                 self.audio_sent_once = True
         self.out_of_band.discard(run)
+        status, reason = run.outcome
+        log.debug("session %s: response %s %s%s", self.id, run.id, status, f" ({reason})" if reason else "")
         self.hooks.response_finished(*run.outcome)
         if run.spec.in_conversation:
             self.persist_items()

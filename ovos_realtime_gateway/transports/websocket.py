@@ -143,11 +143,13 @@ async def _open(
         return
     services.metrics.realtime_sessions.inc()
     audit_success(request, "realtime.connect", {"id": record.id}, 101)
+    log.info("session %s opened (%s, model %s)", record.id, record.type, record.config.get("model"))
     try:
         await _serve(request, ws, services, principal, record, handshake, outbox)
     finally:
         services.session_slots.release(principal.project_id, principal.owning_key)
         services.metrics.realtime_sessions.dec()
+        log.info("session %s closed", record.id)
 
 
 async def _refuse(ws: web.WebSocketResponse, refused: Refused, translate: Any) -> None:
