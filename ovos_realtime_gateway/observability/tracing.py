@@ -168,6 +168,9 @@ class Tracing:
         provider.add_span_processor(cast("SpanProcessor", bounded))
         self._provider = provider
         self._tracer = provider.get_tracer("ovos_realtime", __version__)
+        exporter_log = logging.getLogger("opentelemetry.exporter")
+        if not any(isinstance(f, EveryMinuteFilter) for f in exporter_log.filters):
+            exporter_log.addFilter(EveryMinuteFilter())  # a dead collector: a line a minute, not a second
         log.info("tracing on: spans go to %s", s.otlp_endpoint)
 
     def server_span(self, name: str, headers: Mapping[str, str], **attributes: Attribute | None) -> Span:
@@ -198,6 +201,21 @@ class Tracing:
         done = threading.Thread(target=provider.shutdown, name="ovos-realtime-trace-stop", daemon=True)
         done.start()
         done.join(timeout_s)
+
+
+class EveryMinuteFilter(logging.Filter):
+    """Lets one record a minute through (the exporter logs every failed export)."""
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        super().__init__()
+        self._interval_s = interval_s
+        self._last = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.created - self._last < self._interval_s:
+            return False
+        self._last = record.created
+        return True
 
 
 class CountingExporter:
