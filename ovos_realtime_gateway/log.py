@@ -75,8 +75,11 @@ class ContextFilter(logging.Filter):
 
 RequestIdFilter = ContextFilter  # the name it had when it added only the request id
 
-SECRET_PATTERN = re.compile(r"(sk-ovos-|ek_|sk-)[A-Za-z0-9_\-]{6,}|(?i:bearer)\s+[A-Za-z0-9_\-.~+/]{8,}=*")
-"""Project keys (`sk-ovos-…`), client secrets (`ek_…`), other `sk-` keys, bearer tokens."""
+SECRET_PATTERN = re.compile(
+    r"(?<![A-Za-z0-9_])(sk-ovos-|ek_|sk-|whsec_)[A-Za-z0-9_\-+/=]{6,}|(?i:bearer)\s+[A-Za-z0-9_\-.~+/]{8,}=*"
+)
+"""Project keys (`sk-ovos-…`), client secrets (`ek_…`), other `sk-` keys, webhook secrets
+(`whsec_…`), bearer tokens."""
 
 
 def redact(text: str) -> str:
