@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..log import access_log, current_project, current_request_id
+from ..observability.tracing import NO_SPAN, Span, Tracing
 from ..protocol import errors, ids
 from ..services import SERVICES
 from .guard import PRINCIPAL, RATE_STATUS
@@ -49,13 +50,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     token = current_request_id.set(request_id)
     project_token = current_project.set(None)  # the guard names it once the caller is known
     services = request.app[SERVICES]
-    span = services.tracing.server_span(
-        f"{request.method} {_route_name(request)}",
-        request.headers,
-        http__request__method=request.method,
-        http__route=_route_name(request),
-        ovos_realtime__request_id=request_id,
-    )
+    span = _server_span(services.tracing, request, request_id)
     started = time.perf_counter()
     try:
         with span.activated():
@@ -98,6 +93,20 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(errors.internal_error())
+
+
+def _server_span(tracing: Tracing, request: web.Request, request_id: str) -> Span:
+    """The request's span (nothing at all when tracing is off)."""
+    if not tracing.enabled:
+        return NO_SPAN
+    route = _route_name(request)
+    return tracing.server_span(
+        f"{request.method} {route}",
+        request.headers,
+        http__request__method=request.method,
+        http__route=route,
+        ovos_realtime__request_id=request_id,
+    )
 
 
 def _decorate(request: web.Request, response: web.StreamResponse, request_id: str, elapsed: float) -> None:
