@@ -179,11 +179,14 @@ class Tracing:
         if self._tracer is None:
             return NO_SPAN
         from opentelemetry.trace import SpanKind
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-        parent = TraceContextTextMapPropagator().extract(
-            {k.lower(): v for k, v in headers.items() if k.lower() in ("traceparent", "tracestate")}
-        )
+        traceparent = headers.get("traceparent")  # aiohttp's headers: any case
+        parent = None
+        if traceparent is not None:
+            from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+            carrier = {"traceparent": traceparent, "tracestate": headers.get("tracestate", "")}
+            parent = TraceContextTextMapPropagator().extract(carrier)  # malformed: an empty context
         span = self._tracer.start_span(name, parent, kind=SpanKind.SERVER, attributes=_attributes(attributes))
         return OtelSpan(self._tracer, span)
 
