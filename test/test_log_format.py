@@ -87,3 +87,58 @@ def test_redact_leaves_ordinary_words_alone() -> None:
     words = "task-scheduler risk-averse item_ek_abcdefghij"
     assert redact(words) == words
     assert redact("key=sk-proj-abcdefgh") == "key=sk-[REDACTED]"
+
+
+def test_log_and_tracing_settings_name_what_is_wrong() -> None:
+    from pydantic import ValidationError
+
+    from ovos_realtime_gateway.settings import GatewaySettings
+
+    with pytest.raises(ValidationError, match="otlp_endpoint"):
+        GatewaySettings.layered({"tracing": {"enabled": True, "otlp_endpoint": "collector:4318"}})
+    with pytest.raises(ValidationError, match="log_format"):
+        GatewaySettings.layered({"log_format": "yaml"})
+    settings = GatewaySettings.layered({"log_level": "debug", "log_json": True})
+    assert settings.log_level == "DEBUG" and settings.effective_log_format == "json"
+    assert GatewaySettings().tracing.enabled is False  # off by default
+    assert GatewaySettings.layered({"tracing": {"otlp_endpoint": "http://c:4318"}}).tracing.otlp_endpoint == (
+        "http://c:4318/v1/traces"
+    )
+
+
+def test_a_full_export_queue_drops_and_counts_spans_without_blocking() -> None:
+    """Fault injected: an exporter that hangs (a collector that never answers). Ending spans
+    never waits for it; past the queue's capacity they are dropped and counted."""
+    import threading
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+    from prometheus_client import CollectorRegistry, Counter
+
+    from ovos_realtime_gateway.observability.tracing import BoundedProcessor, CountingExporter
+
+    release = threading.Event()
+
+    class HangingExporter:
+        def export(self, spans: object) -> SpanExportResult:
+            release.wait(30)
+            return SpanExportResult.FAILURE
+
+        def shutdown(self) -> None:
+            return None
+
+        def force_flush(self, timeout_millis: int = 0) -> bool:
+            return True
+
+    dropped = Counter("dropped", "spans dropped", registry=CollectorRegistry())
+    counting = CountingExporter(HangingExporter(), dropped.inc)  # type: ignore[arg-type]
+    batch = BatchSpanProcessor(counting, max_queue_size=16, schedule_delay_millis=10, max_export_batch_size=4)  # type: ignore[arg-type]
+    provider = TracerProvider()
+    provider.add_span_processor(BoundedProcessor(batch, 16, counting, dropped.inc))  # type: ignore[arg-type]
+    tracer = provider.get_tracer("test")
+    for n in range(200):
+        tracer.start_span(f"span {n}").end()
+    assert 200 - 16 - 4 <= dropped._value.get() < 200  # the queue and one batch in the exporter
+    release.set()
+    provider.shutdown()
+    assert dropped._value.get() > 200 - 16 - 4  # the failed exports are counted too
