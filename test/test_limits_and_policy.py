@@ -263,6 +263,7 @@ async def test_behind_a_trusted_proxy_the_scanner_is_held_off_not_everyone(tmp_p
         "auth_failures_per_minute": 3,
         "trusted_proxies": ["127.0.0.1/32"],
         "audit_repeats_window_seconds": 1,  # a throttled address's row is written when its window closes
+        "audit_client_address": "full",  # which client the audit names (the default keeps only its /24)
     }
     gateway, key = configured_gateway(tmp_path, settings, "alpha", "proxied")
     with gateway:
