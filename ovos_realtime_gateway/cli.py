@@ -23,13 +23,13 @@ from pydantic import ValidationError
 from . import cli_data, policy_cli
 from .log import configure_logging
 from .runner import GatewayRunner
-from .security.key_admin import KeyAdminError, create_key, revoke_key, rotate_key
+from .security.key_admin import IssuedKey, KeyAdminError, create_key, revoke_key, rotate_key
 from .security.key_rotation import pending_dir, rotation_due_at
 from .security.policy import PolicyError
 from .security.secret_refs import SecretError
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings, load_config_file
-from .store import ApiKey, Store
+from .store import ApiKey, AuditEntry, Store
 from .tls import self_signed_paths
 from .version import __version__
 
@@ -292,7 +292,7 @@ def _demo(settings: GatewaySettings) -> None:
 def _keys(args: argparse.Namespace, settings: GatewaySettings) -> None:
     command = args.keys_command
     if command == "create":
-        issued = asyncio.run(_with_store(settings, lambda s: create_key(s, args.project)))
+        issued = asyncio.run(_with_store(settings, lambda s: _audited_create(s, args.project)))
         if issued.project_created:
             print(f"created project {issued.project.name} ({issued.project.id})")
         print(f"created key {issued.record.id} for project {issued.project.name}; it is shown only once:")
@@ -302,18 +302,48 @@ def _keys(args: argparse.Namespace, settings: GatewaySettings) -> None:
     elif command == "show-pending":
         _print_pending(settings, args.project, args.delete)
     elif command == "revoke":
-        key = asyncio.run(_with_store(settings, lambda s: revoke_key(s, args.key_id)))
+        key = asyncio.run(_with_store(settings, lambda s: _audited_revoke(s, args.key_id)))
         print(f"revoked key {key.id}")
     elif command == "rotate":
         grace = args.grace_seconds if args.grace_seconds is not None else settings.key_rotation_grace_seconds
         if grace < 0:
             raise CliError("--grace-seconds must be >= 0", 2)
-        issued = asyncio.run(_with_store(settings, lambda s: rotate_key(s, args.key_id, grace)))
+        issued = asyncio.run(_with_store(settings, lambda s: _audited_rotate(s, args.key_id, grace)))
         print(
             f"rotated {args.key_id} -> {issued.record.id}; the old key works for {grace} more seconds "
             f"(until {_utc(time.time() + grace)} UTC)"
         )
         print(issued.secret)
+
+
+# What an operator does to keys from the command line is audited (principal `cli`), by id only.
+
+
+async def _audit_cli(store: Store, action: str, project_id: str, key_id: str, **detail: Any) -> None:
+    entry = AuditEntry(time.time(), None, action, "allow", 200, project_id, "cli", key_id, detail)
+    await store.write_audit([entry])
+
+
+async def _audited_create(store: Store, project: str) -> IssuedKey:
+    issued = await create_key(store, project)
+    await _audit_cli(store, "key.create", issued.project.id, issued.record.id)
+    return issued
+
+
+async def _audited_revoke(store: Store, key_id: str) -> ApiKey:
+    key = await revoke_key(store, key_id)
+    await _audit_cli(store, "key.revoke", key.project_id, key.id)
+    return key
+
+
+async def _audited_rotate(store: Store, key_id: str, grace: int) -> IssuedKey:
+    issued = await rotate_key(store, key_id, grace)
+    successor = issued.record
+    await _audit_cli(
+        store, "key.rotate", successor.project_id, key_id, successor=successor.id, grace_seconds=grace
+    )
+    await _audit_cli(store, "key.create", successor.project_id, successor.id, rotated_from=key_id)
+    return issued
 
 
 def _print_keys(settings: GatewaySettings, project_name: str | None) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -170,3 +171,27 @@ def test_stopping_while_the_speech_models_load_exits_cleanly(tmp_path: Path, sig
     assert code == 0, f"exit {code}:\n{printed}\n{gateway.logs()[-3000:]}"
     assert "ovos-realtime stopped" in printed
     assert "create a key:" not in printed, "it went on serving after the signal"
+
+
+def test_key_commands_are_audited_by_id_only(tmp_path: Path) -> None:
+    """create, rotate and revoke from the command line each leave an audit row (principal `cli`)
+    naming the keys by id; the key itself is in no row."""
+    created = cli("keys", "create", "--project", "audited", data_dir=tmp_path).stdout.strip().splitlines()
+    key, first = created[-1], "key_" + created[-1].split("-")[2]
+    rotated = cli("keys", "rotate", first, "--grace-seconds", "60", data_dir=tmp_path).stdout
+    successor = re.search(r"-> (key_\w+)", rotated)
+    assert successor is not None, rotated
+    cli("keys", "revoke", successor.group(1), data_dir=tmp_path)
+    with sqlite3.connect(tmp_path / "ovos-realtime.db") as db:
+        rows = db.execute(
+            "select action, principal, resource, detail from audit_log where principal = 'cli' order by ts"
+        ).fetchall()
+    assert [(action, resource) for action, _, resource, _ in rows] == [
+        ("key.create", first),
+        ("key.rotate", first),
+        ("key.create", successor.group(1)),
+        ("key.revoke", successor.group(1)),
+    ]
+    assert json.loads(rows[1][3]) == {"successor": successor.group(1), "grace_seconds": 60}
+    new_key = rotated.strip().splitlines()[-1]
+    assert not [row for row in rows if key in str(row) or new_key in str(row)], "a key in the audit"
