@@ -223,9 +223,15 @@ SPEECH = Dashboard(
             unit="ops",
         ),
         Panel(
-            "Failed responses by reason",
-            "Responses that failed per second, by error code (ovos_timeout, tts_failed, …).",
-            (q(rate("ovos_realtime_responses_total", "reason", 'status="failed"'), "{{reason}}"),),
+            "Responses not completed, by reason",
+            "Responses per second that failed (error code: ovos_timeout, tts_failed, …) or were "
+            "cancelled (client_cancelled, turn_detected: the user spoke over the answer).",
+            (
+                q(
+                    rate("ovos_realtime_responses_total", "status, reason", 'status!="completed"'),
+                    "{{status}} {{reason}}",
+                ),
+            ),
             unit="ops",
         ),
         Panel(

@@ -150,8 +150,6 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
-        for reason in ("header_timeout", "too_many_pending"):
-            self.connections_closed.labels(reason=reason)
         self.connections_pending = Gauge(
             "ovos_realtime_connections_pending",
             "Connections open now that have not yet completed their first request's headers.",
@@ -186,8 +184,6 @@ class GatewayMetrics:
             ["transport"],
             registry=r,
         )
-        for transport in ("webrtc", "sip"):
-            self.calls_active.labels(transport=transport)
         self.audit_backlog = Gauge(
             "ovos_realtime_audit_backlog",
             "Audit entries waiting to be written to the store.",
@@ -242,6 +238,21 @@ class GatewayMetrics:
             ["project"],
             registry=r,
         )
+        self._start_at_zero()
+
+    def _start_at_zero(self) -> None:
+        """Series of bounded label sets exist from the start: a rate over them is 0, not missing,
+        and the first observation is not lost to Prometheus (it sees the counter go 0 → 1)."""
+        for transport in ("webrtc", "sip"):
+            self.calls_active.labels(transport=transport)
+        for reason in ("header_timeout", "too_many_pending"):
+            self.connections_closed.labels(reason=reason)
+        for stage in ("transcript", "first_answer", "first_audio"):
+            self.turn_latency.labels(stage=stage)
+        for stage in ("stt", "tts", "skills_first_speak"):
+            self.turn_stage_seconds.labels(stage=stage)
+        for operation in ("session", "call", "items", "audit", "retention"):
+            self.store_write_seconds.labels(operation=operation)
 
     def observe_turn(self, stage: str, seconds: float) -> None:
         self.turn_latency.labels(stage=stage).observe(seconds)
