@@ -1,15 +1,18 @@
 """The signals behind the new metrics (issue 16), each on its own: turn latency read off a
-session's events, event-loop lag, and a call's outcome. End to end, test_prometheus.py checks
-them through a real Prometheus."""
+session's events, event-loop lag, a call's outcome and an STT failure's kind. End to end,
+test_prometheus.py checks them through a real Prometheus."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from ovos_realtime_gateway.engine.transcription import SttBackend, TranscriptionFailed, transcribe
 from ovos_realtime_gateway.observability.loop_lag import watch_loop_lag
 from ovos_realtime_gateway.observability.metrics import call_outcome
 from ovos_realtime_gateway.observability.turn_latency import TurnLatency
@@ -77,3 +80,41 @@ async def test_a_blocked_event_loop_shows_as_lag() -> None:
 )
 def test_a_call_ends_with_an_outcome_a_success_ratio_can_divide(reason: str, outcome: str) -> None:
     assert call_outcome(reason) == outcome
+
+
+class Faulty:
+    """A deliberately injected fault: an STT plugin that raises, or hangs until released."""
+
+    loaded = True
+    streams = False
+
+    def __init__(self, fault: str) -> None:
+        self.fault = fault
+        self.release = threading.Event()
+
+    def warm(self) -> None:
+        return None
+
+    def transcribe(self, pcm16k: bytes, lang: str) -> str:
+        if self.fault == "raise":
+            raise RuntimeError("injected fault")
+        self.release.wait(30)
+        return "late"
+
+    def open_stream(self, lang: str) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "code"),
+    [("raise", "error", "transcription_failed")] + [("hang", "timeout", "transcription_timeout")],
+)
+async def test_an_stt_failure_is_reported_as_error_or_timeout(fault: str, kind: str, code: str) -> None:
+    told: list[str] = []
+    plugin = Faulty(fault)
+    with ThreadPoolExecutor(1) as executor:
+        backend = SttBackend(plugin, executor, timeout_s=0.2, failed=told.append)
+        with pytest.raises(TranscriptionFailed) as failed:
+            await transcribe(backend, b"\0\0" * 1600, "en-US")
+        plugin.release.set()
+    assert failed.value.code == code and told == [kind]
