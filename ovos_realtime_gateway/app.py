@@ -14,6 +14,8 @@ from .background import stop_task
 from .engine.responder import Responder
 from .engine.transcription import SttBackend
 from .log import quiet_malformed_requests
+from .observability.loop_lag import watch_loop_lag
+from .observability.metrics import GatewayMetrics
 from .ovos.bus import BusAddress, BusBridge
 from .ovos.timing import TimedTranscriber, timed_synthesis
 from .rest.forwarded import forwarded_client, networks
@@ -35,18 +37,29 @@ log = logging.getLogger("ovos_realtime.app")
 def create_services(settings: GatewaySettings) -> GatewayServices:
     """Build (not start) the parts of a gateway; compiling the policy fails fast on a bad file."""
     secrets = GatewaySecrets.from_settings(settings)
+    metrics = GatewayMetrics()
+    vad_failed = metrics.speech_failures.labels(component="vad", plugin=settings.vad_plugin, kind="error")
     services = GatewayServices(
         settings=settings,
+        metrics=metrics,
         store=Store(settings.resolved_data_dir),
         policy=PolicyEngine.from_settings(settings.policy_file, settings.opa_url, secrets.opa_token),
         secrets=secrets,
         vad=vad_backend(
-            settings.vad_plugin, settings.vad_config, settings.vad_silence_floor_dbfs, settings.vad_frame_ms
+            settings.vad_plugin,
+            settings.vad_config,
+            settings.vad_silence_floor_dbfs,
+            settings.vad_frame_ms,
+            failed=vad_failed.inc,
         ),
         bus=BusBridge(BusAddress.parse(settings.messagebus_url)) if settings.messagebus_url else None,
     )
     failures = services.metrics.secret_refresh_failures
     secrets.resolver.on_refresh_failed = lambda setting: failures.labels(setting=setting).inc()
+    store_write = metrics.store_write_seconds
+    services.store.observe_write = lambda operation, seconds: store_write.labels(operation=operation).observe(
+        seconds
+    )
     from ovos_realtime_listener_plugin.stt import OpmTranscriber
 
     stage = services.metrics.turn_stage_seconds
@@ -55,7 +68,14 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         stage.labels(stage="stt").observe,
         lambda mode: services.metrics.transcriptions.labels(mode=mode).inc(),
     )
-    services.stt = SttBackend(transcriber, services.plugins, settings.lang, settings.stt_timeout_seconds)
+    failures = services.metrics.speech_failures
+    services.stt = SttBackend(
+        transcriber,
+        services.plugins,
+        settings.lang,
+        settings.stt_timeout_seconds,
+        failed=lambda kind: failures.labels(component="stt", plugin=settings.stt_plugin, kind=kind).inc(),
+    )
     if services.bus is not None:
         from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
 
@@ -66,6 +86,9 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
             settings.tts_voices,
             settings.tts_transformers,
         )
+    services.metrics.speech_plugins(
+        settings.stt_plugin, settings.tts_plugin if services.speech is not None else None, settings.vad_plugin
+    )
     return services
 
 
@@ -138,6 +161,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if services.secrets.resolver.refreshes
         else None
     )
+    lag = asyncio.get_running_loop().create_task(
+        watch_loop_lag(services.metrics.event_loop_lag.observe), name="event-loop-lag"
+    )
     warming: asyncio.Task[None] | None = None
     if services.bus is not None:
         services.bus.start()
@@ -150,6 +176,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if refreshing is not None:
         await stop_task(refreshing)
     services.secrets.resolver.close()
+    await stop_task(lag)
     await services.calls.end_all()
     if sip is not None:
         await sip.stop()

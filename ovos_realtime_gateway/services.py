@@ -86,6 +86,9 @@ class GatewayServices:
         self.session_slots = SessionSlots(
             project_limit=lambda pid: self.limits(pid).concurrent_sessions,
             key_limit=lambda pid: self.limits(pid).concurrent_sessions_per_key,
+            decided=lambda allowed: self.metrics.rate_limit_decisions.labels(
+                limit="sessions", result="allowed" if allowed else "throttled"
+            ).inc(),
         )
 
     def limits(self, project_id: str) -> RateLimits:

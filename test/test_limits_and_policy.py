@@ -51,6 +51,7 @@ def test_requests_per_minute_per_key(tmp_path: Path, make_sdk: SdkFactory) -> No
         assert http("GET", f"{gw.api_base}/models", key=other).status == 200
         metrics = http("GET", f"{gw.base_url}/metrics").body.decode()
         assert 'ovos_realtime_rate_limited_total{scope="key"}' in metrics
+        assert 'ovos_realtime_rate_limit_decisions_total{limit="requests",result="throttled"} 2.0' in metrics
 
 
 @pytest.mark.slow
@@ -106,6 +107,8 @@ def test_custom_policy_denial_is_403_audited_and_counted(tmp_path: Path, make_sd
         assert rows == [("client_secrets.create", "denied")]
         metrics = http("GET", f"{gw.base_url}/metrics").body.decode()
         assert 'ovos_realtime_policy_denials_total{action="client_secrets.create"} 1.0' in metrics
+        decided = 'ovos_realtime_policy_decisions_total{action="client_secrets.create",result="denied"} 1.0'
+        assert decided in metrics
 
 
 def _closed_port() -> int:
@@ -188,6 +191,9 @@ async def test_websocket_upgrade_is_policy_checked_and_session_limited(tmp_path:
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("the slot of a closed session was never released")
+            metrics = http("GET", f"{limited.base_url}/metrics").body.decode()
+            throttled = 'ovos_realtime_rate_limit_decisions_total{limit="sessions",result="throttled"} 1.0'
+            assert throttled in metrics
 
 
 async def test_an_address_that_keeps_failing_authentication_is_held_off(tmp_path: Path) -> None:

@@ -155,6 +155,10 @@ def test_a_tts_plugin_that_hangs_or_raises_fails_that_answer_only(
             assert time.monotonic() - started < 20
             assert spoken.status == "failed" and spoken.status_details.error.code == code, spoken
             assert says in spoken.status_details.error.message
+            metrics = http("GET", f"{gateway.base_url}/metrics").body.decode()
+            kind = "timeout" if fault == "hang" else "error"
+            labels = f'component="tts",kind="{kind}",plugin="ovos-tts-plugin-injected-fault"'
+            assert f"ovos_realtime_speech_failures_total{{{labels}}} 1.0" in metrics
             typed, _ = asyncio.run(ask(gateway, key, "hello world"))
             assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
 

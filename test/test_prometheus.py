@@ -1,18 +1,21 @@
-"""Alerts an operator can trust (issue 16): the rules are valid and unit-tested with promtool,
-each links to its runbook section, and a real Prometheus (Debian's) scraping a gateway that served
-real traffic accepts every rule's query and has a series for every metric the rules read."""
+"""Alerts and dashboards an operator can trust (issue 16): the rules are valid and unit-tested with
+promtool, each links to its runbook section; the committed Grafana dashboards are the generated
+ones; and a real Prometheus (Debian's) scraping a gateway that served real traffic — answered by
+real OVOS skills — accepts every rule's query, has a series for every metric the rules read, and
+has data for every dashboard panel's query."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import math
 import re
 import shutil
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +23,11 @@ import openai
 import pytest
 import yaml
 
-from ovos_realtime_gateway.ovos.stack import free_port
+from ovos_realtime_gateway.observability import dashboards
+from ovos_realtime_gateway.ovos.stack import OvosStack, free_port
 
-from .gateway_process import GatewayProcess, configured_gateway, http
+from .gateway_process import GatewayProcess, configured_gateway, create_key, http
+from .realtime_helpers import say_and_ask
 from .speech import chunks, user_speech_pcm
 from .test_webrtc_calls import place_call
 from .webrtc_peer import CallPeer
@@ -30,7 +35,10 @@ from .webrtc_peer import CallPeer
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 RUNBOOK = ROOT / "docs" / "runbooks" / "alerts.md"
-METRIC = re.compile(r"\b(?:ovos_realtime_[a-z_]+|process_resident_memory_bytes)\b")
+DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
+PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
+METRIC = re.compile(r"\b(?:ovos_realtime_[a-z_]+|process_[a-z_]+)\b")
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$instance": ".*"}  # what Grafana puts in a query
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -69,61 +77,67 @@ def test_every_alert_links_to_its_runbook_section() -> None:
         assert anchor in headings, f"{rule['alert']}: no section #{anchor} in {page}"
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, str]]:
-    root = tmp_path_factory.mktemp("prometheus")
-    gateway, key = configured_gateway(root, {}, "observed", "observed")
-    with gateway:
-        asyncio.run(_traffic(gateway, key))
-        yield gateway, key
-
-
-async def _traffic(gateway: GatewayProcess, key: str) -> None:
-    """What an operator's gateway sees: a text turn, a spoken turn, a denied request, a wrong
-    key, and a WebRTC call placed and hung up."""
-    sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
-    secret = sdk.realtime.client_secrets.create().value
-    assert http("GET", f"{gateway.api_base}/models", key=secret).status == 403  # a policy denial
-    assert http("GET", f"{gateway.api_base}/models", key="sk-ovos-wrong").status == 401
-    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
-    async with client.realtime.connect(model="gpt-realtime") as conn:
-        await conn.recv()
-        transcription = {"model": "whisper-1"}
-        await conn.session.update(
-            session={
-                "type": "realtime",
-                "output_modalities": ["text"],
-                "audio": {"input": {"turn_detection": None, "transcription": transcription}},  # type: ignore[typeddict-item]
-            }
+def test_the_committed_dashboards_are_the_ones_the_module_generates() -> None:
+    generated = dashboards.files()
+    assert {p.name for p in DASHBOARDS.glob("*.json")} == set(generated)
+    for name, text in generated.items():
+        assert (DASHBOARDS / name).read_text() == text, (
+            f"{name} is stale: run python -m ovos_realtime_gateway.observability.dashboards"
         )
-        for part in chunks(user_speech_pcm("what time is it", tail_ms=300)):
-            await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
-        await conn.input_audio_buffer.commit()
-        await conn.response.create()
-        seen: set[str] = set()
-        async for event in conn:
-            seen.add(event.type)
-            transcribed = any(t.startswith("conversation.item.input_audio_transcription.") for t in seen)
-            if "response.done" in seen and transcribed:
-                break
-    await client.close()
-    peer = CallPeer()
-    try:
-        call_id = await place_call(sdk, peer)
-        await peer.until("session.created")
-        await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
-    finally:
-        await peer.close()
+    provider = yaml.safe_load((PROVISIONING / "dashboards" / "ovos-realtime.yml").read_text())
+    assert provider["providers"][0]["type"] == "file"
+    source = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
+    assert source["datasources"][0]["type"] == "prometheus"
+    titles = {json.loads(text)["title"] for text in generated.values()}
+    assert {"Overview", "Calls", "Speech pipeline", "Security", "Capacity"} == {
+        title.removeprefix("ovos-realtime / ") for title in titles
+    }
+
+
+def _panel_queries() -> list[tuple[str, str]]:
+    """(dashboard / panel, PromQL) of every committed panel, as Grafana would send it."""
+    out = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"]
+                for variable, value in GRAFANA_VARIABLES.items():
+                    expr = expr.replace(variable, value)
+                out.append((f"{board['title']} / {panel['title']}", expr))
+    return out
 
 
 @pytest.fixture(scope="module")
-def prometheus(served: tuple[GatewayProcess, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def answering(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, str]]:
+    """A gateway answered by OVOS (its speech plugins load while ovos-core loads its skills),
+    which has served the traffic once already: every series exists before Prometheus scrapes."""
+    root = tmp_path_factory.mktemp("observed")
+    with OvosStack(root / "ovos") as ovos:
+        settings = {
+            "messagebus_url": ovos.bus_url,
+            "project_limits": {"throttled": {"requests_per_minute": 1}},  # a 429 for the dashboards
+        }
+        gateway, key = configured_gateway(root, settings, "observed", "observed")
+        with gateway:
+            ovos.wait_ready(180)
+            deadline = time.monotonic() + 120  # the speech plugins load after start
+            while (ready := http("GET", f"{gateway.base_url}/readyz")).status != 200:
+                assert time.monotonic() < deadline, ready.body
+                time.sleep(0.2)
+            asyncio.run(_traffic(gateway, key, create_key(gateway.data_dir, "throttled")))
+            yield gateway, key
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    answering: tuple[GatewayProcess, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("prometheus is missing: scripts/install-system-deps test installs it")
-    gateway, _ = served
     root = tmp_path_factory.mktemp("prometheus-server")
-    target = gateway.base_url.removeprefix("http://")
+    target = answering[0].base_url.removeprefix("http://")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(RULES)],
@@ -156,6 +170,85 @@ def prometheus(served: tuple[GatewayProcess, str], tmp_path_factory: pytest.Temp
         server.wait(30)
 
 
+@pytest.fixture(scope="module")
+def observed(answering: tuple[GatewayProcess, str], prometheus: str) -> str:
+    """Prometheus, once it has scraped the gateway before and after real traffic (so every rate
+    over the traffic is one Prometheus can compute)."""
+    process, key = answering
+    asyncio.run(_traffic(process, key, create_key(process.data_dir, "throttled")))
+    _until(prometheus, 'sum(ovos_realtime_calls_total{outcome="completed"})', lambda v: v >= 2)
+    _until(prometheus, 'sum(ovos_realtime_turn_latency_seconds_count{stage="transcript"})', lambda v: v >= 2)
+    return prometheus
+
+
+def _until(api: str, promql: str, good: Callable[[float], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not (values := _query(api, promql)) or not good(values[0]):
+        assert time.monotonic() < deadline, f"{promql} is {values}"
+        time.sleep(0.5)
+
+
+async def _traffic(gateway: GatewayProcess, key: str, throttled: str) -> None:
+    """What an operator's gateway sees: a policy denial, a wrong key, a throttled key, a spoken
+    turn and a typed turn answered aloud by OVOS's skills, a cancelled response, a client mistake,
+    and a WebRTC call placed and hung up."""
+    sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    secret = sdk.realtime.client_secrets.create().value
+    assert http("GET", f"{gateway.api_base}/models", key=secret).status == 403  # a policy denial
+    assert http("GET", f"{gateway.api_base}/models", key="sk-ovos-wrong").status == 401
+    statuses = [http("GET", f"{gateway.api_base}/models", key=throttled).status for _ in range(2)]
+    assert statuses[-1] == 429, "the throttled project allows one request a minute"
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv()
+        vad = {"type": "server_vad", "silence_duration_ms": 500}
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "audio": {"input": {"turn_detection": vad, "transcription": {"model": "ovos-stt"}}},  # type: ignore[typeddict-item]
+            }
+        )
+        await conn.recv()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for n, part in enumerate(chunks(user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200))):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
+            await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
+        assert (await _until_done(conn)).status == "completed"
+        await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+        await say_and_ask(conn, "hello world")
+        assert (await _until_done(conn)).status == "completed"
+        for part in chunks(user_speech_pcm("hello world", tail_ms=300)):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
+        await conn.input_audio_buffer.commit()
+        await conn.response.create()
+        async for event in conn:
+            if event.type == "response.created":  # it waits for the transcript: cancelled before
+                await conn.response.cancel()
+                break
+        assert (await _until_done(conn)).status == "cancelled"
+        await conn.send({"type": "conversation.item.retrieve", "item_id": "item_missing"})
+        async for event in conn:
+            if event.type == "error":
+                break
+    await client.close()
+    peer = CallPeer()
+    try:
+        call_id = await place_call(sdk, peer)
+        await peer.until("session.created")
+        await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+    finally:
+        await peer.close()
+    sdk.close()
+
+
+async def _until_done(conn: Any) -> Any:
+    async for event in conn:
+        if event.type == "response.done":
+            return event.response
+    raise AssertionError("the connection closed before response.done")
+
+
 def _query(api: str, promql: str) -> list[float] | None:
     """The values of an instant query, or None when Prometheus refuses it."""
     url = f"{api}/query?" + urllib.parse.urlencode({"query": promql})
@@ -168,21 +261,41 @@ def _query(api: str, promql: str) -> list[float] | None:
     return [float(sample["value"][1]) for sample in answer["data"]["result"]]
 
 
-def test_a_real_prometheus_takes_every_rule_and_has_what_each_reads(prometheus: str) -> None:
+@pytest.mark.slow
+def test_a_real_prometheus_takes_every_rule_and_has_what_each_reads(observed: str) -> None:
     names: set[str] = set()
     for rule in _rules():
         expr = rule["expr"]
-        assert _query(prometheus, expr) is not None, f"{rule['alert']}: Prometheus refuses {expr!r}"
+        assert _query(observed, expr) is not None, f"{rule['alert']}: Prometheus refuses {expr!r}"
         names |= set(METRIC.findall(expr))
     assert "ovos_realtime_responses_total" in names and "process_resident_memory_bytes" in names
-    deadline = time.monotonic() + 30
-    missing = names
-    while missing and time.monotonic() < deadline:
-        missing = {name for name in names if not _query(prometheus, f"count({name})")}
-        time.sleep(1)
+    missing = {name for name in names if not _query(observed, f"count({name})")}
     assert not missing, f"the gateway exposes no series for {sorted(missing)}"
-    failed = _query(
-        prometheus, 'sum(ovos_realtime_responses_total{status="failed",reason="responder_unavailable"})'
+    completed = _query(observed, 'sum(ovos_realtime_responses_total{status="completed"})')
+    assert completed and completed[0] >= 2, "the skills' answers were counted as completed"
+    assert _query(
+        observed, 'ovos_realtime_calls_total{transport="webrtc",reason="hangup",outcome="completed"}'
+    ) == [2.0], "each of the two calls was counted, with how it ended"
+
+
+@pytest.mark.slow
+def test_every_dashboard_panel_has_data_in_a_real_prometheus(observed: str) -> None:
+    """Each panel's query, as Grafana sends it, is valid and returns at least one number (NaN is
+    a panel with nothing to show); the $instance variable's own query too."""
+    empty = []
+    queries = _panel_queries()
+    assert len(queries) >= 35
+    for where, expr in [("$instance", "count by (instance) (ovos_realtime_build_info)"), *queries]:
+        values = _query(observed, expr)
+        assert values is not None, f"{where}: Prometheus refuses {expr!r}"
+        if not any(math.isfinite(v) for v in values):
+            empty.append(f"{where}: {expr} → {values}")
+    assert not empty, "panels without data:\n" + "\n".join(empty)
+    stages = _query(observed, "count by (stage) (ovos_realtime_turn_latency_seconds_count > 0)")
+    assert stages is not None and len(stages) == 3, "transcript, first_answer and first_audio were timed"
+    denied = _query(observed, 'sum(ovos_realtime_policy_decisions_total{result="denied"})')
+    assert denied == [2.0], "the two rounds' policy denials"
+    throttled = _query(
+        observed, 'sum(ovos_realtime_rate_limit_decisions_total{limit="requests",result="throttled"})'
     )
-    assert failed and failed[0] >= 1, "the response (no OVOS here) was counted as failed, with why"
-    assert _query(prometheus, 'ovos_realtime_calls_total{transport="webrtc",reason="hangup"}') == [1.0]
+    assert throttled and throttled[0] >= 2, "the two rounds' 429s"

@@ -324,7 +324,9 @@ async def test_a_call_that_never_connects_is_cleaned_up(tmp_path: Path) -> None:
         await wait_for_metric(gateway, "ovos_realtime_peer_connections", 0)
         await wait_for_metric(gateway, "ovos_realtime_sessions_open", 0)
         text = http("GET", f"{gateway.base_url}/metrics").body.decode()
-        assert 'ovos_realtime_calls_total{reason="connect_timeout",transport="webrtc"} 1.0' in text
+        ended = 'ovos_realtime_calls_total{outcome="failed",reason="connect_timeout",transport="webrtc"} 1.0'
+        assert ended in text
+        assert 'ovos_realtime_calls_active{transport="webrtc"} 0.0' in text
 
 
 @pytest.fixture

@@ -23,7 +23,9 @@ from ..audio import InputTranscoder, OutputTranscoder
 from ..engine.responder import Responder
 from ..engine.session import RealtimeSession, SessionOptions
 from ..log import log_context
+from ..observability.metrics import call_outcome
 from ..observability.tracing import NO_SPAN, Span, current_span
+from ..observability.turn_latency import TurnLatency
 from ..protocol import errors
 from ..protocol.server_events import Event, error_event, event
 from ..security.auth import Principal
@@ -84,6 +86,7 @@ class Call:
         self.services.calls.add(self)
         self.services.metrics.realtime_sessions.inc()
         self.services.events.call_started(self)
+        self.services.metrics.calls_active.labels(transport=self.transport).inc()
         self.hold_for(self.principal)
         self.created_at = int(time.time())
         waiting = "ringing" if self.transport == "sip" else "connecting"
@@ -113,6 +116,7 @@ class Call:
             self.services.calls.remove(self)
             self.services.session_slots.release(self.project_id, self.principal.owning_key)
             self.services.metrics.realtime_sessions.dec()
+            self.services.metrics.calls_active.labels(transport=self.transport).dec()
 
     # -- the session ---------------------------------------------------------------------------
 
@@ -136,7 +140,7 @@ class Call:
             config=record.config,
             expires_at=record.expires_at or 0,
             responder=responder,
-            emit=self._emit,
+            emit=TurnLatency(self._emit, self.services.metrics.observe_turn),
             options=SessionOptions(
                 queue_responses=self.services.settings.queue_responses,
                 is_call=True,
@@ -338,7 +342,10 @@ class Call:
             await self.close_transport()
         except Exception:  # a half-set-up transport may fail to close; it is gone either way
             log.debug("call %s: closing the transport failed", self.id, exc_info=True)
-        self.services.metrics.calls.labels(transport=self.transport, reason=self.end_reason or "ended").inc()
+        reason = self.end_reason or "ended"
+        self.services.metrics.calls.labels(
+            transport=self.transport, reason=reason, outcome=call_outcome(reason)
+        ).inc()
         self.services.events.call_ended(self)
         if self.session is not None and self._store_hooks is not None:
             try:  # the conversation first: retention may delete a closed session, never an active one

@@ -61,6 +61,7 @@ class SttBackend:
     executor: Executor
     default_lang: str = "en-US"
     timeout_s: float = 30.0
+    failed: Callable[[str], None] = lambda kind: None  # told "error" or "timeout" (metrics)
 
 
 class TranscriptionFailed(Exception):
@@ -78,14 +79,17 @@ async def recognise(backend: SttBackend, call: Callable[[], str]) -> str:
         try:
             await loop.run_in_executor(backend.executor, backend.transcriber.warm)
         except Exception as exc:
+            backend.failed("error")
             raise TranscriptionFailed(f"Speech recognition failed: {exc}", "transcription_failed") from exc
     try:
         text = await asyncio.wait_for(loop.run_in_executor(backend.executor, call), backend.timeout_s)
     except asyncio.TimeoutError:
+        backend.failed("timeout")
         raise TranscriptionFailed(
             f"Speech recognition took longer than {backend.timeout_s:.0f} s.", "transcription_timeout"
         ) from None
     except Exception as exc:
+        backend.failed("error")
         raise TranscriptionFailed(f"Speech recognition failed: {exc}", "transcription_failed") from exc
     return str(text or "").strip()
 

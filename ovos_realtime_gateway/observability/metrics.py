@@ -10,6 +10,23 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from ..version import __version__
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+VOICE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+"""A spoken turn: under 0.3 s feels instant, 1 s is a pause, past 3 s the user repeats themself."""
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+CALL_OUTCOMES = {
+    "connect_timeout": "failed",  # WebRTC media never connected
+    "offer_refused": "failed",  # the SDP offer could not be answered
+    "ring_timeout": "failed",  # SIP: nobody accepted the call in time
+    "rejected": "rejected",  # SIP: the application declined it
+    "caller_cancelled": "abandoned",  # SIP: the caller gave up while it rang
+}
+"""How a call ended → its outcome; every other reason (hangup, session_closed, …) is `completed`."""
+
+
+def call_outcome(reason: str) -> str:
+    """`completed`, `failed`, `rejected` or `abandoned`: what a call success ratio divides."""
+    return CALL_OUTCOMES.get(reason, "completed")
 
 
 class GatewayMetrics:
@@ -44,6 +61,20 @@ class GatewayMetrics:
             ["action"],
             registry=r,
         )
+        self.policy_decisions = Counter(
+            "ovos_realtime_policy_decisions",
+            "Policy decisions, by action and result: allowed, denied, unavailable (the policy could "
+            "not be asked; refused). The denial's reason text is in the audit log.",
+            ["action", "result"],
+            registry=r,
+        )
+        self.rate_limit_decisions = Counter(
+            "ovos_realtime_rate_limit_decisions",
+            "Rate-limit checks, by limit (requests: per minute; sessions: concurrent sessions; "
+            "auth_failures: failed authentications per address) and result (allowed, throttled).",
+            ["limit", "result"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "ovos_realtime_rate_limited",
             "Requests refused by a rate limit, by scope (project or key).",
@@ -63,6 +94,21 @@ class GatewayMetrics:
             "skills_first_speak (utterance sent to first speak from OVOS).",
             ["stage"],
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
+        self.turn_latency = Histogram(
+            "ovos_realtime_turn_latency_seconds",
+            "Time from the end of the user's turn (audio committed, by server VAD or the client; "
+            "for a typed turn, the response's start) to: transcript (its transcription completed), "
+            "first_answer (the response's first text) and first_audio (its first audio).",
+            ["stage"],
+            buckets=VOICE_BUCKETS,
+            registry=r,
+        )
+        self.speech_failures = Counter(
+            "ovos_realtime_speech_failures",
+            "Speech plugin failures, by component (stt, tts, vad), plugin and kind (error, timeout).",
+            ["component", "plugin", "kind"],
             registry=r,
         )
         self.transcriptions = Counter(
@@ -127,13 +173,35 @@ class GatewayMetrics:
         )
         self.calls = Counter(
             "ovos_realtime_calls",
-            "Calls ended, by transport and how they ended.",
-            ["transport", "reason"],
+            "Calls ended, by transport, how they ended (reason) and outcome: completed, failed "
+            "(never connected or answered), rejected, abandoned (the caller gave up).",
+            ["transport", "reason", "outcome"],
+            registry=r,
+        )
+        self.calls_active = Gauge(
+            "ovos_realtime_calls_active",
+            "Calls in progress now (ringing, connecting or connected), by transport.",
+            ["transport"],
             registry=r,
         )
         self.audit_backlog = Gauge(
             "ovos_realtime_audit_backlog",
             "Audit entries waiting to be written to the store.",
+            registry=r,
+        )
+        self.store_write_seconds = Histogram(
+            "ovos_realtime_store_write_seconds",
+            "Time from a store write being queued to it being committed, by operation (session, "
+            "call, items, audit, retention): the queue wait behind other queries included.",
+            ["operation"],
+            buckets=STORE_BUCKETS,
+            registry=r,
+        )
+        self.event_loop_lag = Histogram(
+            "ovos_realtime_event_loop_lag_seconds",
+            "How late the event loop ran a timer (sampled every half second): blocking work on "
+            "the loop delays every session.",
+            buckets=LAG_BUCKETS,
             registry=r,
         )
         self.store_deleted_rows = Counter(
@@ -170,6 +238,31 @@ class GatewayMetrics:
             ["project"],
             registry=r,
         )
+        self._start_at_zero()
+
+    def _start_at_zero(self) -> None:
+        """Series of bounded label sets exist from the start: a rate over them is 0, not missing,
+        and the first observation is not lost to Prometheus (it sees the counter go 0 → 1)."""
+        for transport in ("webrtc", "sip"):
+            self.calls_active.labels(transport=transport)
+        for reason in ("header_timeout", "too_many_pending"):
+            self.connections_closed.labels(reason=reason)
+        for stage in ("transcript", "first_answer", "first_audio"):
+            self.turn_latency.labels(stage=stage)
+        for stage in ("stt", "tts", "skills_first_speak"):
+            self.turn_stage_seconds.labels(stage=stage)
+        for operation in ("session", "call", "items", "audit", "retention"):
+            self.store_write_seconds.labels(operation=operation)
+
+    def observe_turn(self, stage: str, seconds: float) -> None:
+        self.turn_latency.labels(stage=stage).observe(seconds)
+
+    def speech_plugins(self, stt: str, tts: str | None, vad: str) -> None:
+        """Start the configured plugins' failure counters at 0 (a rate of 0, not a missing series)."""
+        for component, plugin in (("stt", stt), ("tts", tts), ("vad", vad)):
+            if plugin:
+                for kind in ("error", "timeout"):
+                    self.speech_failures.labels(component=component, plugin=plugin, kind=kind)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -116,8 +116,12 @@ async def admit(
 ) -> LimitStatus:
     """Rate limit, then the policy, for an authenticated principal (audited when refused)."""
     status = services.limiter.check(principal.project_id, principal.owning_key)
+    metrics = services.metrics
+    metrics.rate_limit_decisions.labels(
+        limit="requests", result="allowed" if status.allowed else "throttled"
+    ).inc()
     if not status.allowed:
-        services.metrics.rate_limited.labels(scope=status.scope).inc()
+        metrics.rate_limited.labels(scope=status.scope).inc()
         repeats = f"{principal.credential_id} {status.scope}"
         _audit(services, action, "rate_limited", 429, principal, resource, repeats, scope=status.scope)
         raise errors.rate_limited(status.scope, status.limit, status.retry_after_s)
@@ -125,6 +129,7 @@ async def admit(
     try:
         decision = await services.policy.decide(policy_input(principal, action, resource, request_info))
     except PolicyUnavailable as exc:
+        metrics.policy_decisions.labels(action=action, result="unavailable").inc()
         _audit(services, action, "policy_unavailable", 503, principal, resource, error=str(exc))
         raise errors.ApiError(
             503,
@@ -132,9 +137,10 @@ async def admit(
             type=errors.SERVER_ERROR,
             code="policy_unavailable",
         ) from None
+    metrics.policy_decisions.labels(action=action, result="allowed" if decision.allow else "denied").inc()
     services.events.policy_decision(action, decision.allow, decision.reason, principal.project_id)
     if not decision.allow:
-        services.metrics.policy_denials.labels(action=action).inc()
+        metrics.policy_denials.labels(action=action).inc()
         foreign = (resource or {}).get("project_id") not in (None, principal.project_id)
         if hidden is not None and foreign:
             _audit(services, action, "denied", hidden.status, principal, resource, reason=decision.reason)
@@ -153,6 +159,9 @@ async def _authenticate(
 ) -> Principal:
     address = request.remote or "unknown"
     wait = services.auth_throttle.blocked(address)
+    services.metrics.rate_limit_decisions.labels(
+        limit="auth_failures", result="allowed" if wait is None else "throttled"
+    ).inc()
     if wait is not None:
         services.metrics.auth_failures.labels(reason="throttled").inc()
         _audit(services, action, "throttled", 429, None, resource, address, remote=address)

@@ -125,17 +125,25 @@ class SessionSlots:
 
     project_limit: Callable[[str], int]
     key_limit: Callable[[str], int]
+    decided: Callable[[bool], None] = lambda allowed: None  # told each result (metrics)
     _counts: dict[str, int] = field(default_factory=dict)
 
     def try_acquire(self, project_id: str, key_id: str) -> str | None:
         """Take a slot; return None on success or the scope ("project"/"key") that is full."""
+        full = self._full(project_id, key_id)
+        self.decided(full is None)
+        if full is not None:
+            return full
         p, k = f"p:{project_id}", f"k:{key_id}"
-        if self._counts.get(p, 0) >= self.project_limit(project_id):
-            return "project"
-        if self._counts.get(k, 0) >= self.key_limit(project_id):
-            return "key"
         self._counts[p] = self._counts.get(p, 0) + 1
         self._counts[k] = self._counts.get(k, 0) + 1
+        return None
+
+    def _full(self, project_id: str, key_id: str) -> str | None:
+        if self._counts.get(f"p:{project_id}", 0) >= self.project_limit(project_id):
+            return "project"
+        if self._counts.get(f"k:{key_id}", 0) >= self.key_limit(project_id):
+            return "key"
         return None
 
     def release(self, project_id: str, key_id: str) -> None:

@@ -42,6 +42,7 @@ class Store:
         self.path = Path(data_dir) / DB_FILENAME
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ovos-realtime-store")
         self._db: Database | None = None
+        self.observe_write: Callable[[str, float], None] = lambda operation, seconds: None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -67,6 +68,14 @@ class Store:
     async def _run(self, fn: Callable[[Database], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(self._database()))
+
+    async def _write(self, operation: str, fn: Callable[[Database], T]) -> T:
+        """`_run` for a write, timed from queued to committed into `observe_write`."""
+        start = time.perf_counter()
+        try:
+            return await self._run(fn)
+        finally:
+            self.observe_write(operation, time.perf_counter() - start)
 
     async def close(self) -> None:
         def _close(db: Database) -> None:
@@ -197,12 +206,12 @@ class Store:
         return await self._run(op)
 
     async def save_session(self, session: SessionRecord) -> None:
-        await self._run(lambda db: db.table("sessions").upsert(session.to_row(), pk="id"))
+        await self._write("session", lambda db: db.table("sessions").upsert(session.to_row(), pk="id"))
 
     async def save_call(self, call: dict[str, Any]) -> None:
         """Insert or update a call's row (id, project_id, session_id, transport, status,
         created_at, ended_at, end_reason)."""
-        await self._run(lambda db: db.table("calls").upsert(call, pk="id"))
+        await self._write("call", lambda db: db.table("calls").upsert(call, pk="id"))
 
     async def list_calls(self, project_id: str | None = None) -> list[dict[str, Any]]:
         def op(db: Database) -> list[dict[str, Any]]:
@@ -267,7 +276,7 @@ class Store:
                 db.conn.executemany(_UPSERT_ITEM, rows)
 
         if changes:
-            await self._run(op)
+            await self._write("items", op)
 
     async def list_items(self, session_id: str) -> list[dict[str, Any]]:
         def op(db: Database) -> list[dict[str, Any]]:
@@ -303,7 +312,7 @@ class Store:
                 db.table("audit_log").insert_all(rows)
 
         if rows:
-            await self._run(op)
+            await self._write("audit", op)
 
     async def audit_rows(self, request_id: str | None = None) -> list[dict[str, Any]]:
         def op(db: Database) -> list[dict[str, Any]]:
@@ -324,7 +333,7 @@ class Store:
                 cursor = db.execute(sql, {"cutoff": cutoff, "now": now, "limit": limit})
                 return int(cursor.rowcount)
 
-        return await self._run(op)
+        return await self._write("retention", op)
 
     async def checkpoint(self) -> bool:
         """Copy the WAL into the database and empty it, so rows deleted since are gone from both

@@ -12,6 +12,8 @@ from ..security.auth import Principal
 from ..services import GatewayServices
 from ..store import ItemLedger, SessionRecord
 
+TTS_FAILURES = {"tts_failed": "error", "tts_timeout": "timeout"}  # a response's failure → kind
+
 
 class StoreHooks(SessionHooks):
     """Keeps the session row and its conversation in the store; reports the key's request budget."""
@@ -39,7 +41,11 @@ class StoreHooks(SessionHooks):
 
     def response_finished(self, run: ResponseRun) -> None:
         status, reason = run.outcome
-        self.services.metrics.responses.labels(status=status, reason=reason).inc()
+        metrics = self.services.metrics
+        metrics.responses.labels(status=status, reason=reason).inc()
+        if reason in TTS_FAILURES:
+            plugin = self.services.settings.tts_plugin
+            metrics.speech_failures.labels(component="tts", plugin=plugin, kind=TTS_FAILURES[reason]).inc()
         self.services.events.response_finished(run)
 
     def rate_limits(self) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from ..engine.responder import Responder, UnavailableResponder
 from ..engine.session import RealtimeSession, SessionHooks, SessionOptions
 from ..log import log_context
 from ..observability.tracing import current_span
+from ..observability.turn_latency import TurnLatency
 from ..ovos.microphone import MICROPHONE_MODEL, MicrophoneFeed, guard_microphone, microphone_in_use
 from ..protocol import dialect, errors, ids
 from ..protocol.server_events import error_event
@@ -418,7 +419,7 @@ async def _serve(
         config=record.config,
         expires_at=record.expires_at or 0,
         responder=responder,
-        emit=outbox.put,
+        emit=TurnLatency(outbox.put, services.metrics.observe_turn),
         options=SessionOptions(
             queue_responses=services.settings.queue_responses,
             audio_memory_bytes=services.settings.session_audio_memory_bytes,
