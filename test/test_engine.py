@@ -112,6 +112,24 @@ async def test_cancel_active_and_cancel_nothing() -> None:
     assert h.session.active is None
 
 
+async def test_a_cancel_right_behind_the_create_still_ends_the_response() -> None:
+    """`response.cancel` sent in the same breath as `response.create` (before the response's task
+    ran at all): the client still gets `response.created` and a cancelled `response.done`, never
+    silence it would wait on forever."""
+    h = Harness(ScriptedResponder("one two three", delay=0.05))
+    await h.send({"type": "response.create"})
+    await h.send({"type": "response.cancel"})
+    assert [e["type"] for e in h.events if e["type"].startswith("response.")][:1] == ["response.created"]
+    done = h.of("response.done")
+    assert len(done) == 1, h.types()
+    assert done[0]["response"]["status"] == "cancelled"
+    assert done[0]["response"]["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}
+    assert h.session.active is None
+    await h.send({"type": "response.create"})  # and the session answers the next one
+    await h.settle()
+    assert h.of("response.done")[-1]["response"]["status"] == "completed"
+
+
 async def test_unavailable_responder_fails_clearly() -> None:
     h = Harness(UnavailableResponder())
     await h.send({"type": "response.create"})

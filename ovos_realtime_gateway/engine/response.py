@@ -61,6 +61,7 @@ class ResponseRun:
     _cancel_reason: str | None = None
     _error: dict[str, Any] | None = None
     _task: asyncio.Task[None] | None = None
+    _running: bool = False  # its task has begun (a task cancelled before that never runs its body)
     _item: dict[str, Any] | None = None
     _text: list[str] = field(default_factory=list)
     _part_open: bool = False
@@ -83,7 +84,9 @@ class ResponseRun:
         if self._task is None or self._task.done():
             return
         self._cancel_reason = reason
-        self._task.cancel()
+        if self._running:
+            self._task.cancel()
+        # else: the task has not begun; it starts, announces the response and ends it as cancelled
         await asyncio.gather(self._task, return_exceptions=True)
 
     async def wait(self) -> None:
@@ -112,12 +115,15 @@ class ResponseRun:
         return {k: v for k, v in self._item.items()}
 
     async def _run(self) -> None:
+        self._running = True
         with self.span.activated():
             await self._produce()
 
     async def _produce(self) -> None:
         self.emit(event("response.created", response=self._response_object("in_progress")))
         try:
+            if self._cancel_reason is not None:  # cancelled before its task began
+                raise asyncio.CancelledError
             if self.prepare is not None:
                 await self.prepare()
             async for chunk in self.responder.respond(self.turn):
