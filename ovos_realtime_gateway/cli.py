@@ -1,4 +1,5 @@
-"""The `ovos-realtime` command: serve | keys create/list/revoke/rotate | migrate.
+"""The `ovos-realtime` command: serve | demo | keys create/list/revoke/rotate | calls | migrate |
+healthcheck.
 
 User mistakes are one line on stderr and exit code 2 (usage) or 1 (operation); never a traceback.
 """
@@ -19,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
+from . import healthcheck
 from .log import configure_logging
 from .runner import GatewayRunner
 from .security.key_admin import KeyAdminError, create_key, revoke_key, rotate_key
@@ -119,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     calls_listing.add_argument("--project", help="only this project")
 
     sub.add_parser("migrate", parents=[data_dir], help="apply store migrations")
+    check = sub.add_parser(
+        "healthcheck",
+        parents=[data_dir, gateway],
+        help="exit 0 when the gateway these settings serve answers /healthz (container HEALTHCHECK)",
+    )
+    healthcheck.add_arguments(check)
     return parser
 
 
@@ -222,8 +230,17 @@ async def _speech_loaded(services: GatewayServices) -> None:
     print("speech is ready" if not failed else "speech is NOT ready: text answers only", flush=True)
 
 
+class _Stopped(Exception):
+    """SIGTERM while OVOS was starting (before the gateway's own handler is there)."""
+
+
+def _stopped(signum: int, frame: object) -> NoReturn:
+    raise _Stopped
+
+
 def _demo(settings: GatewaySettings) -> None:
-    """OVOS (messagebus + ovos-core with its skills) under DATA_DIR/ovos, then the gateway on it."""
+    """OVOS (messagebus + ovos-core with its skills) under DATA_DIR/ovos, then the gateway on it.
+    SIGTERM at any point stops all of it and exits 0 (`docker stop` of the assistant image)."""
     from .ovos.location import machine_timezone, with_timezone
     from .ovos.stack import CONVERSATIONAL_SKILLS, OvosStack
 
@@ -232,6 +249,7 @@ def _demo(settings: GatewaySettings) -> None:
     stack = OvosStack(settings.resolved_data_dir / "ovos", lang=settings.lang, extra_config=place)
     print(f"starting OVOS (messagebus on {stack.bus_url}, skills; logs in {stack.root / 'logs'})", flush=True)
     print(f"answers are for time zone {timezone} (--timezone to change)", flush=True)
+    signal.signal(signal.SIGTERM, _stopped)
     try:
         started = time.monotonic()
         stack.start()
@@ -248,9 +266,12 @@ def _demo(settings: GatewaySettings) -> None:
         if "talk_page" not in settings.model_fields_set:
             demo["talk_page"] = True  # the demo is for talking to
         asyncio.run(_serve(settings.model_copy(update=demo)))
+    except _Stopped:
+        print("stopped while OVOS was starting", flush=True)
     except (TimeoutError, RuntimeError, FileNotFoundError) as exc:
         raise CliError(f"OVOS did not start: {str(exc).splitlines()[0]}", 1) from None
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the OVOS processes get their own SIGINT
         stack.stop()
 
 
@@ -316,6 +337,22 @@ def _print_calls(settings: GatewaySettings, project_name: str | None) -> None:
         )
 
 
+def _healthcheck(args: argparse.Namespace, settings: GatewaySettings) -> int:
+    """0 when /healthz answers; else 1 with one line saying why (what `docker inspect` shows)."""
+    if args.like_pid is not None:
+        try:
+            words, cwd = healthcheck.process_arguments(args.like_pid)
+        except ValueError as exc:
+            raise CliError(str(exc), 1) from None
+        os.chdir(cwd)  # its relative --config/--data-dir paths are relative to it
+        settings = settings_from_args(build_parser().parse_args(words))
+    problem = healthcheck.probe(healthcheck.probe_url(settings), args.timeout)
+    if problem is not None:
+        print(f"{PROG}: unhealthy: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _utc(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
@@ -336,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_calls(settings, args.project)
         elif args.command == "migrate":
             _migrate(settings)
+        elif args.command == "healthcheck":
+            return _healthcheck(args, settings)
     except CliError as exc:
         _fail(str(exc), exc.code)
     except KeyAdminError as exc:
