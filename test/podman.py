@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -87,6 +88,14 @@ def wait_healthy(name: str, timeout: float) -> float:
             )
         time.sleep(1)  # a poll of the container's state, with the deadline above
     return time.monotonic() - started
+
+
+def memory_mb(name: str) -> float:
+    """What the container's cgroup counts as used now (`podman stats`), in MB."""
+    stats = json.loads(podman("stats", "--no-stream", "--format", "json", name).stdout)
+    used = stats[0]["mem_usage"].split("/")[0].strip()  # e.g. "455.8MB"
+    number, unit = re.fullmatch(r"([0-9.]+)\s*([kMG]?B)", used).groups()  # type: ignore[union-attr]
+    return float(number) * {"B": 1e-6, "kB": 1e-3, "MB": 1.0, "GB": 1e3}[unit]
 
 
 def usable() -> str | None:
