@@ -13,16 +13,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/venv
 WORKDIR /src
 # The dependencies first, pinned by the constraints file: a change to our code does not redo them.
-# pip keeps its cache (DL3042): this stage is discarded, and the cache is the host's when the build
-# mounts it (podman build -v ~/.cache/pip:/root/.cache/pip), which makes rebuilds fast.
+# pip keeps its cache: this stage is discarded, and the cache is the host's when the build
+# mounts it (podman build -v ~/.cache/pip:/root/.cache/pip): wheels built here (fann2) are reused.
 COPY requirements/ requirements/
-# hadolint ignore=DL3042
 RUN /opt/venv/bin/pip install --constraint requirements/constraints.txt --requirement requirements/gateway.txt
 COPY setup.py README.md ./
 COPY ovos_realtime_gateway/ ovos_realtime_gateway/
 COPY ovos_realtime_listener_plugin/ ovos_realtime_listener_plugin/
 COPY ovos_realtime_tts_plugin/ ovos_realtime_tts_plugin/
-# hadolint ignore=DL3042
 RUN /opt/venv/bin/pip install --no-deps --constraint requirements/constraints.txt .
 
 FROM ${BASE}
