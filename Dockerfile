@@ -14,7 +14,7 @@ RUN python3 -m venv /opt/venv
 WORKDIR /src
 # The dependencies first, pinned by the constraints file: a change to our code does not redo them.
 # pip keeps its cache: this stage is discarded, and the cache is the host's when the build
-# mounts it (podman build -v ~/.cache/pip:/root/.cache/pip): wheels built here (fann2) are reused.
+# mounts it (podman build -v ~/.cache/pip:/root/.cache/pip): wheels built from sdists here are reused.
 COPY requirements/ requirements/
 RUN /opt/venv/bin/pip install --constraint requirements/constraints.txt --requirement requirements/gateway.txt
 COPY setup.py README.md ./
