@@ -20,6 +20,8 @@ from .rest.forwarded import forwarded_client, networks
 from .rest.middleware import request_context
 from .rest.routes import add_routes
 from .rest.security_headers import security_headers
+from .security.gateway_secrets import GatewaySecrets
+from .security.key_rotation import KeyRotator
 from .security.policy import PolicyEngine
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
@@ -32,15 +34,19 @@ log = logging.getLogger("ovos_realtime.app")
 
 def create_services(settings: GatewaySettings) -> GatewayServices:
     """Build (not start) the parts of a gateway; compiling the policy fails fast on a bad file."""
+    secrets = GatewaySecrets.from_settings(settings)
     services = GatewayServices(
         settings=settings,
         store=Store(settings.resolved_data_dir),
-        policy=PolicyEngine.from_settings(settings.policy_file, settings.opa_url),
+        policy=PolicyEngine.from_settings(settings.policy_file, settings.opa_url, secrets.opa_token),
+        secrets=secrets,
         vad=vad_backend(
             settings.vad_plugin, settings.vad_config, settings.vad_silence_floor_dbfs, settings.vad_frame_ms
         ),
         bus=BusBridge(BusAddress.parse(settings.messagebus_url)) if settings.messagebus_url else None,
     )
+    failures = services.metrics.secret_refresh_failures
+    secrets.resolver.on_refresh_failed = lambda setting: failures.labels(setting=setting).inc()
     from ovos_realtime_listener_plugin.stt import OpmTranscriber
 
     stage = services.metrics.turn_stage_seconds
@@ -114,16 +120,24 @@ def skills_responder(services: GatewayServices) -> Responder | None:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
+    await services.secrets.resolver.load()  # a secret that cannot be read stops the start here
     await services.store.migrate()
     stale = await services.store.close_stale_sessions(int(time.time()))
     if stale:
         log.warning("closed %d session(s) left active by a previous run that did not stop", stale)
     services.audit.start()
+    services.events.start()
     revocations = asyncio.get_running_loop().create_task(
         services.live.watch(services.store.unusable_keys, services.settings.revocation_check_seconds),
         name="revocation-watch",
     )
     services.pruner.start()
+    rotation = asyncio.get_running_loop().create_task(key_rotator(services).run(), name="key-rotation")
+    refreshing = (
+        asyncio.get_running_loop().create_task(services.secrets.resolver.run(), name="secret-refresh")
+        if services.secrets.resolver.refreshes
+        else None
+    )
     warming: asyncio.Task[None] | None = None
     if services.bus is not None:
         services.bus.start()
@@ -132,6 +146,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     sip = await _start_sip(app)
     yield
     await stop_task(revocations)
+    await stop_task(rotation)
+    if refreshing is not None:
+        await stop_task(refreshing)
+    services.secrets.resolver.close()
     await services.calls.end_all()
     if sip is not None:
         await sip.stop()
@@ -141,11 +159,24 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)
     await services.pruner.stop()
     await services.audit.stop()
+    await services.events.stop()
     await services.policy.close()
     await services.store.close()
     if services.vad is not None:
         services.vad.executor.shutdown(wait=False, cancel_futures=True)
     services.plugins.shutdown(wait=False, cancel_futures=True)
+
+
+def key_rotator(services: GatewayServices) -> KeyRotator:
+    settings = services.settings
+    return KeyRotator(
+        services.store,
+        settings.key_rotation,
+        settings.key_rotation_grace_seconds,
+        settings.resolved_data_dir,
+        services.audit.record,
+        services.metrics.set_key_expiries,
+    )
 
 
 async def _tell_sessions(app: web.Application) -> None:

@@ -1,5 +1,5 @@
-"""The `ovos-realtime` command: serve | demo | keys create/list/revoke/rotate | calls | migrate |
-healthcheck.
+"""The `ovos-realtime` command: serve | demo | keys create/list/revoke/rotate/show-pending | calls |
+migrate | policy test/eval | data purge | backup | restore | healthcheck.
 
 User mistakes are one line on stderr and exit code 2 (usage) or 1 (operation); never a traceback.
 """
@@ -14,20 +14,22 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
-from . import healthcheck
+from . import cli_data, healthcheck, policy_cli
 from .log import configure_logging
 from .runner import GatewayRunner
 from .security.key_admin import KeyAdminError, create_key, revoke_key, rotate_key
+from .security.key_rotation import pending_dir, rotation_due_at
 from .security.policy import PolicyError
+from .security.secret_refs import SecretError
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings, load_config_file
-from .store import Store
+from .store import ApiKey, Store
 from .tls import self_signed_paths
 from .version import __version__
 
@@ -114,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("key_id", metavar="KEY_ID")
     rotate.add_argument("--grace-seconds", type=int, help="how long the old key keeps working")
+    pending = keys_sub.add_parser(
+        "show-pending",
+        parents=[data_dir],
+        help="print the keys automatic rotation issued (kept in DATA_DIR/pending-keys until deleted)",
+    )
+    pending.add_argument("--project", help="only this project")
+    pending.add_argument(
+        "--delete", action="store_true", help="delete the files of the keys printed (they are shown once)"
+    )
 
     calls = sub.add_parser("calls", help="the calls this gateway took (WebRTC and SIP)")
     calls_sub = calls.add_subparsers(dest="calls_command", required=True, metavar="ACTION")
@@ -121,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     calls_listing.add_argument("--project", help="only this project")
 
     sub.add_parser("migrate", parents=[data_dir], help="apply store migrations")
+    policy_cli.add_parser(sub, data_dir)
+    cli_data.add_parsers(sub, data_dir)  # data purge, backup, restore (issue 13: personal data)
     check = sub.add_parser(
         "healthcheck",
         parents=[data_dir, gateway],
@@ -186,6 +199,12 @@ async def _with_store(settings: GatewaySettings, action: Callable[[Store], Await
 
 
 async def _serve(settings: GatewaySettings) -> None:
+    # Ctrl-C and SIGTERM stop it from the first moment: while the speech models load too
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     runner = GatewayRunner(settings)
     await runner.start()
     try:
@@ -200,20 +219,28 @@ async def _serve(settings: GatewaySettings) -> None:
         if vad is not None and vad.unavailable is not None:
             name = settings.vad_plugin
             print(f"error: vad_plugin {name!r} could not be loaded: {vad.unavailable}", flush=True)
-        await _speech_loaded(runner.app[SERVICES])
-        if settings.talk_page:
-            print(f"talk to it in a browser: {runner.base_url}/talk", flush=True)
-        keys = f"{runnable_prog()} keys create --project NAME --data-dir {settings.resolved_data_dir}"
-        print(f"create a key: {keys}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        if await _first_done(_speech_loaded(runner.app[SERVICES]), stop.wait()):
+            if settings.talk_page:
+                print(f"talk to it in a browser: {runner.base_url}/talk", flush=True)
+            keys = f"{runnable_prog()} keys create --project NAME --data-dir {settings.resolved_data_dir}"
+            print(f"create a key: {keys}", flush=True)
+            await stop.wait()
     finally:
         await runner.stop()
         print(f"{PROG} stopped", flush=True)
+
+
+async def _first_done(work: Coroutine[Any, Any, None], stopped: Coroutine[Any, Any, bool]) -> bool:
+    """Run `work` until it finishes (True; its error raised) or `stopped` does first (False)."""
+    working, stopping = asyncio.ensure_future(work), asyncio.ensure_future(stopped)
+    await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    loser = stopping if working.done() else working
+    loser.cancel()
+    await asyncio.gather(loser, return_exceptions=True)
+    if not working.done() or working.cancelled():
+        return False
+    working.result()
+    return True
 
 
 async def _speech_loaded(services: GatewayServices) -> None:
@@ -285,6 +312,8 @@ def _keys(args: argparse.Namespace, settings: GatewaySettings) -> None:
         print(issued.secret)
     elif command == "list":
         _print_keys(settings, args.project)
+    elif command == "show-pending":
+        _print_pending(settings, args.project, args.delete)
     elif command == "revoke":
         key = asyncio.run(_with_store(settings, lambda s: revoke_key(s, args.key_id)))
         print(f"revoked key {key.id}")
@@ -310,11 +339,60 @@ def _print_keys(settings: GatewaySettings, project_name: str | None) -> None:
 
     rows = asyncio.run(_with_store(settings, gather))
     now = time.time()
-    print(f"{'KEY_ID':22} {'PROJECT':20} {'STATUS':9} {'CREATED (UTC)':20} {'UNTIL (UTC)':20} HINT")
+    rotation = settings.key_rotation
+    print(
+        f"{'KEY_ID':22} {'PROJECT':20} {'STATUS':9} {'CREATED (UTC)':20} {'UNTIL (UTC)':20} "
+        f"{'ROTATES (UTC)':20} HINT"
+    )
     for project, key in rows:
+        # UNTIL: when it was revoked, or when its rotation grace ends (a rotated key)
         ends = key.revoked_at if key.revoked_at is not None else key.expires_at
         until = _utc(ends) if ends is not None else "-"
-        print(f"{key.id:22} {project:20} {key.status(now):9} {_utc(key.created_at):20} {until:20} {key.hint}")
+        due = rotation_due_at(key, rotation.policy_for(key.project_id, project))
+        rotates = _utc(due) if due is not None else "-"
+        print(
+            f"{key.id:22} {project:20} {key.status(now):9} {_utc(key.created_at):20} {until:20} "
+            f"{rotates:20} {key.hint}"
+        )
+
+
+def _print_pending(settings: GatewaySettings, project_name: str | None, delete: bool) -> None:
+    """The successors automatic rotation wrote to DATA_DIR/pending-keys, with the key each replaces
+    and when that one stops working; `delete` removes the files printed."""
+    folder = pending_dir(settings.resolved_data_dir)
+
+    async def gather(store: Store) -> list[tuple[Path, str, ApiKey | None, ApiKey | None]]:
+        projects = {p.id: p.name for p in await store.list_projects()}
+        if project_name is not None and project_name not in projects.values():
+            raise KeyAdminError(f"no project named '{project_name}'")
+        every = await store.list_api_keys()
+        found = []
+        for path in sorted(folder.glob("key_*.key")) if folder.is_dir() else []:
+            key = next((k for k in every if k.id == path.stem), None)
+            old = next((k for k in every if k.rotated_to == path.stem), None)
+            project = projects.get(key.project_id, "?") if key else "?"
+            if project_name is None or project == project_name:
+                found.append((path, project, key, old))
+        return found
+
+    rows = asyncio.run(_with_store(settings, gather))
+    if not rows:
+        print(f"no pending keys in {folder}")
+        return
+    now = time.time()
+    for path, project, key, old in rows:
+        if key is None:
+            print(f"{path.stem}: not in the store (its rotation did not complete); not usable")
+        else:
+            replaces = "nothing"
+            if old is not None:
+                grace = _utc(old.expires_at) if old.expires_at is not None else "-"
+                replaces = f"{old.id}, which works until {grace} UTC"
+            print(f"{key.id} of project {project} ({key.status(now)}) replaces {replaces}:")
+            print(path.read_text().strip())
+        if delete:
+            path.unlink()
+            print(f"deleted {path}")
 
 
 def _print_calls(settings: GatewaySettings, project_name: str | None) -> None:
@@ -373,14 +451,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_calls(settings, args.project)
         elif args.command == "migrate":
             _migrate(settings)
+        elif args.command == "policy":
+            return policy_cli.run(args, settings)
+        elif args.command in ("data", "backup", "restore"):
+            cli_data.run(args, settings)
         elif args.command == "healthcheck":
             return _healthcheck(args, settings)
     except CliError as exc:
         _fail(str(exc), exc.code)
+    except cli_data.DataCommandError as exc:
+        _fail(str(exc), exc.code)
     except KeyAdminError as exc:
         _fail(str(exc), 1)
-    except PolicyError as exc:
+    except (PolicyError, policy_cli.PolicyCliError) as exc:
         _fail(str(exc), 2)
+    except SecretError as exc:
+        _fail(f"a secret could not be read: {exc}", 1)
     except OSError as exc:
         _fail(f"{exc.strerror or exc} ({exc.filename or ''})".replace(" ()", ""), 1)
     except KeyboardInterrupt:

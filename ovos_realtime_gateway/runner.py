@@ -33,7 +33,10 @@ class GatewayRunner:
     def ssl_context(self) -> ssl.SSLContext | None:
         s = self.settings
         if s.tls_cert is not None and s.tls_key is not None:
-            return server_context(s.tls_cert.expanduser(), s.tls_key.expanduser())
+            password = self.app[SERVICES].secrets.tls_key_password
+            return server_context(
+                s.tls_cert.expanduser(), s.tls_key.expanduser(), password.value if password else None
+            )
         if s.tls_self_signed:
             return server_context(*ensure_self_signed(s.resolved_data_dir, s.tls_hostnames))
         return None

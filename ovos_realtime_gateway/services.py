@@ -13,11 +13,14 @@ from aiohttp import web
 from .calls.registry import CallRegistry
 from .engine.transcription import SttBackend
 from .engine.voice_input import VadBackend
+from .events import EventBridge
 from .observability.audit import AuditWriter
 from .observability.metrics import GatewayMetrics
 from .ovos.bus import BusBridge
 from .ovos.microphone_hub import MicrophoneHub
 from .security.auth import Authenticator
+from .security.client_address import AddressRedactor
+from .security.gateway_secrets import GatewaySecrets
 from .security.live_credentials import LiveCredentials
 from .security.policy import PolicyEngine
 from .security.ratelimit import AuthFailureThrottle, RateLimiter, SessionSlots
@@ -30,6 +33,7 @@ class GatewayServices:
     settings: GatewaySettings
     store: Store
     policy: PolicyEngine
+    secrets: GatewaySecrets = field(default_factory=GatewaySecrets)  # read at start, refreshed
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     started_at: float = field(default_factory=time.time)
     vad: VadBackend | None = None
@@ -52,7 +56,12 @@ class GatewayServices:
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.store)
         self.audit = AuditWriter(
-            self.store, self.metrics, window_s=self.settings.audit_repeats_window_seconds
+            self.store,
+            self.metrics,
+            window_s=self.settings.audit_repeats_window_seconds,
+            address=AddressRedactor.for_data_dir(
+                self.settings.audit_client_address, self.settings.resolved_data_dir
+            ),
         )
         self.limiter = RateLimiter(
             project_rpm=lambda pid: self.limits(pid).requests_per_minute,
@@ -62,13 +71,17 @@ class GatewayServices:
         self.pruner = Pruner(
             self.store,
             RetentionRules(
-                retention.audit_seconds, retention.sessions_seconds, retention.client_secrets_seconds
+                retention.audit_seconds,
+                retention.sessions_seconds,
+                retention.client_secrets_seconds,
+                retention.conversation_seconds,
             ),
             retention.interval_seconds,
             retention.batch_rows,
             on_deleted=lambda table, count: self.metrics.store_deleted_rows.labels(table=table).inc(count),
         )
         self.auth_throttle = AuthFailureThrottle(lambda: self.settings.auth_failures_per_minute)
+        self.events = EventBridge.from_settings(self.settings.event_bridge, self.metrics)
         self.session_slots = SessionSlots(
             project_limit=lambda pid: self.limits(pid).concurrent_sessions,
             key_limit=lambda pid: self.limits(pid).concurrent_sessions_per_key,

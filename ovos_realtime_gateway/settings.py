@@ -11,11 +11,13 @@ import ipaddress
 import json
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .ovos.location import is_timezone
 from .protocol.session_config import DEFAULT_INSTRUCTIONS, SessionDefaults
+from .security.secret_refs import check_reference
 from .speech_profiles import SPEECH_PROFILES, SpeechProfile
 
 DEFAULT_MODELS = (
@@ -62,7 +64,14 @@ class IceServer(_Section):
 
     urls: tuple[str, ...] = Field(description="`stun:host:port` or `turn:host:port?transport=udp` URLs.")
     username: str | None = Field(None, description="TURN user name.")
-    credential: str | None = Field(None, description="TURN password.")
+    credential: str | None = Field(
+        None, description="TURN password: a literal, or a reference (`env:`, `file:`, `vault:`)."
+    )
+
+    @field_validator("credential")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        return check_reference(value)
 
 
 class SipSettings(_Section):
@@ -77,7 +86,20 @@ class SipSettings(_Section):
     project: str = Field("sip", description="Project the trunk's calls belong to (its keys accept them).")
     webhook_url: str | None = Field(None, description="Where `realtime.call.incoming` is POSTed.")
     webhook_secret: str | None = Field(
-        None, description="`whsec_…` secret the webhook is signed with (Standard Webhooks, as OpenAI)."
+        None,
+        description="`whsec_…` secret the webhook is signed with (Standard Webhooks, as OpenAI): a "
+        "literal, or a reference (`env:NAME`, `file:PATH`, `vault:MOUNT/PATH#FIELD`).",
+    )
+    webhook_previous_secret: str | None = Field(
+        None,
+        description="The secret being rotated out: while set, webhooks carry a signature with it too "
+        "(a literal or a reference).",
+    )
+    webhook_secret_overlap_seconds: int = Field(
+        86_400,
+        ge=0,
+        description="When `webhook_secret` changes in its backend, the old one keeps signing (a second "
+        "signature) this long, so receivers can switch without losing webhooks.",
     )
     allowed_sources: tuple[str, ...] = Field(
         ("127.0.0.1/32",),
@@ -86,6 +108,107 @@ class SipSettings(_Section):
     ring_timeout_seconds: float = Field(
         60.0, gt=0, le=600, description="An incoming call nobody accepts is declined (480) after this."
     )
+
+    @field_validator("webhook_secret", "webhook_previous_secret")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        return check_reference(value)
+
+    @model_validator(mode="after")
+    def _previous_needs_current(self) -> SipSettings:
+        if self.webhook_previous_secret is not None and self.webhook_secret is None:
+            raise ValueError("sip.webhook_previous_secret signs beside sip.webhook_secret: give that too")
+        return self
+
+
+class VaultSettings(_Section):
+    """The Vault (or OpenBao) server that `vault:` secret references are read from (KV v2)."""
+
+    url: str | None = Field(None, description="Server address; none: the VAULT_ADDR environment variable.")
+    token: str | None = Field(
+        None,
+        description="Token (token auth): a reference such as `env:VAULT_TOKEN` or `file:PATH`; none and "
+        "no `role_id`: the VAULT_TOKEN environment variable.",
+    )
+    role_id: str | None = Field(None, description="AppRole role id (AppRole auth, with `secret_id`).")
+    secret_id: str | None = Field(
+        None, description="AppRole secret id: a reference such as `env:VAULT_SECRET_ID` or `file:PATH`."
+    )
+    approle_mount: str = Field("approle", description="Where the AppRole auth method is mounted.")
+    namespace: str | None = Field(None, description="Vault Enterprise namespace.")
+    ca_cert: Path | None = Field(None, description="PEM CA bundle the server's certificate is checked with.")
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="Timeout of one request to the server.")
+    refresh_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="How often every referenced secret (`vault:`, `file:`, `env:`) is read again, so a "
+        "rotated secret is used without a restart.",
+    )
+
+    @field_validator("token", "secret_id")
+    @classmethod
+    def _local_reference(cls, value: str | None) -> str | None:
+        return check_reference(value, allow_vault=False)
+
+    @model_validator(mode="after")
+    def _approle(self) -> VaultSettings:
+        if (self.role_id is None) != (self.secret_id is None):
+            raise ValueError("vault.role_id and vault.secret_id must be given together (AppRole)")
+        if self.role_id is not None and self.token is not None:
+            raise ValueError("use either vault.token or vault.role_id/secret_id, not both")
+        return self
+
+
+class KeyRotationPolicy(_Section):
+    """When project keys are rotated automatically (off unless a maximum age is set)."""
+
+    max_age_days: float | None = Field(
+        None, gt=0, description="A key this old is rotated automatically; none: never."
+    )
+    max_age_seconds: int | None = Field(
+        None, gt=0, description="The same in seconds (for short ages); not with `max_age_days`."
+    )
+    grace_seconds: int | None = Field(
+        None,
+        ge=0,
+        description="How long the rotated key keeps working; none: the default policy's, else "
+        "`key_rotation_grace_seconds`.",
+    )
+
+    @model_validator(mode="after")
+    def _one_age(self) -> KeyRotationPolicy:
+        if self.max_age_days is not None and self.max_age_seconds is not None:
+            raise ValueError("give max_age_days or max_age_seconds, not both")
+        return self
+
+    @property
+    def max_age_s(self) -> float | None:
+        if self.max_age_seconds is not None:
+            return float(self.max_age_seconds)
+        return self.max_age_days * 86_400 if self.max_age_days is not None else None
+
+
+class KeyRotationSettings(KeyRotationPolicy):
+    """The rotation policy of every project, per-project overrides, and how often it is applied."""
+
+    check_interval_seconds: float = Field(
+        3600.0, gt=0, le=86_400, description="How often the gateway looks for keys due for rotation."
+    )
+    projects: dict[str, KeyRotationPolicy] = Field(
+        default_factory=dict,
+        description="Per-project policies (by project name or id) replacing the default one.",
+    )
+
+    def policy_for(self, project_id: str, project_name: str | None = None) -> KeyRotationPolicy:
+        for name in (project_id, project_name):
+            if name and name in self.projects:
+                return self.projects[name]
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_age_s is not None or any(p.max_age_s is not None for p in self.projects.values())
 
 
 class RetentionSettings(_Section):
@@ -101,12 +224,80 @@ class RetentionSettings(_Section):
     client_secrets_seconds: int = Field(
         3600, ge=0, description="Client secrets are deleted this long after they expired (1 hour)."
     )
+    # -- personal data (issue 13): what a conversation leaves behind --------------------------
+    conversation_seconds: int = Field(
+        86_400,
+        ge=0,
+        description="Conversation items (typed text, transcripts, answers) are kept while their "
+        "session lives, then deleted this long after it ended (1 day); 0: as long as the session "
+        "(`sessions_seconds`). The session's record stays until `sessions_seconds`.",
+    )
     interval_seconds: float = Field(
         600.0, gt=0, le=86_400, description="How often retention runs (the first time at start)."
     )
     batch_rows: int = Field(
         500, ge=1, le=100_000, description="Rows deleted per store transaction (keeps each one short)."
     )
+
+
+class EventBridgeSettings(_Section):
+    """The event bridge: session, response, call and policy events to a Redis stream (off unless
+    `redis_url` is set). Ids, timings and outcomes only; a slow or down Redis never holds up a
+    session: events that cannot go out are dropped and counted (`ovos_realtime_events_dropped`)."""
+
+    redis_url: str | None = Field(
+        None,
+        description="Redis to publish to: `redis://[user:password@]host:port/db`, `rediss://…` (TLS) "
+        "or `unix:///path/redis.sock`; none: the bridge is off.",
+    )
+    stream: str = Field(
+        "ovos-realtime:events", min_length=1, description="Redis stream the events are added to."
+    )
+    max_stream_length: int = Field(
+        100_000, ge=1, description="The stream is trimmed to about this many entries (`XADD MAXLEN ~`)."
+    )
+    queue_size: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Events waiting in the gateway for Redis; past this, new events are dropped (counted).",
+    )
+    include_text: bool = Field(
+        False,
+        description="Add what the user typed or said and the answer's text to `response.done` events "
+        "(personal data: off by default). Audio and credentials are never published.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            check_redis_url(url)
+        return url
+
+
+def check_redis_url(url: str) -> None:
+    """Raise ValueError (with the password hidden) unless `url` is a Redis URL the client takes."""
+    parts = urlsplit(url)
+    problem = None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        problem = "the scheme must be redis://, rediss:// or unix://"
+    elif parts.scheme == "unix" and not parts.path:
+        problem = "a unix:// URL needs the socket's path (unix:///run/redis/redis.sock)"
+    elif parts.scheme != "unix":
+        try:
+            port = parts.port
+        except ValueError:
+            port, problem = None, "the port is not a number from 0 to 65535"
+        if problem is None and not parts.hostname:
+            problem = "it names no host"
+        db = parts.path.strip("/")
+        if problem is None and db and not db.isdigit():
+            problem = f"the database {db!r} is not a number"
+        del port
+    if problem is not None:
+        shown = url if parts.password is None else url.replace(parts.password, "***")
+        raise ValueError(f"{shown!r} is not a Redis URL: {problem}")
 
 
 class GatewaySettings(_Section):
@@ -119,6 +310,11 @@ class GatewaySettings(_Section):
     )
     tls_cert: Path | None = Field(None, description="PEM certificate; serves TLS on `port` with tls_key.")
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
+    tls_key_password: str | None = Field(
+        None,
+        description="Passphrase of an encrypted `tls_key`: a literal or a reference (`env:`, `file:`, "
+        "`vault:`), read at start.",
+    )
     tls_self_signed: bool = Field(
         False, description="Serve TLS with a self-signed cert kept in data_dir/tls."
     )
@@ -134,6 +330,14 @@ class GatewaySettings(_Section):
     policy_file: Path | None = Field(None, description="Rego policy replacing the shipped default policy.")
     opa_url: str | None = Field(
         None, description="External OPA server deciding instead of the embedded policy."
+    )
+    opa_token: str | None = Field(
+        None,
+        description="Bearer token sent to `opa_url` (OPA's token authentication): a literal or a "
+        "reference (`env:`, `file:`, `vault:`).",
+    )
+    vault: VaultSettings = Field(
+        default_factory=VaultSettings, description="Where `vault:` secret references are read from."
     )
     rate_limits: RateLimits = Field(default_factory=RateLimits, description="Default limits per project.")
     project_limits: dict[str, RateLimits] = Field(
@@ -151,6 +355,13 @@ class GatewaySettings(_Section):
         le=3600,
         description="A refusal one client keeps causing (throttled, rate limited) is one audit row per "
         "this window, with the number of attempts, instead of a row per request.",
+    )
+    # -- personal data (issue 13) ----------------------------------------------------------
+    audit_client_address: Literal["truncate", "hash", "full", "none"] = Field(
+        "truncate",
+        description="What the audit trail (rows and `audit` log lines) keeps of a client's address: "
+        "`truncate` its network (IPv4 /24, IPv6 /48), `hash` a keyed hash (key in data_dir), `full` "
+        "the address, `none` nothing.",
     )
     retention: RetentionSettings = Field(
         default_factory=RetentionSettings, description="What the store deletes, and when."
@@ -177,6 +388,10 @@ class GatewaySettings(_Section):
     )
     key_rotation_grace_seconds: int = Field(
         86_400, ge=0, description="How long a rotated key keeps working after `keys rotate`."
+    )
+    key_rotation: KeyRotationSettings = Field(
+        default_factory=KeyRotationSettings,
+        description="Automatic rotation of project keys by age (off unless a maximum age is set).",
     )
     revocation_check_seconds: float = Field(
         2.0,
@@ -332,6 +547,10 @@ class GatewaySettings(_Section):
         "`ovos-microphone`): only its keys and the ek_ secrets they mint may feed it or listen to it. "
         "None: the bridge is off.",
     )
+    event_bridge: EventBridgeSettings = Field(
+        default_factory=EventBridgeSettings,
+        description="Events to a Redis stream (see docs/observability.md); off by default.",
+    )
     log_level: str = Field("INFO", description="Level of the ovos_realtime loggers (standalone).")
     log_json: bool = Field(False, description="Log one JSON object per line (standalone).")
 
@@ -345,6 +564,11 @@ class GatewaySettings(_Section):
                 data = {"stt_plugin": profile.stt_plugin, "tts_plugin": profile.tts_plugin, **data}
         return data
 
+    @field_validator("opa_token", "tls_key_password")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        return check_reference(value)
+
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
@@ -356,6 +580,10 @@ class GatewaySettings(_Section):
     def _check_tls(self) -> GatewaySettings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
+        if self.opa_token is not None and self.opa_url is None:
+            raise ValueError("opa_token is sent to opa_url: give opa_url too")
+        if self.tls_key_password is not None and self.tls_key is None:
+            raise ValueError("tls_key_password is the passphrase of tls_key: give tls_key too")
         if self.tls_cert is not None and self.tls_self_signed:
             raise ValueError("use either tls_cert/tls_key or tls_self_signed, not both")
         if self.timezone is not None and not is_timezone(self.timezone):

@@ -122,8 +122,9 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def server_context(cert: Path, key: Path) -> ssl.SSLContext:
+def server_context(cert: Path, key: Path, password: str | None = None) -> ssl.SSLContext:
+    """TLS 1.2+ with `cert` and `key` (`password`: the passphrase of an encrypted key)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
+    context.load_cert_chain(cert, key, password)
     return context

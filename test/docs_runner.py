@@ -6,7 +6,7 @@ An HTML comment right before a fence steers the runner (the rendered page does n
 
     <!-- run: skip (why) -->                 not run; reported as skipped, with the reason
     <!-- run: background until URL -->       started and left running until URL answers 2xx
-    <!-- run: file NAME -->                  saved as NAME in the work dir (for the next steps)
+    <!-- run: file NAME -->                  saved as NAME in the work dir (`~/NAME`: in the home dir)
     <!-- run: expect TEXT -->                run, and what it prints must contain TEXT
 
 Placeholders the docs use for the reader's own values are filled in: `sk-ovos-…` (the key the
@@ -95,7 +95,9 @@ class Reader:
 
     def _run(self, block: Block) -> str:
         if block.directive.startswith("file "):
-            (self.work / block.directive.removeprefix("file ").strip()).write_text(block.body)
+            name = block.directive.removeprefix("file ").strip()
+            home_file = name.removeprefix("~/")
+            (self.home / home_file if home_file != name else self.work / name).write_text(block.body)
             return ""
         if block.lang == "python":
             script = self.work / "step.py"

@@ -62,7 +62,7 @@ def test_a_throttled_address_costs_one_audit_row_not_one_per_attempt(tmp_path: P
     assert 1 <= len(throttled) <= 1 + spanned // 60, f"{len(throttled)} rows for {ATTEMPTS} attempts"
     assert sum(row["detail"]["attempts"] for row in throttled) == len(throttled_ids)
     row = throttled[0]
-    assert row["detail"]["remote"] == "127.0.0.1"
+    assert row["detail"]["remote"] == "127.0.0.0/24"  # audit_client_address: truncate
     assert row["detail"]["actions"] == {"models.list": row["detail"]["attempts"]}
     assert row["request_id"] == throttled_ids[0]  # the row leads to the first throttled request
     assert row["ts"] <= row["detail"]["last_ts"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -133,3 +134,39 @@ def test_a_second_bootstrap_does_not_touch_pip() -> None:
         assert done.returncode == 0, done.stderr
     assert "bootstrap: .venv is up to date (extras: test,lint); pip not run" in done.stderr
     assert "Editable" not in done.stderr + done.stdout
+
+
+SLOW_LOADING_TTS = Path(__file__).parent / "opm_test_plugins"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_while_the_speech_models_load_exits_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    """Ctrl-C (or a container's SIGTERM) while a speech plugin is still loading: the gateway stops
+    and exits 0 instead of ignoring the signal and serving on. The slow load is a deliberately
+    injected fault (test/opm_test_plugins: a TTS plugin whose loading takes 20 s)."""
+    config = tmp_path / "slow.json"
+    config.write_text(
+        json.dumps(
+            {
+                "messagebus_url": "ws://127.0.0.1:9/core",  # speech loads only for a gateway with OVOS
+                "tts_plugin": "ovos-tts-plugin-injected-fault",
+                "tts_config": {"load_seconds": 20},
+            }
+        )
+    )
+    path = os.pathsep.join(filter(None, [str(SLOW_LOADING_TTS), os.environ.get("PYTHONPATH")]))
+    gateway = GatewayProcess(tmp_path / "data", "--config", str(config), env={"PYTHONPATH": path}).start()
+    assert gateway.proc is not None
+    deadline = time.monotonic() + 60
+    while "loading speech:" not in gateway.stdout_path.read_text():
+        assert time.monotonic() < deadline and gateway.proc.poll() is None, gateway.logs()[-3000:]
+        time.sleep(0.1)
+    gateway.proc.send_signal(sig)
+    try:
+        code = gateway.proc.wait(90)  # the loading thread finishes its 20 s first
+    finally:
+        gateway.stop()
+    printed = gateway.stdout_path.read_text()
+    assert code == 0, f"exit {code}:\n{printed}\n{gateway.logs()[-3000:]}"
+    assert "ovos-realtime stopped" in printed
+    assert "create a key:" not in printed, "it went on serving after the signal"

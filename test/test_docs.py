@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ovos_realtime_gateway.settings import GatewaySettings, RateLimits, RetentionSettings, SipSettings
+from ovos_realtime_gateway.settings import (
+    EventBridgeSettings,
+    GatewaySettings,
+    KeyRotationSettings,
+    RateLimits,
+    RetentionSettings,
+    SipSettings,
+    VaultSettings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -13,7 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_setting_is_documented() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text().split("\n## Speech")[0]
     documented = set(re.findall(r"^\| `([a-z_.]+)` \|", text, re.MULTILINE))
-    sections = (GatewaySettings, RateLimits, RetentionSettings, SipSettings)
+    sections = (
+        GatewaySettings,
+        RateLimits,
+        RetentionSettings,
+        SipSettings,
+        EventBridgeSettings,
+        VaultSettings,
+        KeyRotationSettings,
+    )
     expected = {name for section in sections for name in section.model_fields}
     assert expected <= documented, f"undocumented settings: {sorted(expected - documented)}"
     assert documented <= expected, f"documented settings that do not exist: {sorted(documented - expected)}"

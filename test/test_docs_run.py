@@ -46,3 +46,25 @@ def test_illustrative_blocks_are_named(page: str, index: int) -> None:
     reason = blocks(ROOT / page)[index].skip_reason
     assert reason, "a skipped block says why"
     pytest.skip(f"{page}, block {index + 1}: {reason}")
+
+
+RUNBOOKS = ("docs/runbooks/troubleshooting.md", "docs/runbooks/upgrade.md")
+
+
+@pytest.mark.parametrize("page", RUNBOOKS)
+def test_runbook_commands_run_as_written(page: str, tmp_path: Path) -> None:
+    """A runbook's commands show what it says they show, on the scratch gateway it starts."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    reader = Reader(clone=ROOT, home=home, work=work)
+    ran = 0
+    try:
+        for block in blocks(ROOT / page):
+            if block.skip_reason is None:
+                reader.run(block)
+                ran += 1
+    finally:
+        codes = reader.stop()
+    assert ran >= 4, f"only {ran} blocks ran"
+    assert codes and all(code == 0 for code in codes), f"exit codes after Ctrl-C: {codes}"

@@ -134,7 +134,8 @@ def test_bad_policy_file_is_one_line_at_start(tmp_path: Path) -> None:
     process = GatewayProcess(tmp_path / "data", "--config", _config(tmp_path, {"policy_file": str(policy)}))
     with pytest.raises(AssertionError) as caught:
         process.start(timeout=20)
-    assert "policy" in str(caught.value).lower()
+    assert f"policy_file {policy}: the Rego policy does not compile" in str(caught.value)
+    assert "(line 2, column 10)" in str(caught.value)
     assert "Traceback" not in str(caught.value)
 
 

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import os
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -844,3 +845,110 @@ async def test_a_client_that_vanishes_mid_answer_leaves_its_session_closed_and_s
     assert any("hello world" in item for item in state[1]), "the conversation was saved"
     logged = gateway.stderr_path.read_text()[logged_before:]
     assert "Traceback" not in logged and "Error handling request" not in logged, logged[-2000:]
+
+
+def _tables_holding(db_path: Path, needle: str) -> set[str]:
+    """The tables of the store with a value that holds `needle` (any column, case ignored)."""
+    found = set()
+    with sqlite3.connect(db_path) as db:
+        tables = [r[0] for r in db.execute("select name from sqlite_master where type = 'table'")]
+        for table in tables:
+            for row in db.execute(f"select * from {table}"):
+                if any(needle.lower() in str(value).lower() for value in row):
+                    found.add(table)
+    return found
+
+
+def _files_holding(root: Path, needle: str) -> list[str]:
+    return sorted(
+        p.name for p in root.rglob("*") if p.is_file() and needle.lower().encode() in p.read_bytes().lower()
+    )
+
+
+async def test_what_was_said_and_typed_stays_out_of_the_audit_trail_and_logs(
+    ovos: OvosStack, tmp_path: Path
+) -> None:
+    """After a session with an ek_ secret — a question spoken (transcribed by the gateway) and a
+    phrase typed, both answered by the skills — only the conversation's items hold the words:
+    no other table (the audit trail included), no log line, and no file of the data dir holds
+    them, the key or the secret; once `retention.conversation_seconds` after the session ended,
+    not even the store does (its WAL included)."""
+    settings: dict[str, Any] = {
+        "messagebus_url": ovos.bus_url,
+        "speech_profile": "light",
+        "converse_skills": list(CONVERSATIONAL_SKILLS),
+        "retention": {"conversation_seconds": 2, "interval_seconds": 0.3},
+        "response_timeout_seconds": 120,  # the first question may meet a cold ovos-core on a busy machine
+    }
+    gateway, key = configured_gateway(tmp_path, settings, "privacy", "privacy")
+    typed = "tell me about the periwinkle zanzibar accordion"
+    db_path = gateway.data_dir / "ovos-realtime.db"
+    with gateway:
+        deadline = time.monotonic() + 120
+        while http("GET", f"{gateway.base_url}/readyz").status != 200:
+            assert time.monotonic() < deadline, http("GET", f"{gateway.base_url}/readyz").body
+            await asyncio.sleep(0.2)
+        body = {"session": {"type": "realtime"}}
+        secret = http("POST", f"{gateway.api_base}/realtime/client_secrets", json_body=body, key=key).json()
+        ek = secret["value"]
+        client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=ek, max_retries=0)
+        events: list[Any] = []
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv()
+            audio_in = {
+                "transcription": {"model": "ovos-stt"},
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+            }
+            await conn.session.update(session={"type": "realtime", "audio": {"input": audio_in}})  # type: ignore[typeddict-item]
+            await conn.recv()
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for n, part in enumerate(chunks(user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200))):
+                await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
+                await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))  # in real time
+            async for event in conn:
+                events.append(event)
+                if event.type == "response.done":
+                    break
+            await say_and_ask(conn, typed)
+            async for event in conn:
+                events.append(event)
+                if event.type == "response.done":
+                    break
+            heard = next(
+                e.transcript
+                for e in events
+                if e.type == "conversation.item.input_audio_transcription.completed"
+            )
+            assert "time" in heard
+            answers = [e.response for e in events if e.type == "response.done"]
+            assert [a.status for a in answers] == ["completed"] * 2, [a.status_details for a in answers]
+            items = "select count(*) from conversation_items"
+            deadline = time.monotonic() + 30
+            while _tables_holding(db_path, typed) != {"conversation_items"}:  # saved as it happens
+                assert time.monotonic() < deadline, _tables_holding(db_path, typed)
+                await asyncio.sleep(0.1)
+            # only the conversation holds the words, while its session lives
+            assert _tables_holding(db_path, heard) == {"conversation_items"}
+            for secret_value in (key, ek):
+                assert not _tables_holding(db_path, secret_value)
+            assert _tables_holding(db_path, secret["session"]["id"]) >= {"audit_log", "sessions"}  # ids only
+        await client.close()
+        with sqlite3.connect(db_path) as db:
+            audit = db.execute("select * from audit_log").fetchall()
+        assert audit and not any(
+            needle.lower() in str(value).lower()
+            for row in audit
+            for value in row
+            for needle in (heard, typed, key, ek)
+        )
+        deadline = time.monotonic() + 60
+        while _files_holding(gateway.data_dir, typed) or _files_holding(gateway.data_dir, heard):
+            assert time.monotonic() < deadline, "the conversation was not deleted after conversation_seconds"
+            await asyncio.sleep(0.2)
+        with sqlite3.connect(db_path) as db:
+            assert db.execute(items).fetchone() == (0,)
+    logs = gateway.logs() + gateway.stdout_path.read_text()
+    for needle in (heard, typed, key, ek):
+        assert needle.lower() not in logs.lower()
+        assert not _files_holding(gateway.data_dir, needle)

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ovos_realtime_gateway.store import RetentionRules
+
 from .gateway_process import GatewayProcess, configured_gateway, http
 from .realtime_helpers import realtime_socket
 
@@ -142,3 +144,56 @@ async def test_retention_deletes_what_is_old_and_keeps_what_is_live(tmp_path: Pa
     assert deleted["sessions"] == OLD_SESSIONS + 1
     assert deleted["client_secrets"] == 1
     assert "retention deleted" in gateway.logs()
+
+
+def files_holding(data_dir: Path, needle: bytes) -> list[str]:
+    """The files of the data dir (the database, its -wal, anything else) whose bytes hold `needle`."""
+    return sorted(p.name for p in data_dir.rglob("*") if p.is_file() and needle in p.read_bytes())
+
+
+async def test_a_conversation_is_kept_while_its_session_lives_then_for_conversation_seconds(
+    tmp_path: Path,
+) -> None:
+    """Typed text stays in the store while the session lives (however old), and for
+    `conversation_seconds` after it ended; then it is gone from every file of the data dir — the
+    database's free pages and its WAL included — while the session's record stays."""
+    retention = {"conversation_seconds": 2, "sessions_seconds": HOUR, "interval_seconds": 0.3}
+    gateway, key = configured_gateway(tmp_path, {"retention": retention}, "alpha", "conversation")
+    db_path = gateway.data_dir / "ovos-realtime.db"
+    phrase = "my locker code is aubergine seventeen"
+    items = "select item_id from conversation_items"
+    with gateway:
+        async with realtime_socket(gateway.api_base, key) as reader:
+            session = (await reader.until("session.created"))["session"]["id"]
+            content = [{"type": "input_text", "text": phrase}]
+            item = {"type": "message", "role": "user", "content": content}
+            await reader.send({"type": "conversation.item.create", "item": item})
+            await reader.until("conversation.item.done", timeout=30)
+            await _wait_for(lambda: bool(_ids(db_path, items)), "the item stored")
+            with sqlite3.connect(db_path) as db:  # as if it had been open for an hour
+                db.execute("update sessions set updated_at = ? where id = ?", (time.time() - HOUR, session))
+                db.execute(AUDIT_ROW, ("aud_marker", time.time() - 100 * 86_400))
+            marker = "select id from audit_log where id = 'aud_marker'"
+            await _wait_for(lambda: not _ids(db_path, marker), "a retention pass after the update")
+            assert _ids(db_path, items), "a live session's conversation is kept, however old"
+            assert "conversation_items" not in _deleted(gateway)
+            assert files_holding(gateway.data_dir, phrase.encode()), "the text is in the store meanwhile"
+        closed = f"select id from sessions where id = '{session}' and status = 'closed'"
+        await _wait_for(lambda: bool(_ids(db_path, closed)), "the session stored closed")
+        await _wait_for(lambda: not _ids(db_path, items), "the ended session's items deleted", 60)
+        await _wait_for(
+            lambda: not files_holding(gateway.data_dir, phrase.encode()), "the text gone from every file", 30
+        )
+        assert _ids(db_path, "select id from sessions") == {session}, "the session's record stays"
+    assert not files_holding(gateway.data_dir, phrase.encode())
+
+
+def test_a_conversation_goes_at_the_shorter_of_its_age_and_its_sessions() -> None:
+    def items_cutoff(conversation: int, sessions: int) -> float | None:
+        return RetentionRules(0, sessions, 0, conversation).cutoffs(1000.0).get("conversation_items")
+
+    assert items_cutoff(10, 100) == 990.0
+    assert items_cutoff(0, 100) == 900.0  # 0: with the session
+    assert items_cutoff(100, 10) == 990.0  # never after the session's own record
+    assert items_cutoff(10, 0) == 990.0  # sessions kept forever, conversations not
+    assert items_cutoff(0, 0) is None

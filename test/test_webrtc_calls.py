@@ -369,13 +369,19 @@ async def test_configured_turn_servers_are_used_for_calls(
     tmp_path: Path, turn_server: tuple[int, Path]
 ) -> None:
     """`ice_servers` reaches the peer connection: with a TURN server (Debian's coturn, on
-    loopback) the gateway allocates a relay there with the configured credentials, offers it
-    in its answer, and the call works."""
+    loopback) the gateway allocates a relay there with the configured credentials (the password
+    a secret reference, `env:`), offers it in its answer, and the call works."""
     port, log_path = turn_server
     servers = [
-        {"urls": [f"turn:127.0.0.1:{port}?transport=udp"], "username": "ovos", "credential": "turn-secret"}
+        {
+            "urls": [f"turn:127.0.0.1:{port}?transport=udp"],
+            "username": "ovos",
+            "credential": "env:OVOS_TEST_TURN_CREDENTIAL",
+        }
     ]
-    gateway, key = configured_gateway(tmp_path, {"ice_servers": servers}, "alpha", "turn")
+    gateway, key = configured_gateway(
+        tmp_path, {"ice_servers": servers}, "alpha", "turn", env={"OVOS_TEST_TURN_CREDENTIAL": "turn-secret"}
+    )
     peer = CallPeer()
     try:
         with gateway:

@@ -26,6 +26,7 @@ from ..protocol import errors
 from ..protocol.server_events import Event, error_event, event
 from ..security.auth import Principal
 from ..security.live_credentials import Hold
+from ..security.policy_input import Resource, call_resource
 from ..services import GatewayServices
 from ..store import SessionRecord
 from ..transports.client_frames import CALL_EVENT_TYPES, apply_frame
@@ -79,10 +80,17 @@ class Call:
         self._live = True
         self.services.calls.add(self)
         self.services.metrics.realtime_sessions.inc()
+        self.services.events.call_started(self)
         self.hold_for(self.principal)
         self.created_at = int(time.time())
         waiting = "ringing" if self.transport == "sip" else "connecting"
         self._write_call("active" if self.session is not None else waiting)
+
+    def policy_resource(self, config: dict[str, Any] | None = None, **attributes: Any) -> Resource:
+        """This call as the policy sees it: its project, the key that placed it (and with `config`,
+        the model and voice of the session it would run)."""
+        key = self.principal.key_id
+        return call_resource(self.id, self.project_id, self.transport, key, config=config, **attributes)
 
     def hold_for(self, principal: Principal) -> None:
         """The call stands on `principal`'s key (who placed or accepted it): revoking it ends the call."""
@@ -128,6 +136,9 @@ class Call:
             stt=self.services.stt,
         )
         self.session.start()
+        self.services.events.session_opened(
+            record.id, self.project_id, record.config.get("model"), self.transport
+        )
         if self._live:
             self._write_call("active")
         self.spawn(self._work(), "worker")
@@ -305,6 +316,7 @@ class Call:
         except Exception:  # a half-set-up transport may fail to close; it is gone either way
             log.debug("call %s: closing the transport failed", self.id, exc_info=True)
         self.services.metrics.calls.labels(transport=self.transport, reason=self.end_reason or "ended").inc()
+        self.services.events.call_ended(self)
         if self.session is not None and self._store_hooks is not None:
             try:  # the conversation first: retention may delete a closed session, never an active one
                 await self._store_hooks.items_changed(self.session.conversation)

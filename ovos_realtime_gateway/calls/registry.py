@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
+
+from ..security.policy_input import Resource, resource
 
 
 class LiveCall(Protocol):
@@ -11,6 +13,8 @@ class LiveCall(Protocol):
     project_id: str
 
     def end(self, reason: str) -> asyncio.Task[None]: ...
+
+    def policy_resource(self, config: dict[str, Any] | None = None, **attributes: Any) -> Resource: ...
 
 
 class CallRegistry:
@@ -23,6 +27,14 @@ class CallRegistry:
     def remove(self, call: LiveCall) -> None:
         if self._calls.get(call.id) is call:
             del self._calls[call.id]
+
+    def policy_resource(self, call_id: str, operation: str, config: dict[str, Any] | None = None) -> Resource:
+        """The call `call_id` as the policy sees it, whichever project it belongs to (the policy
+        decides on its project; `find` then keeps to the caller's)."""
+        call = self._calls.get(call_id)
+        if call is None:
+            return resource("call", call_id, operation=operation)
+        return call.policy_resource(config, operation=operation)
 
     def find(self, call_id: str, project_id: str) -> LiveCall | None:
         """The call, if it exists and belongs to `project_id` (another project's call is not found)."""

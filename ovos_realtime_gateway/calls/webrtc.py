@@ -50,7 +50,7 @@ class WebRtcCall(Call):
         super().__init__(call_id, services, principal, PLAYOUT_RATE, FRAME_SAMPLES)
         self.record = record
         self.responder = responder
-        self.pc = RTCPeerConnection(rtc_configuration(services.settings.ice_servers))
+        self.pc = RTCPeerConnection(rtc_configuration(services.secrets.ice_servers()))
         services.metrics.peer_connections.inc()
         self.outbox = Outbox(OUTBOX_EVENTS)
         self.track = PlayoutTrack(self.playout)

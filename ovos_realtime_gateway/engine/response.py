@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -54,12 +55,18 @@ class ResponseRun:
     prepare: Callable[[], Awaitable[None]] | None = None  # e.g. wait for the turn's transcripts
     id: str = field(default_factory=ids.response_id)
     status: Status | None = None
+    started: float = field(default_factory=time.monotonic)  # for the event bridge's latency
     _cancel_reason: str | None = None
     _error: dict[str, Any] | None = None
     _task: asyncio.Task[None] | None = None
     _item: dict[str, Any] | None = None
     _text: list[str] = field(default_factory=list)
     _part_open: bool = False
+
+    @property
+    def text(self) -> str:
+        """The answer's text (or transcript) so far."""
+        return "".join(self._text)
 
     @property
     def is_audio(self) -> bool:

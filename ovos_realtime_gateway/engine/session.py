@@ -64,8 +64,8 @@ class SessionHooks:
     def rate_limits(self) -> list[dict[str, Any]]:
         return []
 
-    def response_finished(self, status: str, reason: str) -> None:
-        """A response ended (counted by the gateway's metrics)."""
+    def response_finished(self, run: ResponseRun) -> None:
+        """A response ended (`run.outcome`: counted by the gateway's metrics, sent to the event bridge)."""
         return None
 
     def input_audio(self, audio: bytes) -> bool:
@@ -678,7 +678,7 @@ class RealtimeSession:
             if run.audio_out is not None and run.audio_out.sent_bytes:
                 self.audio_sent_once = True
         self.out_of_band.discard(run)
-        self.hooks.response_finished(*run.outcome)
+        self.hooks.response_finished(run)
         if run.spec.in_conversation:
             self.persist_items()
             self._arm_idle_timer(run)

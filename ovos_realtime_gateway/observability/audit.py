@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ..background import stop_task
+from ..security.client_address import AddressRedactor
 from ..store import AuditEntry, Store
 from .metrics import GatewayMetrics
 
@@ -35,6 +36,9 @@ class AuditWriter:
 
     A refusal a client repeats (throttled, rate limited) is counted, not written each time: one
     row per client per `window_s`, carrying the number of `attempts`.
+
+    Entries carry ids, decisions and statuses, never content (speech, text, keys); a client
+    address (`detail.remote`) is kept only as `address` allows, in the store and in the log.
     """
 
     def __init__(
@@ -44,8 +48,10 @@ class AuditWriter:
         interval_s: float = 0.2,
         window_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        address: AddressRedactor | None = None,
     ) -> None:
         self._store = store
+        self._address = address or AddressRedactor("truncate")
         self._metrics = metrics
         self._interval = interval_s
         self._window = window_s
@@ -56,18 +62,31 @@ class AuditWriter:
 
     def record(self, entry: AuditEntry) -> None:
         """Queue an entry; never blocks. Logged at once, persisted at the next flush."""
+        entry = self._private(entry)
         _log(entry)
         self._queue(entry)
 
     def record_repeated(self, key: str, entry: AuditEntry) -> None:
         """Count a refusal that `key` (a client address, a key and scope) keeps causing; the first
-        of a window is logged at once, the window is logged and queued as one entry when it closes."""
+        of a window is logged at once, the window is logged and queued as one entry when it closes.
+        `key` stays in memory: it is neither logged nor stored."""
         repeats = self._repeats.get(key)
         if repeats is None:
+            entry = self._private(entry)
             repeats = self._repeats[key] = _Repeats(entry, entry.ts)
-            _log(entry, f" [{key}] repeats are counted into one row for {self._window:g} s")
+            _log(entry, f" (repeats are counted into one row for {self._window:g} s)")
         repeats.last_ts = entry.ts
         repeats.actions[entry.action] += 1
+
+    def _private(self, entry: AuditEntry) -> AuditEntry:
+        """The entry with its client address as much as the setting keeps (or without it)."""
+        if "remote" not in entry.detail:
+            return entry
+        detail = dict(entry.detail)
+        kept = self._address(detail.pop("remote"))
+        if kept is not None:
+            detail["remote"] = kept
+        return replace(entry, detail=detail)
 
     def _queue(self, entry: AuditEntry) -> None:
         self._pending.append(entry)
@@ -79,7 +98,7 @@ class AuditWriter:
             if everything or now - repeats.first.ts >= self._window:
                 del self._repeats[key]
                 entry = repeats.entry()
-                _log(entry, f" [{key}] attempts={entry.detail['attempts']}")
+                _log(entry, f" attempts={entry.detail['attempts']}")
                 self._queue(entry)
 
     async def flush(self, everything: bool = False) -> None:
@@ -112,14 +131,16 @@ class AuditWriter:
 
 
 def _log(entry: AuditEntry, note: str = "") -> None:
+    remote = entry.detail.get("remote")
     log.info(
-        "audit %s %s status=%s project=%s principal=%s resource=%s%s",
+        "audit %s %s status=%s project=%s principal=%s resource=%s%s%s",
         entry.action,
         entry.decision,
         entry.status,
         entry.project_id,
         entry.principal,
         entry.resource,
+        f" remote={remote}" if remote is not None else "",
         note,
         extra={"request_id": entry.request_id},
     )

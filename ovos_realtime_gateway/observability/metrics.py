@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
@@ -141,6 +142,43 @@ class GatewayMetrics:
             ["table"],
             registry=r,
         )
+        self.events_published = Counter(
+            "ovos_realtime_events_published",
+            "Events the event bridge delivered to its sink (Redis), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.events_dropped = Counter(
+            "ovos_realtime_events_dropped",
+            "Events the event bridge dropped, by reason: queue_full (event_bridge.queue_size "
+            "waiting) or sink_down (Redis down, refusing, or slower than the send timeout).",
+            ["reason"],
+            registry=r,
+        )
+        self.secret_refresh_failures = Counter(
+            "ovos_realtime_secret_refresh_failures",
+            "Re-reads of a referenced secret (vault:, file:, env:) that failed, by setting; the "
+            "last value read stays in use.",
+            ["setting"],
+            registry=r,
+        )
+        self.key_next_expiry = Gauge(
+            "ovos_realtime_key_next_expiry_timestamp_seconds",
+            "When the project's first usable key stops working if nothing is done (Unix time): the "
+            "end of a rotated key's grace, or a key's automatic rotation plus its grace. No sample: "
+            "none of its keys expires.",
+            ["project"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def set_key_expiries(self, expiries: dict[str, float | None]) -> None:
+        """One sample per project with an expiring key; projects without one lose theirs."""
+        for project, ends in expiries.items():
+            if ends is not None:
+                self.key_next_expiry.labels(project=project).set(ends)
+            else:
+                with contextlib.suppress(KeyError):
+                    self.key_next_expiry.remove(project)

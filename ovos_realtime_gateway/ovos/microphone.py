@@ -16,11 +16,13 @@ from aiohttp import WSMsgType, web
 
 from ..audio import InputTranscoder
 from ..engine.conversation import Conversation
+from ..engine.response import ResponseRun
 from ..engine.session import SessionHooks
 from ..protocol import errors
 from ..protocol.session_config import Config
 from ..rest.guard import guard
 from ..security.auth import Principal
+from ..security.policy_input import resource
 from ..services import SERVICES
 from .microphone_hub import MICROPHONE_RESOURCE, MicrophoneHub
 
@@ -48,8 +50,8 @@ class MicrophoneFeed(SessionHooks):
     def rate_limits(self) -> list[dict[str, Any]]:
         return self.inner.rate_limits()
 
-    def response_finished(self, status: str, reason: str) -> None:
-        self.inner.response_finished(status, reason)
+    def response_finished(self, run: ResponseRun) -> None:
+        self.inner.response_finished(run)
 
     def input_audio(self, audio: bytes) -> bool:
         pcm = self.transcoder.feed(audio)
@@ -58,16 +60,19 @@ class MicrophoneFeed(SessionHooks):
         return True
 
 
-async def guard_microphone(request: web.Request, action: str, token: str | None = None) -> Principal:
+async def guard_microphone(
+    request: web.Request, action: str, principal: Principal | None = None, session_id: str | None = None
+) -> Principal:
     """Admit `microphone.feed` / `microphone.listen` for the owner's project only (403 otherwise;
-    404 when `microphone_project` is unset: the bridge is off)."""
+    404 when `microphone_project` is unset: the bridge is off). `principal`: the feeding session's,
+    already authenticated; `session_id`: the session that would feed it."""
     services = request.app[SERVICES]
     owner_name = services.settings.microphone_project
     if owner_name is None:
         raise errors.not_found("The device microphone is not shared on this gateway (`microphone_project`).")
     owner, _ = await services.store.ensure_project(owner_name)
-    resource = {"id": MICROPHONE_RESOURCE, "kind": "microphone", "project_id": owner.id}
-    principal = await guard(request, action, resource, transport="websocket", token=token)
+    target = resource("microphone", MICROPHONE_RESOURCE, owner.id, session_id=session_id)
+    principal = await guard(request, action, target, transport="websocket", principal=principal)
     if principal.project_id != owner.id:  # the second line, whatever a custom policy says
         raise errors.permission_denied("The device microphone belongs to another project.")
     return principal

@@ -20,8 +20,8 @@ from ..protocol.session_models import RealtimeSessionRequest, TranscriptionSessi
 from ..protocol.validation import validate
 from ..services import SERVICES
 from .bodies import read_json
-from .guard import audit_success, guard
-from .minting import mint_client_secret
+from .guard import audit_success, authenticate, authorize
+from .minting import mint_client_secret, minting_resource
 
 # OpenAI's documented default key lifetimes for the beta endpoints.
 BETA_SESSION_TTL = 60
@@ -53,7 +53,7 @@ async def _create(
     default_ttl: int,
 ) -> web.Response:
     services = request.app[SERVICES]
-    principal = await guard(request, action)
+    principal = await authenticate(request, action)
     body = await read_json(request, model)
     ga = beta_session_to_ga(body)
     ga_request: RealtimeSessionRequest | TranscriptionSessionRequest
@@ -61,6 +61,7 @@ async def _create(
         ga_request = validate(RealtimeSessionRequest, ga)
     else:
         ga_request = validate(TranscriptionSessionRequest, ga)
+    await authorize(request, principal, action, minting_resource(services, principal, ga_request))
     minted = await mint_client_secret(
         services, principal, ga_request, _ttl(body, default_ttl), param_prefix=""
     )

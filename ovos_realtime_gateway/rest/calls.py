@@ -19,12 +19,13 @@ from ..protocol.session_config import Config, initial_session
 from ..protocol.session_models import CallReferBody, CallRejectBody, RealtimeSessionRequest
 from ..protocol.validation import validate
 from ..security.auth import Principal
+from ..security.policy_input import call_resource
 from ..services import SERVICES, GatewayServices
 from ..store import SessionRecord
 from ..transports.session_store import secret_session
 from ..transports.websocket import RESPONDER
 from .bodies import read_json
-from .guard import audit_success, guard
+from .guard import audit_success, authenticate, authorize
 from .minting import check_models
 
 log = logging.getLogger("ovos_realtime.calls")
@@ -106,7 +107,7 @@ async def _call_record(
 
 async def create_call(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    principal = await guard(request, "calls.create", transport="webrtc")
+    principal = await authenticate(request, "calls.create")
     if "realtime=v1" in request.headers.get("OpenAI-Beta", "").replace(" ", ""):
         raise errors.ApiError(
             400,
@@ -116,6 +117,11 @@ async def create_call(request: web.Request) -> web.Response:
     sdp, session = await _read_offer(request)
     check_offer(sdp)
     record = await _call_record(services, principal, session, request.query.get("model"))
+    call_id = ids.call_id()
+    target = call_resource(
+        call_id, principal.project_id, "webrtc", principal.key_id, config=record.config, session_id=record.id
+    )
+    await authorize(request, principal, "calls.create", target, transport="webrtc")
     slot_full = services.session_slots.try_acquire(principal.project_id, principal.owning_key)
     if slot_full is not None:
         raise errors.ApiError(
@@ -124,7 +130,7 @@ async def create_call(request: web.Request) -> web.Response:
             code="session_limit_reached",
         )
     responder: Responder = request.app.get(RESPONDER) or UnavailableResponder()
-    call = WebRtcCall(ids.call_id(), services, principal, record, responder)
+    call = WebRtcCall(call_id, services, principal, record, responder)
     try:
         answer = await call.answer(sdp)
     except Exception as exc:  # aiortc refuses what check_offer could not foresee
@@ -150,11 +156,18 @@ async def create_call(request: web.Request) -> web.Response:
     )
 
 
-async def _managed_call(request: web.Request) -> tuple[GatewayServices, Principal, Call]:
+async def _managed_call(
+    request: web.Request, operation: str, principal: Principal | None = None, config: Config | None = None
+) -> tuple[GatewayServices, Principal, Call]:
+    """The caller's call, once the policy allowed `calls.manage` on it (`operation`: hangup,
+    accept, reject, refer; `config`: the session an accept would run)."""
     services = request.app[SERVICES]
     call_id = request.match_info["call_id"]
-    principal = await guard(request, "calls.manage", {"id": call_id})
-    call = services.calls.find(call_id, principal.project_id)
+    if principal is None:
+        principal = await authenticate(request, "calls.manage")
+    target = services.calls.policy_resource(call_id, operation, config)
+    await authorize(request, principal, "calls.manage", target, hidden=call_not_found(call_id))
+    call = services.calls.find(call_id, principal.project_id)  # the second line
     if not isinstance(call, Call):
         raise call_not_found(call_id)
     return services, principal, call
@@ -171,7 +184,7 @@ def _sip_call(call: Call) -> SipCall:
 
 
 async def hangup_call(request: web.Request) -> web.Response:
-    _, _, call = await _managed_call(request)
+    _, _, call = await _managed_call(request, "hangup")
     if isinstance(call, SipCall):
         await call.hangup()
     await call.end("hangup")
@@ -180,9 +193,11 @@ async def hangup_call(request: web.Request) -> web.Response:
 
 
 async def accept_call(request: web.Request) -> web.Response:
-    services, principal, call = await _managed_call(request)
-    sip = _sip_call(call)
+    principal = await authenticate(request, "calls.manage")
     session = await read_json(request, RealtimeSessionRequest, allow_empty=False)
+    config = initial_session(session, request.app[SERVICES].settings.session_defaults())
+    services, principal, call = await _managed_call(request, "accept", principal, config)
+    sip = _sip_call(call)
     record = await _call_record(services, principal, session, None)
     await sip.accept(record, request.app.get(RESPONDER) or UnavailableResponder())
     sip.hold_for(principal)
@@ -192,7 +207,7 @@ async def accept_call(request: web.Request) -> web.Response:
 
 
 async def reject_call(request: web.Request) -> web.Response:
-    _, _, call = await _managed_call(request)
+    _, _, call = await _managed_call(request, "reject")
     body = await read_json(request, CallRejectBody)
     await _sip_call(call).reject(body.status_code or 603)
     audit_success(request, "calls.reject", {"id": call.id})
@@ -200,7 +215,7 @@ async def reject_call(request: web.Request) -> web.Response:
 
 
 async def refer_call(request: web.Request) -> web.Response:
-    _, _, call = await _managed_call(request)
+    _, _, call = await _managed_call(request, "refer")
     body = await read_json(request, CallReferBody, allow_empty=False)
     await _sip_call(call).refer(body.target_uri)
     audit_success(request, "calls.refer", {"id": call.id})

@@ -8,14 +8,16 @@ from ..protocol.session_config import render_session
 from ..protocol.session_models import ClientSecretCreateBody
 from ..services import SERVICES
 from .bodies import read_json
-from .guard import audit_success, guard
-from .minting import mint_client_secret
+from .guard import audit_success, authenticate, authorize
+from .minting import mint_client_secret, minting_resource
 
 
 async def create_client_secret(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    principal = await guard(request, "client_secrets.create")
+    principal = await authenticate(request, "client_secrets.create")
     body = await read_json(request, ClientSecretCreateBody)
+    target = minting_resource(services, principal, body.session)
+    await authorize(request, principal, "client_secrets.create", target)
     ttl = body.expires_after.seconds if body.expires_after else services.settings.client_secret_ttl_seconds
     minted = await mint_client_secret(
         services, principal, body.session, ttl, max_session_seconds=body.max_session_seconds

@@ -11,6 +11,7 @@ from ..log import current_request_id
 from ..protocol import errors
 from ..security.auth import Principal, bearer_token
 from ..security.policy import PolicyUnavailable
+from ..security.policy_input import policy_input
 from ..security.ratelimit import LimitStatus
 from ..services import SERVICES, GatewayServices
 from ..store import AuditEntry
@@ -56,18 +57,43 @@ async def guard(
     transport: str = "rest",
     token: str | None = None,
     principal: Principal | None = None,
+    hidden: errors.ApiError | None = None,
 ) -> Principal:
     """Admit the request for `action` on `resource`, or raise the OpenAI-shaped error.
 
     `token` overrides the `Authorization` header (WebSocket subprotocol credentials); a given
-    `principal` (the talk page, which has no key) skips authentication, never the rest.
+    `principal` (the talk page, which has no key) skips authentication, never the rest. An entry
+    point that must first read what it acts on calls `authenticate`, then `authorize`.
     """
-    services = request.app[SERVICES]
     if principal is None:
-        principal = await _authenticate(request, services, action, resource, token)
+        principal = await authenticate(request, action, token=token)
+    await authorize(request, principal, action, resource, transport=transport, hidden=hidden)
+    return principal
+
+
+async def authenticate(request: web.Request, action: str, *, token: str | None = None) -> Principal:
+    """Who is calling (the auth-failure throttle and audit included); nothing is admitted yet."""
+    services = request.app[SERVICES]
+    principal = await _authenticate(request, services, action, None, token)
+    request[PRINCIPAL] = principal
+    return principal
+
+
+async def authorize(
+    request: web.Request,
+    principal: Principal,
+    action: str,
+    resource: dict[str, Any] | None,
+    *,
+    transport: str = "rest",
+    hidden: errors.ApiError | None = None,
+) -> None:
+    """Rate limit and ask the policy about `principal` doing `action` on `resource`. `hidden`:
+    the error to answer when the policy refuses something of another project (a 404, so that
+    another project's ids look like ids that never existed)."""
+    services = request.app[SERVICES]
     request[PRINCIPAL] = principal
     await services.remember_project(principal.project_id)
-
     request_info = {
         "method": request.method,
         "path": request.path,
@@ -75,8 +101,7 @@ async def guard(
         "time": time.time(),
         "remote": request.remote,
     }
-    request[RATE_STATUS] = await admit(services, principal, action, resource, request_info)
-    return principal
+    request[RATE_STATUS] = await admit(services, principal, action, resource, request_info, hidden=hidden)
 
 
 async def admit(
@@ -85,6 +110,8 @@ async def admit(
     action: str,
     resource: dict[str, Any] | None,
     request_info: dict[str, Any],
+    *,
+    hidden: errors.ApiError | None = None,
 ) -> LimitStatus:
     """Rate limit, then the policy, for an authenticated principal (audited when refused)."""
     status = services.limiter.check(principal.project_id, principal.owning_key)
@@ -94,15 +121,8 @@ async def admit(
         _audit(services, action, "rate_limited", 429, principal, resource, repeats, scope=status.scope)
         raise errors.rate_limited(status.scope, status.limit, status.retry_after_s)
 
-    policy_input = {
-        "principal": principal.policy_input(),
-        "project": {"id": principal.project_id},
-        "action": action,
-        "resource": resource or {},
-        "request": request_info,
-    }
     try:
-        decision = await services.policy.decide(policy_input)
+        decision = await services.policy.decide(policy_input(principal, action, resource, request_info))
     except PolicyUnavailable as exc:
         _audit(services, action, "policy_unavailable", 503, principal, resource, error=str(exc))
         raise errors.ApiError(
@@ -111,8 +131,13 @@ async def admit(
             type=errors.SERVER_ERROR,
             code="policy_unavailable",
         ) from None
+    services.events.policy_decision(action, decision.allow, decision.reason, principal.project_id)
     if not decision.allow:
         services.metrics.policy_denials.labels(action=action).inc()
+        foreign = (resource or {}).get("project_id") not in (None, principal.project_id)
+        if hidden is not None and foreign:
+            _audit(services, action, "denied", hidden.status, principal, resource, reason=decision.reason)
+            raise hidden
         _audit(services, action, "denied", 403, principal, resource, reason=decision.reason)
         raise errors.permission_denied(decision.reason)
     return status

@@ -10,6 +10,7 @@ from ..protocol.session_config import Config, initial_session
 from ..protocol.session_models import RealtimeSessionRequest, TranscriptionSessionRequest
 from ..security import keys
 from ..security.auth import Principal
+from ..security.policy_input import Resource, session_resource
 from ..services import GatewayServices
 from ..store import ClientSecret, SessionRecord
 
@@ -47,6 +48,17 @@ def check_models(services: GatewayServices, config: Config, prefix: str = "sessi
                 code="invalid_value",
                 param=param("audio.input.transcription.model"),
             )
+
+
+def minting_resource(
+    services: GatewayServices,
+    principal: Principal,
+    request: RealtimeSessionRequest | TranscriptionSessionRequest | None,
+) -> Resource:
+    """What the policy sees for a secret about to be minted: the session it will open, in the
+    caller's project, minted by the caller's key."""
+    config = initial_session(request, services.settings.session_defaults())
+    return session_resource(config, principal.project_id, owner_key_id=principal.key_id)
 
 
 async def mint_client_secret(

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from ..protocol import errors
+from ..security.policy_input import resource
 from ..services import SERVICES, GatewayServices
 from .guard import guard
 
@@ -22,15 +23,15 @@ def _all(services: GatewayServices) -> list[str]:
 async def list_models(request: web.Request) -> web.Response:
 
     services = request.app[SERVICES]
-    await guard(request, "models.list")
+    await guard(request, "models.list", resource("model"))
     return web.json_response({"object": "list", "data": [_model(services, m) for m in _all(services)]})
 
 
 async def retrieve_model(request: web.Request) -> web.Response:
 
     services = request.app[SERVICES]
-    await guard(request, "models.read")
     name = request.match_info["model"]
+    await guard(request, "models.read", resource("model", name))
     if name not in _all(services):
         raise errors.ApiError(
             404,

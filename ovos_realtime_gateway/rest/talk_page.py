@@ -21,7 +21,7 @@ from ..protocol.session_models import RealtimeSessionRequest
 from ..security.auth import Principal
 from ..services import SERVICES
 from .guard import audit_success, guard
-from .minting import mint_client_secret
+from .minting import mint_client_secret, minting_resource
 from .security_headers import NOTHING_ALLOWED
 
 SECRET_TTL_SECONDS = 60
@@ -63,7 +63,7 @@ async def talk_page(request: web.Request) -> web.Response:
     _enabled(request)
     servers = [
         {k: v for k, v in s.model_dump().items() if v is not None}
-        for s in request.app[SERVICES].settings.ice_servers
+        for s in request.app[SERVICES].secrets.ice_servers()
     ]
     # `<` escaped: a configured value cannot close the script element it is written into
     html, csp = _page(json.dumps(servers).replace("<", "\\u003c"))
@@ -75,8 +75,7 @@ async def talk_client_secret(request: web.Request) -> web.Response:
     _enabled(request)
     services = request.app[SERVICES]
     project, _ = await services.store.ensure_project(services.settings.talk_page_project)
-    page = Principal("talk_page", project.id, "talk_page")
-    principal = await guard(request, ACTION, principal=page)
+    principal = Principal("talk_page", project.id, "talk_page")
     session = RealtimeSessionRequest.model_validate(
         {
             "type": "realtime",
@@ -88,6 +87,7 @@ async def talk_client_secret(request: web.Request) -> web.Response:
             },
         }
     )
+    await guard(request, ACTION, minting_resource(services, principal, session), principal=principal)
     minted = await mint_client_secret(services, principal, session, SECRET_TTL_SECONDS)
     audit_success(request, ACTION, {"id": minted.session.id})
     return web.json_response(

@@ -58,8 +58,11 @@ async def revoke_key(store: Store, key_id: str) -> ApiKey:
     return await _existing(store, key_id)
 
 
-async def rotate_key(store: Store, key_id: str, grace_seconds: int) -> IssuedKey:
-    """Issue a successor; the old key keeps working for `grace_seconds`, then stops."""
+async def rotate_key(
+    store: Store, key_id: str, grace_seconds: int, minted: keys.MintedSecret | None = None
+) -> IssuedKey:
+    """Issue a successor (`minted`, or a new one); the old key keeps working for
+    `grace_seconds`, then stops."""
     old = await _existing(store, key_id)
     now = int(time.time())
     if not old.usable_at(now):
@@ -69,7 +72,10 @@ async def rotate_key(store: Store, key_id: str, grace_seconds: int) -> IssuedKey
     project = await store.get_project(old.project_id)
     if project is None:  # foreign keys make this unreachable; guard anyway
         raise KeyAdminError(f"key '{key_id}' belongs to no project")
-    minted = keys.mint_project_key()
+    minted = minted or keys.mint_project_key()
     record = _record(old.project_id, minted, now)
-    await store.rotate_api_key(old.id, record, now + grace_seconds)
+    try:
+        await store.rotate_api_key(old.id, record, now + grace_seconds)
+    except LookupError as exc:
+        raise KeyAdminError(str(exc)) from None
     return IssuedKey(record, project, minted.value)

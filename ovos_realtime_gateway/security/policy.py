@@ -28,6 +28,8 @@ from typing import IO, Any
 
 import aiohttp
 
+from .secret_refs import SecretValue
+
 log = logging.getLogger("ovos_realtime.policy")
 QUERY = "data.ovos_realtime.decision"
 
@@ -49,6 +51,16 @@ class PolicyError(ValueError):
 
 def default_policy_text() -> str:
     return resources.files(__package__).joinpath("default_policy.rego").read_text()
+
+
+def read_policy_file(path: Path) -> str:
+    """The text of a `policy_file`; a PolicyError naming it when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(
+            f"policy_file {path}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
 
 
 WORKER = Path(__file__).with_name("rego_worker.py")
@@ -159,17 +171,31 @@ def _stop_all(current: list[subprocess.Popen[str]]) -> None:
 class PolicyEngine:
     """The compiled Rego policy (or an OPA server), asked per request."""
 
-    def __init__(self, policy_text: str, opa_url: str | None = None, opa_timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        policy_text: str,
+        opa_url: str | None = None,
+        opa_timeout_s: float = 2.0,
+        opa_token: SecretValue | None = None,
+    ) -> None:
         self.rego = RegoProcess(policy_text)  # compiles now: a bad policy stops the start
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ovos-realtime-policy")
         self._opa_url = opa_url.rstrip("/") if opa_url else None
+        self._opa_token = opa_token  # sent as `Authorization: Bearer`, read per request (it rotates)
         self._opa_timeout = aiohttp.ClientTimeout(total=opa_timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_settings(cls, policy_file: Path | None, opa_url: str | None) -> PolicyEngine:
-        text = policy_file.read_text() if policy_file else default_policy_text()
-        return cls(text, opa_url)
+    def from_settings(
+        cls, policy_file: Path | None, opa_url: str | None, opa_token: SecretValue | None = None
+    ) -> PolicyEngine:
+        """The engine of the settings; a `policy_file` that cannot be read or does not compile is
+        a PolicyError naming it."""
+        text = read_policy_file(policy_file) if policy_file else default_policy_text()
+        try:
+            return cls(text, opa_url, opa_token=opa_token)
+        except PolicyError as exc:
+            raise PolicyError(f"policy_file {policy_file or '(the default policy)'}: {exc}") from None
 
     @property
     def source(self) -> str:
@@ -193,7 +219,9 @@ class PolicyEngine:
             self._session = aiohttp.ClientSession(timeout=self._opa_timeout)
         url = f"{self._opa_url}/v1/data/ovos_realtime/decision"
         try:
-            async with self._session.post(url, data=json.dumps({"input": policy_input})) as resp:
+            token = {"Authorization": f"Bearer {self._opa_token.value}"} if self._opa_token else None
+            body_text = json.dumps({"input": policy_input})
+            async with self._session.post(url, data=body_text, headers=token) as resp:
                 if resp.status != 200:
                     raise PolicyUnavailable(f"OPA answered HTTP {resp.status}")
                 body = await resp.json(content_type=None)

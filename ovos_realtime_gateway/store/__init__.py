@@ -2,6 +2,7 @@
 
 from .item_ledger import ItemChanges, ItemLedger
 from .pruner import Pruner
+from .purge import PurgeRefused, PurgeResult
 from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
 from .retention import RetentionRules
 from .store import Store
@@ -14,6 +15,8 @@ __all__ = [
     "ItemLedger",
     "Project",
     "Pruner",
+    "PurgeRefused",
+    "PurgeResult",
     "RetentionRules",
     "SessionRecord",
     "Store",

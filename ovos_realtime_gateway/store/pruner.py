@@ -51,6 +51,8 @@ class Pruner:
                 deleted[table] = total
         if deleted:
             log.info("retention deleted %s", ", ".join(f"{n} {table}" for table, n in deleted.items()))
+        if deleted.keys() & {"conversation_items", "sessions"}:
+            await self._store.checkpoint()  # what was said leaves the WAL too, not only the tables
         return deleted
 
     async def _run(self) -> None:

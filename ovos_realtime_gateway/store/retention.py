@@ -1,5 +1,5 @@
-"""What retention deletes: audit rows, ended sessions with their conversations, and expired client
-secrets, each past its maximum age; one bounded batch per statement.
+"""What retention deletes: audit rows, conversations (sooner) and records of ended sessions, and
+expired client secrets, each past its maximum age; one bounded batch per statement.
 
 A session has ended when it is closed, or pending with its client secret expired (or gone); an
 active session is never deleted, however old.
@@ -44,14 +44,21 @@ class RetentionRules:
     """Maximum ages in seconds; 0 keeps rows of that kind forever."""
 
     audit_seconds: int
-    sessions_seconds: int  # after the session ended; its conversation goes with it
+    sessions_seconds: int  # after the session ended; its conversation goes with it at the latest
     client_secrets_seconds: int  # after the secret expired
+    conversation_seconds: int = 0  # a conversation's items, after the session ended; 0: as sessions
+
+    @property
+    def items_seconds(self) -> int:
+        """The age at which an ended session's items go: the shorter of the two that are set."""
+        ages = [age for age in (self.conversation_seconds, self.sessions_seconds) if age > 0]
+        return min(ages, default=0)
 
     def cutoffs(self, now: float) -> dict[str, float]:
         """Table → rows older than this are deleted, in the order to delete them."""
         ages = {
             "audit_log": self.audit_seconds,
-            "conversation_items": self.sessions_seconds,
+            "conversation_items": self.items_seconds,
             "sessions": self.sessions_seconds,
             "calls": self.sessions_seconds,
             "client_secrets": self.client_secrets_seconds,

@@ -16,8 +16,9 @@ from sqlite_utils.db import NotFoundError
 
 from ..data_dir import private_dir, private_file
 from ..protocol import ids
-from . import migrations, retention
+from . import migrations, purge, retention
 from .item_ledger import ItemChanges
+from .purge import PurgeResult
 from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
 
 T = TypeVar("T")
@@ -58,6 +59,8 @@ class Store:
                     private_file(companion)
             # WAL + NORMAL: never corrupts; a power cut may lose the last commits, a crash loses nothing.
             db.execute("PRAGMA synchronous = NORMAL")
+            # deleted rows (retention, purge) are overwritten with zeros, not left in free pages
+            db.execute("PRAGMA secure_delete = ON")
             self._db = db
         return self._db
 
@@ -141,12 +144,19 @@ class Store:
         await self._run(lambda db: db.table("api_keys").update(key_id, changes))
 
     async def rotate_api_key(self, old_id: str, new_key: ApiKey, old_expires_at: int) -> None:
-        """Insert the successor and start the old key's grace period, atomically."""
+        """Insert the successor and start the old key's grace period, atomically; LookupError
+        (nothing written) when the old key was rotated or revoked meanwhile (by another process)."""
 
         def op(db: Database) -> None:
             with db.conn:
+                changed = db.execute(
+                    "update api_keys set expires_at = ?, rotated_to = ? "
+                    "where id = ? and rotated_to is null and revoked_at is null",
+                    [old_expires_at, new_key.id, old_id],
+                ).rowcount
+                if changed != 1:
+                    raise LookupError(f"key '{old_id}' was rotated or revoked meanwhile")
                 db.table("api_keys").insert(_row(new_key))
-                db.table("api_keys").update(old_id, {"expires_at": old_expires_at, "rotated_to": new_key.id})
 
         await self._run(op)
 
@@ -315,6 +325,22 @@ class Store:
                 return int(cursor.rowcount)
 
         return await self._run(op)
+
+    async def checkpoint(self) -> bool:
+        """Copy the WAL into the database and empty it, so rows deleted since are gone from both
+        files; False when a reader kept it from completing (the next call finishes it)."""
+        row = await self._run(lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+        return row is not None and row[0] == 0
+
+    async def purge(
+        self, *, session_id: str | None = None, project_id: str | None = None, before: float | None = None
+    ) -> PurgeResult:
+        """Delete sessions and what they left (see purge.py), then empty the WAL."""
+        result = await self._run(
+            lambda db: purge.purge(db, session_id=session_id, project_id=project_id, before=before)
+        )
+        await self.checkpoint()
+        return result
 
     async def count(self, table: str) -> int:
         return await self._run(lambda db: db[table].count)

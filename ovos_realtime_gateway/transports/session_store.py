@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..engine.response import ResponseRun
 from ..engine.session import SessionHooks
 from ..protocol.session_config import Config
 from ..security.auth import Principal
@@ -36,8 +37,10 @@ class StoreHooks(SessionHooks):
             self.ledger.forget()
             raise
 
-    def response_finished(self, status: str, reason: str) -> None:
+    def response_finished(self, run: ResponseRun) -> None:
+        status, reason = run.outcome
         self.services.metrics.responses.labels(status=status, reason=reason).inc()
+        self.services.events.response_finished(run)
 
     def rate_limits(self) -> list[dict[str, Any]]:
         status = self.services.limiter.peek(self.principal.project_id, self.principal.owning_key)

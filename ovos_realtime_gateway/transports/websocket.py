@@ -24,8 +24,9 @@ from ..ovos.microphone import MICROPHONE_MODEL, MicrophoneFeed, guard_microphone
 from ..protocol import dialect, errors, ids
 from ..protocol.server_events import error_event
 from ..protocol.session_config import default_transcription_session, initial_session
-from ..rest.guard import audit_success, guard
+from ..rest.guard import audit_success, authenticate, authorize
 from ..security.auth import Principal, bearer_token
+from ..security.policy_input import session_resource
 from ..services import SERVICES, GatewayServices
 from ..store import SessionRecord
 from .client_frames import BETA_EVENT_TYPES, WS_EVENT_TYPES, apply_frame
@@ -134,12 +135,14 @@ async def _open(
         await _refuse(ws, Refused(refusal, WSCloseCode.TRY_AGAIN_LATER), translate)
         return
     services.metrics.realtime_sessions.inc()
+    services.events.session_opened(record.id, principal.project_id, record.config.get("model"), "websocket")
     audit_success(request, "realtime.connect", {"id": record.id}, 101)
     try:
         await _serve(request, ws, services, principal, record, handshake, outbox)
     finally:
         services.session_slots.release(principal.project_id, principal.owning_key)
         services.metrics.realtime_sessions.dec()
+        services.events.session_closed(record.id, ws.close_code)
 
 
 async def _refuse(ws: web.WebSocketResponse, refused: Refused, translate: Any) -> None:
@@ -160,7 +163,7 @@ async def _admit(
     query = request.query
     model, intent = query.get("model"), query.get("intent")
     try:
-        principal = await guard(request, "realtime.connect", transport="websocket", token=handshake.token)
+        principal = await authenticate(request, "realtime.connect", token=handshake.token)
     except errors.ApiError as exc:
         raise Refused(exc, _close_code(exc)) from None
     if handshake.beta and not services.settings.allow_beta:
@@ -203,6 +206,16 @@ async def _admit(
                 "expires_at": expires_at,
             }
         )
+    target = session_resource(
+        {**record.config, "model": model or record.config.get("model")},
+        record.project_id,
+        record.id,
+        principal.key_id,
+    )
+    try:
+        await authorize(request, principal, "realtime.connect", target, transport="websocket")
+    except errors.ApiError as exc:
+        raise Refused(exc, _close_code(exc)) from None
     if record.type == "realtime":
         if model is None and principal.kind != "client_secret":
             if intent != "transcription":
@@ -215,7 +228,7 @@ async def _admit(
                 )
         if model == MICROPHONE_MODEL:
             try:
-                await guard_microphone(request, "microphone.feed", token=handshake.token)
+                await guard_microphone(request, "microphone.feed", principal=principal, session_id=record.id)
             except errors.ApiError as exc:
                 raise Refused(exc, _close_code(exc)) from None
             audio_in = record.config.setdefault("audio", {}).setdefault("input", {})
@@ -251,17 +264,18 @@ async def _sideband(
 ) -> None:
     """`?call_id=`: watch and steer a live call of the caller's project (a project key)."""
     call_id = request.query["call_id"]
+    not_found = errors.event_error("call_not_found", f"No call found with id '{call_id}'.")
+    target = services.calls.policy_resource(call_id, "attach")
     try:
-        principal = await guard(
-            request, "calls.manage", {"id": call_id}, transport="websocket", token=handshake.token
-        )
+        principal = await authenticate(request, "calls.manage", token=handshake.token)
+        await authorize(request, principal, "calls.manage", target, transport="websocket", hidden=not_found)
     except errors.ApiError as exc:
-        await _refuse(ws, Refused(exc, _close_code(exc)), None)
+        close = CLOSE_REQUEST if exc is not_found else _close_code(exc)
+        await _refuse(ws, Refused(exc, close), None)
         return
-    call = services.calls.find(call_id, principal.project_id)
+    call = services.calls.find(call_id, principal.project_id)  # the second line
     if not isinstance(call, Call):
-        error = errors.event_error("call_not_found", f"No call found with id '{call_id}'.")
-        await _refuse(ws, Refused(error, CLOSE_REQUEST), None)
+        await _refuse(ws, Refused(not_found, CLOSE_REQUEST), None)
         return
     if call.session is None:
         error = errors.event_error(

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from ...protocol import errors, ids
 from ...security.auth import Principal
+from ...security.policy_input import call_resource
 from ...services import GatewayServices
 from ...settings import SipSettings
 from .call import SipCall
@@ -184,7 +185,7 @@ class SipServer(asyncio.DatagramProtocol):
         trunk = Principal("sip_trunk", project.id, "sip_trunk")
         call_id = ids.call_id()
         try:
-            await self._admit(trunk, "sip.invite", {"id": call_id, "remote": addr[0]})
+            await self._admit(trunk, "sip.invite", call_resource(call_id, project.id, "sip", remote=addr[0]))
         except errors.ApiError as exc:
             self.send(response(invite, 486 if exc.status == 429 else 403), addr)
             return
@@ -205,7 +206,8 @@ class SipServer(asyncio.DatagramProtocol):
         headers = [(k, v) for k, v in invite.headers if k.lower() not in SKIPPED_HEADERS]
         if self.settings.webhook_url:
             event = incoming_call_event(call_id, headers)
-            delivered = await deliver(self.settings.webhook_url, self.settings.webhook_secret, event)
+            signing = self.services.secrets.webhook_signing()
+            delivered = await deliver(self.settings.webhook_url, signing, event)
             if not delivered and call.state == "incoming":
                 log.warning("sip call %s: the webhook was not delivered; declining", call_id)
                 await call.reject(480)

@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -39,8 +40,9 @@ def incoming_call_event(call_id: str, sip_headers: list[tuple[str, str]]) -> dic
     }
 
 
-async def deliver(url: str, secret: str | None, event: dict[str, Any]) -> bool:
-    """POST the event (a few tries, backing off); True once the app answered 2xx."""
+async def deliver(url: str, secrets: Sequence[str], event: dict[str, Any]) -> bool:
+    """POST the event (a few tries, backing off); True once the app answered 2xx. Signed with each
+    of `secrets` (space-separated signatures, as Standard Webhooks does while a secret rotates)."""
     body = json.dumps(event, separators=(",", ":"))
     timestamp = int(time.time())
     headers = {
@@ -48,8 +50,8 @@ async def deliver(url: str, secret: str | None, event: dict[str, Any]) -> bool:
         "webhook-id": event["id"],
         "webhook-timestamp": str(timestamp),
     }
-    if secret:
-        headers["webhook-signature"] = signature(secret, event["id"], timestamp, body)
+    if secrets:
+        headers["webhook-signature"] = " ".join(signature(s, event["id"], timestamp, body) for s in secrets)
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout) as client:
         for attempt in range(ATTEMPTS):
