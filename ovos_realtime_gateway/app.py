@@ -165,6 +165,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if services.vad is not None:
         services.vad.executor.shutdown(wait=False, cancel_futures=True)
     services.plugins.shutdown(wait=False, cancel_futures=True)
+    await asyncio.get_running_loop().run_in_executor(None, services.tracing.shutdown)
 
 
 def key_rotator(services: GatewayServices) -> KeyRotator:

@@ -92,7 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gateway.add_argument("--city", help="city name sessions carry to the skills")
     gateway.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
-    gateway.add_argument("--log-json", action="store_true", default=None, help="log one JSON object per line")
+    gateway.add_argument(
+        "--log-format",
+        choices=("json", "text", "auto"),
+        help="json lines, text for people, or auto: JSON unless stderr is a terminal (default)",
+    )
+    gateway.add_argument("--log-json", action="store_true", default=None, help="same as --log-format json")
 
     sub.add_parser("serve", parents=[data_dir, gateway], help="run the gateway standalone")
     sub.add_parser(
@@ -158,6 +163,7 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         "tls_key": getattr(args, "tls_key", None),
         "tls_self_signed": getattr(args, "tls_self_signed", None),
         "log_level": getattr(args, "log_level", None),
+        "log_format": getattr(args, "log_format", None),
         "log_json": getattr(args, "log_json", None),
         "speech_profile": getattr(args, "speech_profile", None),
         "timezone": getattr(args, "timezone", None),
@@ -440,10 +446,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
         if args.command == "serve":
-            configure_logging(settings.log_level, settings.log_json)
+            configure_logging(settings.log_level, settings.effective_log_format)
             asyncio.run(_serve(settings))
         elif args.command == "demo":
-            configure_logging(settings.log_level, settings.log_json)
+            configure_logging(settings.log_level, settings.effective_log_format)
             _demo(settings)
         elif args.command == "keys":
             _keys(args, settings)

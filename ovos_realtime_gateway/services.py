@@ -16,6 +16,7 @@ from .engine.voice_input import VadBackend
 from .events import EventBridge
 from .observability.audit import AuditWriter
 from .observability.metrics import GatewayMetrics
+from .observability.tracing import Tracing
 from .ovos.bus import BusBridge
 from .ovos.microphone_hub import MicrophoneHub
 from .security.auth import Authenticator
@@ -54,6 +55,7 @@ class GatewayServices:
     _project_names: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.tracing = Tracing(self.settings.tracing, self.metrics.registry)
         self.auth = Authenticator(self.store)
         self.audit = AuditWriter(
             self.store,

@@ -300,6 +300,43 @@ def check_redis_url(url: str) -> None:
         raise ValueError(f"{shown!r} is not a Redis URL: {problem}")
 
 
+class TracingSettings(_Section):
+    """OpenTelemetry traces, exported over OTLP/HTTP (protobuf); off unless `enabled`."""
+
+    enabled: bool = Field(False, description="Record spans and export them to `otlp_endpoint`.")
+    otlp_endpoint: str = Field(
+        "http://127.0.0.1:4318/v1/traces",
+        description="The collector's OTLP/HTTP traces URL (a bare `http://host:4318` gets `/v1/traces`).",
+    )
+    service_name: str = Field("ovos-realtime", min_length=1, description="`service.name` of the spans.")
+    sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces recorded (a `traceparent`'s own sampled flag is followed).",
+    )
+    max_queue_spans: int = Field(
+        2048,
+        ge=16,
+        le=1_000_000,
+        description="Ended spans waiting for export, at most; more are dropped and counted "
+        "(`ovos_realtime_trace_spans_dropped_total`): a slow or dead collector never slows a session.",
+    )
+    export_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="How long one export to the collector may take."
+    )
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL such as http://collector:4318/v1/traces, not {url!r}")
+        if parts.path in ("", "/"):
+            return url.rstrip("/") + "/v1/traces"
+        return url
+
+
 class GatewaySettings(_Section):
     """Configuration of one gateway instance (standalone or inside the PHAL plugin)."""
 
@@ -551,8 +588,23 @@ class GatewaySettings(_Section):
         default_factory=EventBridgeSettings,
         description="Events to a Redis stream (see docs/observability.md); off by default.",
     )
-    log_level: str = Field("INFO", description="Level of the ovos_realtime loggers (standalone).")
-    log_json: bool = Field(False, description="Log one JSON object per line (standalone).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Level of the ovos_realtime loggers (standalone; other libraries: INFO at least)."
+    )
+    log_format: Literal["json", "text", "auto"] = Field(
+        "auto",
+        description="`json`: one JSON object per line; `text`: for people; `auto`: JSON unless the log "
+        "goes to a terminal (standalone).",
+    )
+    log_json: bool = Field(False, description="Same as `log_format: json` (kept for older configs).")
+    tracing: TracingSettings = Field(
+        default_factory=TracingSettings, description="OpenTelemetry traces (see docs/observability.md)."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, level: Any) -> Any:
+        return level.upper() if isinstance(level, str) else level
 
     @model_validator(mode="before")
     @classmethod
@@ -600,6 +652,10 @@ class GatewaySettings(_Section):
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser()
+
+    @property
+    def effective_log_format(self) -> Literal["json", "text", "auto"]:
+        return "json" if self.log_json else self.log_format
 
     @property
     def tls_enabled(self) -> bool:

@@ -12,6 +12,7 @@ from ovos_realtime_gateway.settings import (
     RateLimits,
     RetentionSettings,
     SipSettings,
+    TracingSettings,
     VaultSettings,
 )
 
@@ -29,6 +30,7 @@ def test_every_setting_is_documented() -> None:
         EventBridgeSettings,
         VaultSettings,
         KeyRotationSettings,
+        TracingSettings,
     )
     expected = {name for section in sections for name in section.model_fields}
     assert expected <= documented, f"undocumented settings: {sorted(expected - documented)}"

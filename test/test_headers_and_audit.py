@@ -55,7 +55,7 @@ def test_request_id_reaches_audit_and_logs(gateway: GatewayProcess, alpha_key: s
     minted = http("POST", f"{gateway.api_base}/realtime/client_secrets", json_body={}, key=alpha_key)
     request_id = minted.headers["x-request-id"]
     assert _audit_rows(gateway, request_id) == [("client_secrets.create", "allowed", 200)]
-    assert f"[{request_id}]" in gateway.logs()
+    assert f'"request_id": "{request_id}"' in gateway.logs()  # JSON lines: stderr is not a terminal
 
     refused = http("POST", f"{gateway.api_base}/realtime/client_secrets", json_body={}, key="sk-ovos-wrong")
     assert _audit_rows(gateway, refused.headers["x-request-id"]) == [

@@ -22,6 +22,8 @@ import numpy.typing as npt
 from ..audio import InputTranscoder, OutputTranscoder
 from ..engine.responder import Responder
 from ..engine.session import RealtimeSession, SessionOptions
+from ..log import log_context
+from ..observability.tracing import NO_SPAN, Span, current_span
 from ..protocol import errors
 from ..protocol.server_events import Event, error_event, event
 from ..security.auth import Principal
@@ -73,6 +75,7 @@ class Call:
         self._holds: list[Hold] = []
         self._call_writes: set[asyncio.Future[None]] = set()
         self.created_at = int(time.time())
+        self.span: Span = NO_SPAN  # the call's session span, from open_session until the call ends
 
     def go_live(self) -> None:
         """List the call and count it as an open session, both undone when it ends (its session
@@ -116,6 +119,17 @@ class Call:
     def open_session(self, record: SessionRecord, responder: Responder) -> RealtimeSession:
         """Create the engine for `record` and start it (`session.created` goes out)."""
         self._store_hooks = StoreHooks(self.services, record, self.principal)
+        parent = current_span.get()  # the request that accepted or placed it; a SIP call starts a trace
+        attributes = {"ovos_realtime__call_id": self.id, "ovos_realtime__session_id": record.id}
+        self.span = (
+            parent.child("realtime.call", **attributes)
+            if parent.recording
+            else self.services.tracing.root_span("realtime.call", **attributes)
+        )
+        with self.span.activated():
+            return self._open_session(record, responder)
+
+    def _open_session(self, record: SessionRecord, responder: Responder) -> RealtimeSession:
         self.session = RealtimeSession(
             session_id=record.id,
             project_id=self.project_id,
@@ -146,7 +160,7 @@ class Call:
         return self.session
 
     def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=f"call-{name}-{self.id}")
+        task = asyncio.get_running_loop().create_task(self._in_context(coro), name=f"call-{name}-{self.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -284,11 +298,20 @@ class Call:
         )
         self.end("session_expired")
 
+    async def _in_context(self, coro: Any) -> Any:
+        """Run a call's task with its ids in the log lines and its span current."""
+        session_id = self.session.id if self.session is not None else None
+        ids = log_context(call_id=self.id, session_id=session_id, project=self.project_id)
+        with ids, self.span.activated():
+            return await coro
+
     def end(self, reason: str) -> asyncio.Task[None]:
         """End the call once (idempotent); the task completes when everything is released."""
         if self._ending is None:
             self.end_reason = reason
-            self._ending = asyncio.get_running_loop().create_task(self._end(), name=f"call-end-{self.id}")
+            self._ending = asyncio.get_running_loop().create_task(
+                self._in_context(self._end()), name=f"call-end-{self.id}"
+            )
         return self._ending
 
     async def drain_events(self) -> None:
@@ -338,4 +361,6 @@ class Call:
             except Exception:  # the call is over either way; the row says so at the next start
                 log.exception("call %s: could not store its end", self.id)
         self._release()
+        self.span.set(ovos_realtime__end_reason=self.end_reason)
+        self.span.end()
         self.ended.set()

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..observability.tracing import NO_SPAN, Span
 from ..protocol import ids
 from ..protocol.server_events import Event, event
 from .audio_out import AudioOut
@@ -53,6 +54,7 @@ class ResponseRun:
     conversation_id: str | None
     audio_out: AudioOut | None = None
     prepare: Callable[[], Awaitable[None]] | None = None  # e.g. wait for the turn's transcripts
+    span: Span = NO_SPAN  # the turn's span: the responder's spans are its children; ends with the response
     id: str = field(default_factory=ids.response_id)
     status: Status | None = None
     started: float = field(default_factory=time.monotonic)  # for the event bridge's latency
@@ -110,6 +112,10 @@ class ResponseRun:
         return {k: v for k, v in self._item.items()}
 
     async def _run(self) -> None:
+        with self.span.activated():
+            await self._produce()
+
+    async def _produce(self) -> None:
         self.emit(event("response.created", response=self._response_object("in_progress")))
         try:
             if self.prepare is not None:
@@ -255,3 +261,8 @@ class ResponseRun:
         )
         self.status = status
         self.emit(event("response.done", response=body))
+        outcome, reason = self.outcome
+        self.span.set(ovos_realtime__response_id=self.id, ovos_realtime__status=outcome)
+        if outcome == "failed":
+            self.span.fail(reason)
+        self.span.end()

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..observability.tracing import Span, current_span
 from ..protocol import client_events as ce
 from ..protocol import ids
 from ..protocol.errors import ApiError, event_error, quote_list
@@ -114,6 +115,9 @@ class RealtimeSession:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._persisting: set[asyncio.Task[None]] = set()
         self._persist_lock = asyncio.Lock()
+        self._span = current_span.get()  # the session's span (the transport's): turns are its children
+        self._turn: Span | None = None  # the span of the turn being spoken or committed, not yet answered
+        self._vad_span: Span | None = None
         self._configure_voice()
         self._handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
             "session.update": self._session_update,
@@ -175,7 +179,22 @@ class RealtimeSession:
         for run in [self.active, *self.out_of_band]:
             if run is not None:
                 await run.cancel("client_cancelled")
+        self._end_turn()
         await asyncio.gather(*self._persisting, return_exceptions=True)
+
+    def _begin_turn(self, item_id: str) -> Span:
+        """The span of a new turn (a previous one that was never answered ends)."""
+        self._end_turn()
+        self._turn = self._span.child("realtime.turn", ovos_realtime__item_id=item_id)
+        return self._turn
+
+    def _end_turn(self) -> None:
+        if self._vad_span is not None:
+            self._vad_span.end()
+            self._vad_span = None
+        if self._turn is not None:
+            self._turn.end()
+            self._turn = None
 
     # -- session ----------------------------------------------------------------------------
 
@@ -303,6 +322,9 @@ class RealtimeSession:
             self._cancel_idle_timer()
             self.input.drop_before(signal.audio_start_ms)  # the turn's item starts at its prefix
             self._turn_item_id = ids.item_id()
+            log.debug("session %s: speech started at %d ms", self.id, signal.audio_start_ms)
+            turn = self._begin_turn(self._turn_item_id)
+            self._vad_span = turn.child("vad", ovos_realtime__audio_start_ms=signal.audio_start_ms)
             self._start_live()
             self.emit(
                 event(
@@ -317,6 +339,11 @@ class RealtimeSession:
             return
         item_id = self._turn_item_id or ids.item_id()
         self._turn_item_id = None
+        log.debug("session %s: speech stopped at %d ms", self.id, signal.audio_end_ms)
+        if self._vad_span is not None:  # the VAD's end of speech: the turn goes on to STT
+            self._vad_span.set(ovos_realtime__audio_end_ms=signal.audio_end_ms)
+            self._vad_span.end()
+            self._vad_span = None
         self.emit(
             event("input_audio_buffer.speech_stopped", audio_end_ms=signal.audio_end_ms, item_id=item_id)
         )
@@ -412,14 +439,20 @@ class RealtimeSession:
         self.emit(event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id))
         self._item_added(item, previous)
         self.persist_items()
+        turn = self._turn or self._begin_turn(item_id)
+        if self.kind != "realtime":  # nothing answers: the turn ends with its transcript
+            self._turn = None
         if self._stt is not None and self.transcripts_needed:
             task = asyncio.get_running_loop().create_task(
-                self._transcribe(item, audio, pcm16k, self._stt, live)
+                self._transcribe(item, audio, pcm16k, self._stt, live, turn)
             )
             self._transcriptions[item_id] = task
             task.add_done_callback(lambda _: self._transcriptions.pop(item_id, None))
-        elif live is not None:
-            live.abort()
+        else:
+            if live is not None:
+                live.abort()
+            if self._turn is not turn:
+                turn.end()
         return item
 
     @property
@@ -434,15 +467,23 @@ class RealtimeSession:
         return isinstance(((self.config.get("audio") or {}).get("input") or {}).get("transcription"), dict)
 
     async def _transcribe(
-        self, item: dict[str, Any], audio: bytes, pcm16k: bytes, stt: SttBackend, live: LiveTranscript | None
+        self,
+        item: dict[str, Any],
+        audio: bytes,
+        pcm16k: bytes,
+        stt: SttBackend,
+        live: LiveTranscript | None,
+        turn: Span,
     ) -> None:
         item_id = item["id"]
+        span = turn.child("stt", ovos_realtime__item_id=item_id, ovos_realtime__streamed=live is not None)
         try:
             if live is not None:
                 text = await live.finish(pcm16k)
             else:
                 text = await transcribe(stt, pcm16k, _language(self.config))
         except TranscriptionFailed as exc:
+            span.fail(exc.code)
             log.warning("session %s: transcription of %s failed: %s", self.id, item_id, exc)
             if self.transcription_requested and not self.closed:
                 error = {"type": "transcription_error", "code": exc.code, "message": str(exc), "param": None}
@@ -455,6 +496,11 @@ class RealtimeSession:
                     )
                 )
             return
+        finally:
+            span.end()
+            if self._turn is not turn and self.kind != "realtime":
+                turn.end()
+        log.debug("session %s: %s transcribed (%d characters)", self.id, item_id, len(text))
         item["content"][0]["transcript"] = text
         if self.transcription_requested and not self.closed:
             self.emit(
@@ -652,6 +698,7 @@ class RealtimeSession:
             if modalities == ["audio"]
             else None,
             prepare=lambda: self._await_transcripts(turn),
+            span=self._turn_span(in_conversation),
         )
         if in_conversation:
             self._cancel_idle_timer()
@@ -661,6 +708,13 @@ class RealtimeSession:
         task = run.start()
         task.add_done_callback(lambda _: self._response_finished(run))
         return run
+
+    def _turn_span(self, in_conversation: bool) -> Span:
+        """A response answers the turn spoken or committed before it, else it is a turn of its own."""
+        if in_conversation and self._turn is not None:
+            turn, self._turn = self._turn, None
+            return turn
+        return self._span.child("realtime.turn")
 
     def _input_tokens(self, items: list[dict[str, Any]]) -> tuple[int, int]:
         text, audio_ms = 0, 0.0
@@ -678,6 +732,8 @@ class RealtimeSession:
             if run.audio_out is not None and run.audio_out.sent_bytes:
                 self.audio_sent_once = True
         self.out_of_band.discard(run)
+        status, reason = run.outcome
+        log.debug("session %s: response %s %s%s", self.id, run.id, status, f" ({reason})" if reason else "")
         self.hooks.response_finished(run)
         if run.spec.in_conversation:
             self.persist_items()

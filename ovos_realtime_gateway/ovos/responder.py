@@ -21,6 +21,7 @@ from ovos_bus_client import Message
 from ovos_bus_client.session import Session
 
 from ..engine.responder import AudioDelta, ResponderError, ResponseChunk, TextDelta, Turn
+from ..observability.tracing import NO_SPAN, Span, current_span
 from .bus import BUS_LOST, BusBridge
 from .location import with_timezone
 
@@ -144,8 +145,13 @@ class SkillsResponder:
             )
         lang = turn.language or self.default_lang
         context = {"session": self._session(turn, lang), "source": SOURCE, "destination": ["skills"]}
+        turn_span = current_span.get()
+        span = turn_span.child("ovos.skills", ovos_realtime__persona=turn.prompt_id or self.persona)
+        if span.traceparent is not None:  # the skills' own logs and spans can join the trace
+            context["traceparent"] = span.traceparent
         queue = self.bridge.subscribe(turn.session_id)
         spoke = False
+        tts: Span | None = None
         try:
             loop = asyncio.get_running_loop()
             asked_at = loop.time()
@@ -168,9 +174,16 @@ class SkillsResponder:
                     utterance = str(message.data.get("utterance") or "").strip()
                     if not utterance:
                         continue
-                    if not spoke and self.on_first_speak is not None:
-                        self.on_first_speak(loop.time() - asked_at)
+                    if not spoke:
+                        span.event("first_speak")
+                        if self.on_first_speak is not None:
+                            self.on_first_speak(loop.time() - asked_at)
+                        if turn.output_modalities == ["audio"] and self.synthesize is not None:
+                            tts = turn_span.child("tts.first_audio")
                     async for chunk in self._speak(message, utterance, turn, lang, spoke):
+                        if tts is not None and isinstance(chunk, AudioDelta):
+                            tts.end()
+                            tts = None
                         yield chunk
                     spoke = True
                     deadline = loop.time() + self.timeout_s
@@ -180,8 +193,13 @@ class SkillsResponder:
                     raise ResponderError(
                         "No OVOS skill or fallback could answer that.", code="no_skill_matched"
                     )
+        except ResponderError as exc:
+            span.fail(exc.code)
+            raise
         finally:
             self.bridge.unsubscribe(turn.session_id)
+            for open_span in (tts or NO_SPAN, span):
+                open_span.end()
 
     async def _speak(
         self, message: Message, utterance: str, turn: Turn, lang: str, continued: bool

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..log import current_request_id
+from ..log import current_project, current_request_id
 from ..protocol import errors
 from ..security.auth import Principal, bearer_token
 from ..security.policy import PolicyUnavailable
@@ -93,6 +93,7 @@ async def authorize(
     another project's ids look like ids that never existed)."""
     services = request.app[SERVICES]
     request[PRINCIPAL] = principal
+    current_project.set(principal.project_id)  # the request's log lines name it (the middleware resets it)
     await services.remember_project(principal.project_id)
     request_info = {
         "method": request.method,

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..log import access_log, current_request_id
+from ..log import access_log, current_project, current_request_id
+from ..observability.tracing import NO_SPAN, Span, Tracing
 from ..protocol import errors, ids
 from ..services import SERVICES
 from .guard import PRINCIPAL, RATE_STATUS
@@ -47,37 +48,65 @@ def _route_name(request: web.Request) -> str:
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = ids.request_id()
     token = current_request_id.set(request_id)
+    project_token = current_project.set(None)  # the guard names it once the caller is known
+    services = request.app[SERVICES]
+    span = _server_span(services.tracing, request, request_id)
     started = time.perf_counter()
     try:
-        try:
-            response = await handler(request)
-        except errors.ApiError as exc:
-            response = error_response(exc)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = error_response(_from_http_exception(request, exc))
-        except Exception:
-            log.exception("unhandled error in %s %s", request.method, request.path)
-            response = error_response(errors.internal_error())
+        with span.activated():
+            response = await _handle(request, handler)
         elapsed = time.perf_counter() - started
         if not response.prepared:
             _decorate(request, response, request_id, elapsed)
         route = _route_name(request)
-        metrics = request.app[SERVICES].metrics
+        metrics = services.metrics
         metrics.http_requests.labels(route=route, method=request.method, status=str(response.status)).inc()
         metrics.http_latency.labels(route=route, method=request.method).observe(elapsed)
+        span.set(http__response__status_code=response.status, ovos_realtime__project=current_project.get())
+        if response.status >= 500:
+            span.fail(f"HTTP {response.status}")
         access_log.info(
             "%s %s %s %s %.1fms",
             request.remote,
             request.method,
-            request.path_qs,
+            request.path,
             response.status,
             elapsed * 1000,
         )
         return response
     finally:
+        span.end()
+        current_project.reset(project_token)
         current_request_id.reset(token)
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The handler's response; every failure becomes OpenAI's error envelope."""
+    try:
+        return await handler(request)
+    except errors.ApiError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http_exception(request, exc))
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(errors.internal_error())
+
+
+def _server_span(tracing: Tracing, request: web.Request, request_id: str) -> Span:
+    """The request's span (nothing at all when tracing is off)."""
+    if not tracing.enabled:
+        return NO_SPAN
+    route = _route_name(request)
+    return tracing.server_span(
+        f"{request.method} {route}",
+        request.headers,
+        http__request__method=request.method,
+        http__route=route,
+        ovos_realtime__request_id=request_id,
+    )
 
 
 def _decorate(request: web.Request, response: web.StreamResponse, request_id: str, elapsed: float) -> None:

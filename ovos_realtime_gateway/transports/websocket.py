@@ -20,6 +20,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..calls.call import Call
 from ..engine.responder import Responder, UnavailableResponder
 from ..engine.session import RealtimeSession, SessionHooks, SessionOptions
+from ..log import log_context
+from ..observability.tracing import current_span
 from ..ovos.microphone import MICROPHONE_MODEL, MicrophoneFeed, guard_microphone, microphone_in_use
 from ..protocol import dialect, errors, ids
 from ..protocol.server_events import error_event
@@ -93,16 +95,22 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     translate = dialect.ga_event_to_beta if handshake.beta else None
     outbox = Outbox(OUTBOX_EVENTS, translate)
     if "call_id" in request.query:
-        await _sideband(request, ws, services, handshake, outbox)
+        with log_context(call_id=request.query["call_id"]):
+            await _sideband(request, ws, services, handshake, outbox)
         return ws
     try:
         principal, record = await _admit(request, services, handshake)
     except Refused as refused:
         await _refuse(ws, refused, translate)
         return ws
+    span = current_span.get().child(
+        "realtime.session", ovos_realtime__session_id=record.id, ovos_realtime__project=principal.project_id
+    )
     try:
-        await _open(request, ws, services, handshake, outbox, translate, principal, record)
+        with log_context(session_id=record.id), span.activated():
+            await _open(request, ws, services, handshake, outbox, translate, principal, record)
     finally:
+        span.end()
         services.microphone.release(record.id)  # if this session held it
     return ws
 
@@ -137,12 +145,14 @@ async def _open(
     services.metrics.realtime_sessions.inc()
     services.events.session_opened(record.id, principal.project_id, record.config.get("model"), "websocket")
     audit_success(request, "realtime.connect", {"id": record.id}, 101)
+    log.info("session %s opened (%s, model %s)", record.id, record.type, record.config.get("model"))
     try:
         await _serve(request, ws, services, principal, record, handshake, outbox)
     finally:
         services.session_slots.release(principal.project_id, principal.owning_key)
         services.metrics.realtime_sessions.dec()
         services.events.session_closed(record.id, ws.close_code)
+        log.info("session %s closed", record.id)
 
 
 async def _refuse(ws: web.WebSocketResponse, refused: Refused, translate: Any) -> None:
