@@ -33,12 +33,12 @@ from .test_ovos_answers import HOURS
 from .test_talk_page import ARTIFACTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.containers, pytest.mark.timeout(2400)]
-GATEWAY = "ovos-realtime"
-ASSISTANT = "ovos-realtime-assistant"
+GATEWAY = "localhost/ovos-realtime:dev"  # the names and tag `make image` and compose.yaml use
+ASSISTANT = "localhost/ovos-realtime-assistant:dev"
 SIDECARS = {
-    "prometheus": "voiceengine-prometheus",
-    "coturn": "voiceengine-coturn",
-    "redis": "voiceengine-redis",
+    "prometheus": "localhost/voiceengine-prometheus:dev",
+    "coturn": "localhost/voiceengine-coturn:dev",
+    "redis": "localhost/voiceengine-redis:dev",
 }
 CONFIG = "/etc/ovos-realtime/gateway.yaml"
 
@@ -251,9 +251,11 @@ def stack(compose_images: None, tmp_path: Path) -> Iterator[Stack]:
 
 def test_the_compose_stack_answers_by_voice_and_is_watched(stack: Stack) -> None:
     started = time.monotonic()
-    stack.compose("up", "--detach")
+    stack.compose("up", "--detach", "--no-build")  # the images the fixture built, not its own
     services = ("assistant", "prometheus", "turn", "redis")
     assert sorted(stack.containers()) == sorted(stack.container(s) for s in services)
+    built = pm.podman("image", "inspect", ASSISTANT, "--format", "{{.Id}}").stdout.strip()
+    assert pm.inspect(stack.container("assistant"))["Image"] == built
     for service in services:
         facts = pm.inspect(stack.container(service))["HostConfig"]
         assert facts["Memory"] > 0 and facts["NanoCpus"] > 0, (service, facts["Memory"], facts["NanoCpus"])
