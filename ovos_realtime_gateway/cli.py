@@ -1,5 +1,5 @@
-"""The `ovos-realtime` command: serve | keys create/list/revoke/rotate/show-pending | migrate |
-policy test/eval | data purge | backup | restore.
+"""The `ovos-realtime` command: serve | demo | keys create/list/revoke/rotate/show-pending | calls |
+migrate | policy test/eval | data purge | backup | restore | healthcheck.
 
 User mistakes are one line on stderr and exit code 2 (usage) or 1 (operation); never a traceback.
 """
@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
-from . import cli_data, policy_cli
+from . import cli_data, healthcheck, policy_cli
 from .log import configure_logging
 from .runner import GatewayRunner
 from .security.key_admin import IssuedKey, KeyAdminError, create_key, revoke_key, rotate_key
@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", parents=[data_dir], help="apply store migrations")
     policy_cli.add_parser(sub, data_dir)
     cli_data.add_parsers(sub, data_dir)  # data purge, backup, restore (issue 13: personal data)
+    check = sub.add_parser(
+        "healthcheck",
+        parents=[data_dir, gateway],
+        help="exit 0 when the gateway these settings serve answers /healthz (container HEALTHCHECK)",
+    )
+    healthcheck.add_arguments(check)
     return parser
 
 
@@ -257,8 +263,17 @@ async def _speech_loaded(services: GatewayServices) -> None:
     print("speech is ready" if not failed else "speech is NOT ready: text answers only", flush=True)
 
 
+class _Stopped(Exception):
+    """SIGTERM while OVOS was starting (before the gateway's own handler is there)."""
+
+
+def _stopped(signum: int, frame: object) -> NoReturn:
+    raise _Stopped
+
+
 def _demo(settings: GatewaySettings) -> None:
-    """OVOS (messagebus + ovos-core with its skills) under DATA_DIR/ovos, then the gateway on it."""
+    """OVOS (messagebus + ovos-core with its skills) under DATA_DIR/ovos, then the gateway on it.
+    SIGTERM at any point stops all of it and exits 0 (`docker stop` of the assistant image)."""
     from .ovos.location import machine_timezone, with_timezone
     from .ovos.stack import CONVERSATIONAL_SKILLS, OvosStack
 
@@ -267,6 +282,7 @@ def _demo(settings: GatewaySettings) -> None:
     stack = OvosStack(settings.resolved_data_dir / "ovos", lang=settings.lang, extra_config=place)
     print(f"starting OVOS (messagebus on {stack.bus_url}, skills; logs in {stack.root / 'logs'})", flush=True)
     print(f"answers are for time zone {timezone} (--timezone to change)", flush=True)
+    signal.signal(signal.SIGTERM, _stopped)
     try:
         started = time.monotonic()
         stack.start()
@@ -283,9 +299,12 @@ def _demo(settings: GatewaySettings) -> None:
         if "talk_page" not in settings.model_fields_set:
             demo["talk_page"] = True  # the demo is for talking to
         asyncio.run(_serve(settings.model_copy(update=demo)))
+    except _Stopped:
+        print("stopped while OVOS was starting", flush=True)
     except (TimeoutError, RuntimeError, FileNotFoundError) as exc:
         raise CliError(f"OVOS did not start: {str(exc).splitlines()[0]}", 1) from None
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the OVOS processes get their own SIGINT
         stack.stop()
 
 
@@ -432,6 +451,22 @@ def _print_calls(settings: GatewaySettings, project_name: str | None) -> None:
         )
 
 
+def _healthcheck(args: argparse.Namespace, settings: GatewaySettings) -> int:
+    """0 when /healthz answers; else 1 with one line saying why (what `docker inspect` shows)."""
+    if args.like_pid is not None:
+        try:
+            words, cwd = healthcheck.process_arguments(args.like_pid)
+        except ValueError as exc:
+            raise CliError(str(exc), 1) from None
+        os.chdir(cwd)  # its relative --config/--data-dir paths are relative to it
+        settings = settings_from_args(build_parser().parse_args(words))
+    problem = healthcheck.probe(healthcheck.probe_url(settings), args.timeout)
+    if problem is not None:
+        print(f"{PROG}: unhealthy: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _utc(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
@@ -456,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return policy_cli.run(args, settings)
         elif args.command in ("data", "backup", "restore"):
             cli_data.run(args, settings)
+        elif args.command == "healthcheck":
+            return _healthcheck(args, settings)
     except CliError as exc:
         _fail(str(exc), exc.code)
     except cli_data.DataCommandError as exc:

@@ -47,6 +47,7 @@ class GatewayServices:
     speech: Any = None  # the TTS SpeechSynthesizer (ovos_realtime_tts_plugin), when answers are spoken
     speech_status: dict[str, str] = field(default_factory=dict)  # plugin → "loading" | "ready" | error
     warming: asyncio.Task[None] | None = None  # loading the speech plugins, at start
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set on SIGTERM: sessions end
     plugins: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="ovos-realtime-plugins")
     )  # STT, TTS and messagebus sends: never on the event loop

@@ -443,13 +443,26 @@ async def _serve(
     )
     hold = services.live.hold(principal)
     revocation = asyncio.get_running_loop().create_task(hold.revoked.wait(), name=f"ws-revoked-{record.id}")
+    stopping = asyncio.get_running_loop().create_task(
+        services.stopping.wait(), name=f"ws-stopping-{record.id}"
+    )
     close_code: int = WSCloseCode.OK
     close_message = b""
     try:
         done, _ = await asyncio.wait(
-            {reader, expiry, overflow, writer, revocation}, return_when=asyncio.FIRST_COMPLETED
+            {reader, expiry, overflow, writer, revocation, stopping}, return_when=asyncio.FIRST_COMPLETED
         )
-        if revocation in done:
+        if stopping in done:
+            log.info("session %s: the gateway is stopping; closing", record.id)
+            await session.close()
+            message = "The server is shutting down; reconnect to continue."
+            outbox.put(
+                error_event(
+                    errors.event_error("server_shutting_down", message, type=errors.SERVER_ERROR), None
+                )
+            )
+            close_code, close_message = WSCloseCode.GOING_AWAY, b"the server is shutting down"
+        elif revocation in done:
             log.info("session %s: its key was revoked; closing", record.id)
             await session.close()
             outbox.put(error_event(errors.revoked_during_session(), None))
@@ -472,9 +485,9 @@ async def _serve(
     finally:
         hold.release()
         try:
-            for task in (reader, expiry, overflow, revocation):
+            for task in (reader, expiry, overflow, revocation, stopping):
                 task.cancel()
-            await asyncio.gather(reader, expiry, overflow, revocation, return_exceptions=True)
+            await asyncio.gather(reader, expiry, overflow, revocation, stopping, return_exceptions=True)
             await session.close()
             outbox.close()
             if not outbox.overflowed.is_set():
