@@ -76,6 +76,8 @@ async def authenticate(request: web.Request, action: str, *, token: str | None =
     services = request.app[SERVICES]
     principal = await _authenticate(request, services, action, None, token)
     request[PRINCIPAL] = principal
+    # per-project limits may be keyed by name: what is decided next (a session's lifetime) needs it
+    await services.remember_project(principal.project_id)
     return principal
 
 
@@ -94,7 +96,7 @@ async def authorize(
     services = request.app[SERVICES]
     request[PRINCIPAL] = principal
     current_project.set(principal.project_id)  # the request's log lines name it (the middleware resets it)
-    await services.remember_project(principal.project_id)
+    await services.remember_project(principal.project_id)  # (a principal that skipped authenticate())
     request_info = {
         "method": request.method,
         "path": request.path,
