@@ -54,8 +54,8 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         ),
         bus=BusBridge(BusAddress.parse(settings.messagebus_url)) if settings.messagebus_url else None,
     )
-    failures = services.metrics.secret_refresh_failures
-    secrets.resolver.on_refresh_failed = lambda setting: failures.labels(setting=setting).inc()
+    refresh_failures = services.metrics.secret_refresh_failures
+    secrets.resolver.on_refresh_failed = lambda setting: refresh_failures.labels(setting=setting).inc()
     store_write = metrics.store_write_seconds
     services.store.observe_write = lambda operation, seconds: store_write.labels(operation=operation).observe(
         seconds
@@ -68,13 +68,15 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         stage.labels(stage="stt").observe,
         lambda mode: services.metrics.transcriptions.labels(mode=mode).inc(),
     )
-    failures = services.metrics.speech_failures
+    speech_failures = services.metrics.speech_failures
     services.stt = SttBackend(
         transcriber,
         services.plugins,
         settings.lang,
         settings.stt_timeout_seconds,
-        failed=lambda kind: failures.labels(component="stt", plugin=settings.stt_plugin, kind=kind).inc(),
+        failed=lambda kind: speech_failures.labels(
+            component="stt", plugin=settings.stt_plugin, kind=kind
+        ).inc(),
     )
     if services.bus is not None:
         from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
