@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+
+from .speech import chunks
 
 SPOKEN_TURN_EVENTS = [
     "input_audio_buffer.speech_started",
@@ -96,3 +99,13 @@ async def say_and_ask(conn: Any, text: str) -> None:
     item: Any = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
     await conn.conversation.item.create(item=item)
     await conn.response.create()
+
+
+async def speak_in_real_time(conn: Any, pcm: bytes, chunk_ms: int = 20) -> None:
+    """Append `pcm` (24 kHz PCM16) to an SDK connection's input buffer in `chunk_ms` pieces, each
+    when a microphone would have sent it."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for n, part in enumerate(chunks(pcm, chunk_ms=chunk_ms)):
+        await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
+        await asyncio.sleep(max(0.0, start + (n + 1) * chunk_ms / 1000 - loop.time()))

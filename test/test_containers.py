@@ -28,7 +28,8 @@ from ovos_realtime_gateway.settings import GatewaySettings
 
 from . import podman as pm
 from .gateway_process import http
-from .speech import chunks, user_speech_pcm
+from .realtime_helpers import speak_in_real_time
+from .speech import user_speech_pcm
 from .test_ovos_answers import HOURS
 from .test_talk_page import ARTIFACTS
 
@@ -331,11 +332,7 @@ async def _ask_by_voice(api_base: str, key: str) -> tuple[str, str]:
         await conn.session.update(
             session={"type": "realtime", "audio": {"input": {"transcription": transcription}}}
         )  # type: ignore[typeddict-item]
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for n, part in enumerate(chunks(user_speech_pcm("what time is it", lead_ms=300, tail_ms=1500))):
-            await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
-            await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
+        await speak_in_real_time(conn, user_speech_pcm("what time is it", lead_ms=300, tail_ms=1500))
         async with asyncio.timeout(180):
             async for event in conn:
                 if event.type == "conversation.item.input_audio_transcription.completed":

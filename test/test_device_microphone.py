@@ -6,7 +6,6 @@ the utterance and the skills answer on the device."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import threading
 import time
 from pathlib import Path
@@ -17,7 +16,8 @@ import pytest
 from ovos_realtime_gateway.ovos.stack import OvosStack, free_port
 
 from .gateway_process import GatewayProcess, create_key
-from .speech import chunks, user_speech_pcm
+from .realtime_helpers import speak_in_real_time
+from .speech import user_speech_pcm
 
 pytestmark = pytest.mark.slow
 
@@ -85,10 +85,5 @@ async def _speak(api_base: str, key: str, text: str) -> None:
     async with client.realtime.connect(model="ovos-microphone") as conn:
         created = await conn.recv()
         assert created.session.audio.input.turn_detection is None  # type: ignore[union-attr]
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        speech = user_speech_pcm(text, lead_ms=1000, tail_ms=2500)
-        for n, part in enumerate(chunks(speech)):
-            await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
-            await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
+        await speak_in_real_time(conn, user_speech_pcm(text, lead_ms=1000, tail_ms=2500))
     await client.close()

@@ -13,7 +13,6 @@ gateway exports.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 import time
@@ -28,8 +27,8 @@ from ovos_realtime_gateway.ovos.stack import CONVERSATIONAL_SKILLS, OvosStack, f
 
 from .gateway_process import GatewayProcess, configured_gateway, http
 from .otlp_receiver import OtlpReceiver, ReceivedSpan
-from .realtime_helpers import say_and_ask
-from .speech import chunks, user_speech_pcm
+from .realtime_helpers import say_and_ask, speak_in_real_time
+from .speech import user_speech_pcm
 
 pytestmark = pytest.mark.slow
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -109,11 +108,7 @@ async def _voice_then_typed(gateway: GatewayProcess, key: str) -> dict[str, Any]
         await conn.recv()
 
         async def stream() -> None:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            for n, part in enumerate(chunks(user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200))):
-                await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
-                await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
+            await speak_in_real_time(conn, user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200))
 
         sender = asyncio.create_task(stream())
         async for event in conn:

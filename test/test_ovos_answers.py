@@ -23,7 +23,7 @@ from ovos_realtime_gateway.audio import AudioFormat
 from ovos_realtime_gateway.ovos.stack import CONVERSATIONAL_SKILLS, OvosStack
 
 from .gateway_process import GatewayProcess, configured_gateway, http
-from .realtime_helpers import SPOKEN_TURN_EVENTS, say_and_ask
+from .realtime_helpers import SPOKEN_TURN_EVENTS, say_and_ask, speak_in_real_time
 from .speech import chunks, user_speech_pcm, voice_pcm
 from .test_webrtc_calls import place_call
 from .webrtc_peer import CallPeer
@@ -188,11 +188,7 @@ async def _ask_aloud_and_check(gateway: GatewayProcess, key: str) -> None:
         await conn.recv()
 
         async def stream() -> None:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            for n, part in enumerate(chunks(user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200))):
-                await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
-                await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
+            await speak_in_real_time(conn, user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200))
 
         sender = asyncio.create_task(stream())
         async for event in conn:
@@ -295,11 +291,7 @@ async def test_speaking_over_an_answer_interrupts_it(answering: tuple[GatewayPro
         sender: asyncio.Task[None] | None = None
 
         async def talk_over() -> None:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            for n, part in enumerate(chunks(user_speech_pcm("hello world", tail_ms=1200))):
-                await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
-                await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
+            await speak_in_real_time(conn, user_speech_pcm("hello world", tail_ms=1200))
 
         done = 0
         async for event in conn:
@@ -643,12 +635,8 @@ async def _speak_turns(gateway: GatewayProcess, key: str, spoken: list[bytes]) -
         audio_in: Any = {"transcription": {"model": "ovos-stt"}, "turn_detection": {"type": "server_vad"}}
         await conn.session.update(session={"type": "realtime", "audio": {"input": audio_in}})
         await conn.recv()
-        loop = asyncio.get_running_loop()
         for pcm in spoken:
-            start = loop.time()
-            for n, part in enumerate(chunks(pcm)):
-                await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
-                await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
+            await speak_in_real_time(conn, pcm)
             async for event in conn:
                 events.append(event)
                 if event.type == "response.done":
@@ -901,11 +889,9 @@ async def test_what_was_said_and_typed_stays_out_of_the_audit_trail_and_logs(
             }
             await conn.session.update(session={"type": "realtime", "audio": {"input": audio_in}})  # type: ignore[typeddict-item]
             await conn.recv()
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            for n, part in enumerate(chunks(user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200))):
-                await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
-                await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))  # in real time
+            await speak_in_real_time(
+                conn, user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200)
+            )  # in real time
             async for event in conn:
                 events.append(event)
                 if event.type == "response.done":

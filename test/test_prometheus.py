@@ -27,7 +27,7 @@ from ovos_realtime_gateway.observability import dashboards
 from ovos_realtime_gateway.ovos.stack import OvosStack, free_port
 
 from .gateway_process import GatewayProcess, configured_gateway, create_key, http
-from .realtime_helpers import say_and_ask
+from .realtime_helpers import say_and_ask, speak_in_real_time
 from .speech import chunks, user_speech_pcm
 from .test_webrtc_calls import place_call
 from .webrtc_peer import CallPeer
@@ -209,11 +209,7 @@ async def _traffic(gateway: GatewayProcess, key: str, throttled: str) -> None:
             }
         )
         await conn.recv()
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for n, part in enumerate(chunks(user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200))):
-            await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
-            await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
+        await speak_in_real_time(conn, user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200))
         assert (await _until_done(conn)).status == "completed"
         await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
         await say_and_ask(conn, "hello world")
