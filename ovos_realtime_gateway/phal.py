@@ -70,7 +70,12 @@ class RealtimeGatewayValidator(PHALValidator):  # type: ignore[misc]
         try:
             settings_from_plugin_config(config)
         except ValidationError as exc:
-            log.error("PHAL.%s is not valid: %s", PLUGIN_NAME, exc)
+            # each problem by setting and reason, never the value given (a password in a URL, a secret)
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False)
+            )
+            log.error("PHAL.%s is not valid: %s", PLUGIN_NAME, problems)
             return False
         return True
 

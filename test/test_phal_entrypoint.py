@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from ovos_plugin_manager.phal import find_phal_plugins
 
 from ovos_realtime_gateway.phal import (
@@ -22,6 +25,19 @@ def test_validator_honours_enabled_and_rejects_bad_sections() -> None:
     assert RealtimeGatewayValidator.validate({"enabled": False, "port": 8080}) is False
     assert RealtimeGatewayValidator.validate({"port": "not a port"}) is False
     assert RealtimeGatewayValidator.validate({"no_such_setting": 1}) is False
+
+
+def test_an_invalid_section_is_logged_without_the_values_given(caplog: pytest.LogCaptureFixture) -> None:
+    """OVOS's log names the setting and why, never what was given: it may be a secret."""
+    section = {
+        "port": "sk-ovos-not-a-port",
+        "event_bridge": {"redis_url": "redis://user:hunter2-password@127.0.0.1:notaport/0"},
+    }
+    with caplog.at_level(logging.ERROR):
+        assert RealtimeGatewayValidator.validate(section) is False
+    logged = caplog.text
+    assert "port:" in logged and "event_bridge.redis_url:" in logged, logged
+    assert "sk-ovos-not-a-port" not in logged and "hunter2-password" not in logged, logged
 
 
 def test_section_becomes_gateway_settings() -> None:
