@@ -17,21 +17,28 @@ PAGES = ("README.md", "docs/getting-started.md")
 pytestmark = pytest.mark.slow
 
 
-def test_the_first_hour_runs_as_written(tmp_path: Path) -> None:
-    home, work = tmp_path / "home", tmp_path / "work"
-    home.mkdir()
-    work.mkdir()
-    (work / "node_modules").symlink_to(ROOT / "test" / "node" / "node_modules")  # `npm install openai`
-    reader = Reader(clone=ROOT, home=home, work=work)
+def run_pages(reader: Reader, pages: tuple[str, ...]) -> tuple[int, list[int | None]]:
+    """Every block of `pages` not marked skip, in order; then Ctrl-C for what still runs. Returns
+    how many blocks ran and the background processes' exit codes."""
     ran = 0
     try:
-        for page in PAGES:
+        for page in pages:
             for block in blocks(ROOT / page):
                 if block.skip_reason is None:
                     reader.run(block)
                     ran += 1
     finally:
         codes = reader.stop()
+    return ran, codes
+
+
+def test_the_first_hour_runs_as_written(tmp_path: Path) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    (work / "node_modules").symlink_to(ROOT / "test" / "node" / "node_modules")  # `npm install openai`
+    reader = Reader(clone=ROOT, home=home, work=work)
+    ran, codes = run_pages(reader, PAGES)
     assert ran >= 8, f"only {ran} blocks ran"
     assert reader.key is not None, "the demo never printed its key"
     assert codes and all(code == 0 for code in codes), f"exit codes after Ctrl-C: {codes}"
@@ -57,14 +64,6 @@ def test_runbook_commands_run_as_written(page: str, tmp_path: Path) -> None:
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
-    reader = Reader(clone=ROOT, home=home, work=work)
-    ran = 0
-    try:
-        for block in blocks(ROOT / page):
-            if block.skip_reason is None:
-                reader.run(block)
-                ran += 1
-    finally:
-        codes = reader.stop()
+    ran, codes = run_pages(Reader(clone=ROOT, home=home, work=work), (page,))
     assert ran >= 4, f"only {ran} blocks ran"
     assert codes and all(code == 0 for code in codes), f"exit codes after Ctrl-C: {codes}"
