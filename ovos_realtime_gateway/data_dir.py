@@ -33,6 +33,14 @@ def private_file(path: Path) -> Path:
     return path
 
 
+def tighten_file(path: Path) -> Path:
+    """Make an existing file 0600 without opening it. For files sqlite holds locks on (the store's
+    -wal and -shm): closing any descriptor of a file drops all of this process's POSIX locks on it,
+    after which another process's sqlite takes itself for the last user and deletes the WAL."""
+    _tighten(path, FILE_MODE)
+    return path
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write `data` to `path`, readable by its owner only from the first byte on."""
     private_file(path)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError
 
-from ..data_dir import private_dir, private_file
+from ..data_dir import private_dir, private_file, tighten_file
 from ..protocol import ids
 from . import migrations, purge, retention
 from .item_ledger import ItemChanges
@@ -57,7 +57,7 @@ class Store:
             for suffix in ("-wal", "-shm"):  # left by an older version with sqlite's default 0644
                 companion = self.path.with_name(self.path.name + suffix)
                 if companion.exists():
-                    private_file(companion)
+                    tighten_file(companion)  # never opened: that would drop sqlite's locks on it
             # WAL + NORMAL: never corrupts; a power cut may lose the last commits, a crash loses nothing.
             db.execute("PRAGMA synchronous = NORMAL")
             # deleted rows (retention, purge) are overwritten with zeros, not left in free pages
