@@ -10,20 +10,14 @@ expression, or null when undefined>}` or `{"ok": false, "error": "..."}`.
 from __future__ import annotations
 
 import json
-import os
 import sys
-from typing import Any
 
-
-def _first_value(output: Any) -> Any:
-    results = getattr(output, "results", None) or []
-    expressions = results[0].expressions if results else []
-    return expressions[0] if expressions else None
+# run as a file: its folder is on sys.path, and rego_worker imports nothing native
+from rego_worker import first_value, protocol_out  # type: ignore[import-not-found]
 
 
 def main() -> None:
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="surrogatepass")
-    os.dup2(2, 1)  # rego-cpp prints its messages to stdout: they go to stderr, not into the protocol
+    out = protocol_out()
     from regopy import Interpreter, RegoError
 
     interpreter = Interpreter()  # type: ignore[no-untyped-call]
@@ -40,7 +34,7 @@ def main() -> None:
         try:
             output = interpreter.query(json.loads(line))
             reply = (
-                {"ok": True, "value": _first_value(output)}
+                {"ok": True, "value": first_value(output)}
                 if output.ok()
                 else {"ok": False, "error": str(output)}
             )

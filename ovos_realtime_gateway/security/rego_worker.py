@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import IO, Any
 
 QUERY = "data.ovos_realtime.decision"
 
@@ -30,7 +30,7 @@ def _libstdcxx_loaded() -> bool:
         return "libstdc++" in maps.read()
 
 
-def _first_value(output: Any) -> Any:
+def first_value(output: Any) -> Any:
     """The query's first expression from the JSON regopy already parsed: never its native
     `expressions()`, which aborts the process when the result is undefined."""
     results = getattr(output, "results", None) or []
@@ -38,10 +38,16 @@ def _first_value(output: Any) -> Any:
     return expressions[0] if expressions else None
 
 
+def protocol_out() -> IO[str]:
+    """The protocol's own stdout; what else writes to stdout (rego-cpp's messages) goes to stderr."""
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="surrogatepass")
+    os.dup2(2, 1)
+    return out
+
+
 def main() -> None:
     loaded_before = _libstdcxx_loaded()
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="surrogatepass")  # the protocol's own
-    os.dup2(2, 1)  # rego-cpp prints its messages to stdout: they go to stderr, not into the protocol
+    out = protocol_out()
     from regopy import Interpreter, RegoError
 
     policy_text = json.loads(sys.stdin.readline())
@@ -60,7 +66,7 @@ def main() -> None:
             interpreter.set_input(json.loads(line))
             output = interpreter.query_bundle(bundle)
             if output.ok():
-                reply = {"ok": True, "value": _first_value(output)}
+                reply = {"ok": True, "value": first_value(output)}
             else:
                 reply = {"ok": False, "error": str(output)}
         except Exception as exc:  # one bad input costs its answer, never the worker
