@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import web
 
-from .background import stop_task
 from .engine.responder import Responder
 from .engine.transcription import SttBackend
 from .log import quiet_malformed_requests
@@ -28,6 +27,7 @@ from .security.policy import PolicyEngine
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
 from .store import Store
+from .tasks import stop_task
 from .transports.websocket import RESPONDER
 from .vad import vad_backend
 

@@ -9,8 +9,8 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..background import stop_task
 from ..observability.metrics import GatewayMetrics
+from ..tasks import stop_task
 from .event import GatewayEvent
 
 log = logging.getLogger("ovos_realtime.events")

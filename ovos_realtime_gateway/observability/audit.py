@@ -9,9 +9,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from ..background import stop_task
 from ..security.client_address import AddressRedactor
 from ..store import AuditEntry, Store
+from ..tasks import stop_task
 from .metrics import GatewayMetrics
 
 log = logging.getLogger("ovos_realtime.audit")

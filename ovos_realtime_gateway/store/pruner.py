@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from ..background import stop_task
+from ..tasks import stop_task
 from .retention import RetentionRules
 from .store import Store
 
