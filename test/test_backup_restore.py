@@ -4,15 +4,18 @@ the client secrets and the sessions."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import stat
+import struct
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from .gateway_process import GatewayProcess, cli, configured_gateway, http
+from .gateway_process import GatewayProcess, cli, configured_gateway, create_key, http
 from .realtime_helpers import realtime_socket
 
 pytestmark = pytest.mark.slow
@@ -123,3 +126,51 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "b.db").exists()
     done = cli("restore", "--from", str(not_a_store), check=False)
     assert done.returncode == 2 and "restore needs --data-dir" in done.stderr, done.stderr
+
+
+# sqlite's unix VFS: the WAL index's "dead man switch" byte (every connection holds a read lock on
+# it while open; the first to open takes it exclusively and rebuilds the index) and the database
+# file's SHARED range (held by every connection in WAL mode; the last to close checkpoints and
+# deletes the WAL once it can lock it exclusively).
+BODY = {"session": {"type": "realtime"}}
+SHM_DMS_BYTE = 128
+DB_SHARED_FIRST, DB_SHARED_SIZE = 0x40000000 + 2, 510
+
+
+def _holder(path: Path, start: int, length: int) -> int | None:
+    """The pid holding a lock that a write lock on `path`'s bytes would conflict with (F_GETLK)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        query = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+        l_type, _, _, _, pid = struct.unpack("hhqqi", fcntl.fcntl(fd, fcntl.F_GETLK, query))
+    finally:
+        os.close(fd)  # the test process holds no lock on it, so closing drops nothing
+    return None if l_type == fcntl.F_UNLCK else pid
+
+
+def test_the_running_gateway_holds_sqlites_locks_so_a_backup_cannot_take_it_for_gone(tmp_path: Path) -> None:
+    """Another process (`backup`, any CLI) must see the gateway as a user of the store: else it
+    reinitialises the WAL index under the gateway's feet (its mapped index truncated) or, closing,
+    checkpoints and deletes the WAL the gateway still writes to. Closing any descriptor of a file
+    drops all of a process's POSIX locks on it, so the gateway must never open its store's files
+    beside sqlite (an older version tightened their modes that way, and lost the locks)."""
+    data_dir = tmp_path / "data"
+    key = create_key(data_dir, "locks")
+    for suffix in ("-wal", "-shm"):  # left 0644 by an older version: the gateway tightens them at start
+        companion = data_dir / f"ovos-realtime.db{suffix}"
+        companion.touch()
+        companion.chmod(0o644)
+    with GatewayProcess(data_dir, log_name="locks") as gateway:
+        assert (
+            http("POST", f"{gateway.api_base}/realtime/client_secrets", json_body=BODY, key=key).status == 200
+        )
+        assert gateway.proc is not None
+        shm, db = data_dir / "ovos-realtime.db-shm", data_dir / "ovos-realtime.db"
+        assert _mode(shm) == 0o600 and _mode(data_dir / "ovos-realtime.db-wal") == 0o600
+        assert _holder(shm, SHM_DMS_BYTE, 1) == gateway.proc.pid, "the WAL index lock was dropped"
+        assert _holder(db, DB_SHARED_FIRST, DB_SHARED_SIZE) == gateway.proc.pid
+        cli("backup", "--to", str(tmp_path / "store.backup"), data_dir=data_dir)
+        assert (data_dir / "ovos-realtime.db-wal").exists(), "the backup left the gateway's WAL alone"
+        assert (
+            http("POST", f"{gateway.api_base}/realtime/client_secrets", json_body=BODY, key=key).status == 200
+        )
