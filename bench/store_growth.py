@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from ovos_realtime_gateway.observability.audit import AuditWriter  # noqa: E402
 from ovos_realtime_gateway.observability.metrics import GatewayMetrics  # noqa: E402
-from ovos_realtime_gateway.store import AuditEntry, ItemChanges, ItemLedger, Store  # noqa: E402
+from ovos_realtime_gateway.store import AuditEntry, ItemChanges, ItemLedger, SqliteStore  # noqa: E402
 from ovos_realtime_gateway.store.item_ledger import ItemRow, without_audio  # noqa: E402
-from ovos_realtime_gateway.store.store import DB_FILENAME  # noqa: E402
+from ovos_realtime_gateway.store.sqlite import DB_FILENAME  # noqa: E402
 
 
 def _db_bytes(data_dir: Path) -> int:
@@ -61,12 +61,12 @@ async def audit_bytes_per_1000(repeated: bool) -> tuple[int, int, float]:
     an hour of 10 scanning addresses at 30 attempts/s each, on a simulated clock."""
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        store = Store(data_dir)
+        store = SqliteStore(data_dir)
         await store.migrate()
         await store.close()
         empty = _db_bytes(data_dir)
         now = [time.time()]
-        store = Store(data_dir)
+        store = SqliteStore(data_dir)
         writer = AuditWriter(store, GatewayMetrics(), clock=lambda: now[0])
         attempts = 0
         if not repeated:
@@ -112,7 +112,7 @@ def _whole(items: list[dict[str, Any]]) -> ItemChanges:
 
 async def conversation_saves(count: int, whole: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp))
+        store = SqliteStore(Path(tmp))
         await store.migrate()
         with sqlite3.connect(Path(tmp) / DB_FILENAME) as db:
             db.execute("insert into projects values ('proj_b', 'bench', 0)")

@@ -26,7 +26,7 @@ from .security.key_rotation import KeyRotator
 from .security.policy import PolicyEngine
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
-from .store import Store
+from .store import store_for
 from .tasks import stop_task
 from .transports.websocket import RESPONDER
 from .vad import vad_backend
@@ -42,7 +42,7 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
     services = GatewayServices(
         settings=settings,
         metrics=metrics,
-        store=Store(settings.resolved_data_dir),
+        store=store_for(settings, secrets.store_password),
         policy=PolicyEngine.from_settings(settings.policy_file, settings.opa_url, secrets.opa_token),
         secrets=secrets,
         vad=vad_backend(

@@ -20,7 +20,8 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
-from . import cli_data, healthcheck, policy_cli
+from . import cli_data, cli_store, healthcheck, policy_cli
+from .cli_store import connected_store
 from .log import configure_logging
 from .runner import GatewayRunner
 from .security.key_admin import IssuedKey, KeyAdminError, create_key, revoke_key, rotate_key
@@ -29,7 +30,7 @@ from .security.policy import PolicyError
 from .security.secret_refs import SecretError
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings, load_config_file
-from .store import ApiKey, AuditEntry, Store
+from .store import ApiKey, AuditEntry, Store, StoreUnavailable
 from .tls import self_signed_paths
 from .version import __version__
 
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir = argparse.ArgumentParser(add_help=False)
     data_dir.add_argument("--data-dir", type=Path, help="directory of the store (default from settings)")
     data_dir.add_argument("--config", type=Path, help="settings file (JSON or YAML)")
+    data_dir.add_argument("--store-url", help="postgresql://… : the store is this PostgreSQL database")
 
     gateway = argparse.ArgumentParser(add_help=False)
     gateway.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -139,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", parents=[data_dir], help="apply store migrations")
     policy_cli.add_parser(sub, data_dir)
     cli_data.add_parsers(sub, data_dir)  # data purge, backup, restore (issue 13: personal data)
+    cli_store.add_parsers(sub, data_dir)  # store copy (issue 18: PostgreSQL)
     check = sub.add_parser(
         "healthcheck",
         parents=[data_dir, gateway],
@@ -159,6 +162,7 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "data_dir": getattr(args, "data_dir", None),
+        "store_url": getattr(args, "store_url", None),
         "tls_cert": getattr(args, "tls_cert", None),
         "tls_key": getattr(args, "tls_key", None),
         "tls_self_signed": getattr(args, "tls_self_signed", None),
@@ -179,16 +183,13 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
 
 
 def _migrate(settings: GatewaySettings) -> None:
-    async def run() -> tuple[list[int], int]:
-        store = Store(settings.resolved_data_dir)
-        try:
+    async def run() -> tuple[list[int], int, str]:
+        async with connected_store(settings, migrate=False) as store:
             applied = await store.migrate()
-            return applied, await store.schema_version()
-        finally:
-            await store.close()
+            where = store.where if settings.store_url else str(settings.resolved_data_dir)
+            return applied, await store.schema_version(), where
 
-    applied, version = asyncio.run(run())
-    where = settings.resolved_data_dir
+    applied, version, where = asyncio.run(run())
     if applied:
         print(f"applied {', '.join(map(str, applied))}: store {where} is at schema version {version}")
     else:
@@ -196,12 +197,8 @@ def _migrate(settings: GatewaySettings) -> None:
 
 
 async def _with_store(settings: GatewaySettings, action: Callable[[Store], Awaitable[T]]) -> T:
-    store = Store(settings.resolved_data_dir)
-    try:
-        await store.migrate()
+    async with connected_store(settings) as store:
         return await action(store)
-    finally:
-        await store.close()
 
 
 async def _serve(settings: GatewaySettings) -> None:
@@ -491,12 +488,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return policy_cli.run(args, settings)
         elif args.command in ("data", "backup", "restore"):
             cli_data.run(args, settings)
+        elif args.command == "store":
+            cli_store.run(args, settings)
         elif args.command == "healthcheck":
             return _healthcheck(args, settings)
     except CliError as exc:
         _fail(str(exc), exc.code)
-    except cli_data.DataCommandError as exc:
+    except (cli_data.DataCommandError, cli_store.StoreCommandError) as exc:
         _fail(str(exc), exc.code)
+    except StoreUnavailable as exc:
+        _fail(str(exc), 1)
     except KeyAdminError as exc:
         _fail(str(exc), 1)
     except (PolicyError, policy_cli.PolicyCliError) as exc:

@@ -12,10 +12,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .cli_store import connected_store
 from .settings import GatewaySettings
-from .store import PurgeRefused, PurgeResult, Store
+from .store import PurgeRefused, PurgeResult
 from .store.backup import BackupError, backup, restore
-from .store.store import DB_FILENAME
+from .store.sqlite import DB_FILENAME
 
 
 class DataCommandError(Exception):
@@ -87,13 +88,11 @@ def _purge(args: argparse.Namespace, settings: GatewaySettings) -> None:
     if args.before is not None and args.project is None:
         raise DataCommandError("--before goes with --project", 2)
     before = parse_before(args.before) if args.before is not None else None
-    if not (settings.resolved_data_dir / DB_FILENAME).exists():
+    if not settings.store_url and not (settings.resolved_data_dir / DB_FILENAME).exists():
         raise DataCommandError(f"no store in {settings.resolved_data_dir}")
 
     async def go() -> PurgeResult:
-        store = Store(settings.resolved_data_dir)
-        try:
-            await store.migrate()
+        async with connected_store(settings) as store:
             if args.session is not None:
                 return await store.purge(session_id=args.session)
             projects = await store.list_projects()
@@ -101,8 +100,6 @@ def _purge(args: argparse.Namespace, settings: GatewaySettings) -> None:
             if not found:
                 raise DataCommandError(f"no project named '{args.project}'")
             return await store.purge(project_id=found[0], before=before)
-        finally:
-            await store.close()
 
     try:
         result = asyncio.run(go())

@@ -19,6 +19,7 @@ from .ovos.location import is_timezone
 from .protocol.session_config import DEFAULT_INSTRUCTIONS, SessionDefaults
 from .security.secret_refs import check_reference
 from .speech_profiles import SPEECH_PROFILES, SpeechProfile
+from .store.backends import check_store_url
 
 DEFAULT_MODELS = (
     "gpt-realtime",
@@ -345,6 +346,20 @@ class GatewaySettings(_Section):
     data_dir: Path = Field(
         Path("~/.local/share/ovos-realtime"), description="Where the store and TLS files live."
     )
+    store_url: str | None = Field(
+        None,
+        description="Where the store lives: unset, the embedded sqlite file in `data_dir`; "
+        "`postgresql://USER@HOST:PORT/DB` (libpq's URL; `?host=/run/postgresql` for a unix socket), "
+        "a PostgreSQL database that replicas share.",
+    )
+    store_password: str | None = Field(
+        None,
+        description="The PostgreSQL password, instead of one in `store_url`: a literal or a reference "
+        "(`env:`, `file:`, `vault:`), read at start and whenever a pooled connection is opened.",
+    )
+    store_pool_size: int = Field(
+        10, ge=1, le=1000, description="Most connections one gateway holds to PostgreSQL (`store_url`)."
+    )
     tls_cert: Path | None = Field(None, description="PEM certificate; serves TLS on `port` with tls_key.")
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
     tls_key_password: str | None = Field(
@@ -616,10 +631,15 @@ class GatewaySettings(_Section):
                 data = {"stt_plugin": profile.stt_plugin, "tts_plugin": profile.tts_plugin, **data}
         return data
 
-    @field_validator("opa_token", "tls_key_password")
+    @field_validator("opa_token", "tls_key_password", "store_password")
     @classmethod
     def _reference(cls, value: str | None) -> str | None:
         return check_reference(value)
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, url: str | None) -> str | None:
+        return check_store_url(url) if url else None
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -634,6 +654,10 @@ class GatewaySettings(_Section):
             raise ValueError("tls_cert and tls_key must be given together")
         if self.opa_token is not None and self.opa_url is None:
             raise ValueError("opa_token is sent to opa_url: give opa_url too")
+        if self.store_password is not None and not self.store_url:
+            raise ValueError("store_password is PostgreSQL's password: give store_url too")
+        if self.store_password is not None and urlsplit(self.store_url or "").password is not None:
+            raise ValueError("give the PostgreSQL password in store_url or in store_password, not both")
         if self.tls_key_password is not None and self.tls_key is None:
             raise ValueError("tls_key_password is the passphrase of tls_key: give tls_key too")
         if self.tls_cert is not None and self.tls_self_signed:

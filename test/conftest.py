@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import openai
 import pytest
 
+from ovos_realtime_gateway.store import SqliteStore, Store
+
 from .gateway_process import GatewayProcess, create_key
+from .postgres_server import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +57,26 @@ def make_sdk() -> Iterator[SdkFactory]:
 def client(gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory) -> openai.OpenAI:
     """The SDK pointed at the shared gateway with project alpha's key."""
     return make_sdk(gateway.api_base, alpha_key)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster for the session (started by the first test that asks)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated, empty store of each backend: the same tests hold for both."""
+    made: Store
+    if request.param == "sqlite":
+        made = SqliteStore(tmp_path / "data")
+    else:
+        from ovos_realtime_gateway.store.postgres import PostgresStore
+
+        # several pooled connections from the start, as a busy gateway has: concurrency is real
+        made = PostgresStore(request.getfixturevalue("postgres").create_database(), min_size=4)
+    await made.migrate()
+    yield made
+    await made.close()

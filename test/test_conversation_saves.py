@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ovos_realtime_gateway.store import ItemLedger, Store
+from ovos_realtime_gateway.store import ItemLedger, SessionRecord, Store
 
 from .gateway_process import GatewayProcess, create_key, http
 from .realtime_helpers import realtime_socket
@@ -93,72 +93,61 @@ async def test_a_long_conversation_is_saved_item_by_item(tmp_path: Path) -> None
     assert writes == {"insert": ITEMS + 2, "delete": 1}, writes
 
 
-def _add_session(data_dir: Path) -> None:
-    with sqlite3.connect(data_dir / "ovos-realtime.db") as db:
-        db.execute("insert into projects values ('proj_1', 'p', 0)")
-        db.execute(
-            "insert into sessions (id, project_id, type, config, status, created_at, updated_at) "
-            "values ('sess_1', 'proj_1', 'realtime', '{}', 'active', 0, 0)"
-        )
+async def _add_session(store: Store) -> None:
+    project, _ = await store.ensure_project("p")
+    record = SessionRecord("sess_1", project.id, "realtime", {}, "active", 0, 0)
+    await store.save_session(record)
 
 
 def _items(count: int) -> list[dict[str, Any]]:
     return [_message(f"item_{i}", f"text {i}") for i in range(count)]
 
 
-async def test_each_save_writes_only_the_difference(tmp_path: Path) -> None:
-    store = Store(tmp_path)
-    await store.migrate()
-    try:
-        _add_session(tmp_path)
-        ledger = ItemLedger()
-        items = _items(200)
+async def test_each_save_writes_only_the_difference(store: Store) -> None:
+    """On either backend (the `store` fixture: sqlite and PostgreSQL)."""
+    await _add_session(store)
+    ledger = ItemLedger()
+    items = _items(200)
 
-        async def save() -> tuple[int, int, bool]:
-            changes = ledger.changes(items)
-            await store.write_items("sess_1", changes)
-            stored = [i["id"] for i in await store.list_items("sess_1")]
-            assert stored == [i["id"] for i in items]
-            return len(changes.rows), len(changes.removed), changes.replace_all
+    async def save() -> tuple[int, int, bool]:
+        changes = ledger.changes(items)
+        await store.write_items("sess_1", changes)
+        stored = [i["id"] for i in await store.list_items("sess_1")]
+        assert stored == [i["id"] for i in items]
+        return len(changes.rows), len(changes.removed), changes.replace_all
 
-        assert await save() == (200, 0, True)  # the first save writes everything
-        assert await save() == (0, 0, False)  # nothing changed: nothing written
-        items.append(_message("item_new", "new"))
-        assert await save() == (1, 0, False)
-        items[5]["content"][0]["text"] = "changed in place"  # as a transcript arrives
-        assert await save() == (1, 0, False)
-        assert (await store.list_items("sess_1"))[5]["content"][0]["text"] == "changed in place"
-        del items[7]
-        assert await save() == (0, 1, False)
-        items.insert(10, _message("item_mid", "mid"))
-        items.insert(0, _message("item_root", "root"))
-        assert await save() == (2, 0, False)
-        for n in range(12):  # the gap between two neighbours runs out: renumbered once, in order
-            items.insert(12, _message(f"item_squeeze_{n}", "squeezed"))
-            rows, _, _ = await save()
-            assert rows == 1 or rows == len(items)
-        ledger.forget()  # a failed write: the next save rewrites the conversation
-        assert await save() == (len(items), 0, True)
-    finally:
-        await store.close()
+    assert await save() == (200, 0, True)  # the first save writes everything
+    assert await save() == (0, 0, False)  # nothing changed: nothing written
+    items.append(_message("item_new", "new"))
+    assert await save() == (1, 0, False)
+    items[5]["content"][0]["text"] = "changed in place"  # as a transcript arrives
+    assert await save() == (1, 0, False)
+    assert (await store.list_items("sess_1"))[5]["content"][0]["text"] == "changed in place"
+    del items[7]
+    assert await save() == (0, 1, False)
+    items.insert(10, _message("item_mid", "mid"))
+    items.insert(0, _message("item_root", "root"))
+    assert await save() == (2, 0, False)
+    for n in range(12):  # the gap between two neighbours runs out: renumbered once, in order
+        items.insert(12, _message(f"item_squeeze_{n}", "squeezed"))
+        rows, _, _ = await save()
+        assert rows == 1 or rows == len(items)
+    ledger.forget()  # a failed write: the next save rewrites the conversation
+    assert await save() == (len(items), 0, True)
 
 
-async def test_saves_reach_the_store_in_order(tmp_path: Path) -> None:
-    """Changes are computed when a save is asked for and queued on the one store thread, so saves
-    started together land in the order they were asked for."""
-    store = Store(tmp_path)
-    await store.migrate()
-    try:
-        _add_session(tmp_path)
-        ledger = ItemLedger()
-        items: list[dict[str, Any]] = []
-        saves = []
-        for i in range(50):
-            items.append(_message(f"item_{i}", "x"))
-            if i % 7 == 3:
-                del items[0]
-            saves.append(store.write_items("sess_1", ledger.changes(items)))
-        await asyncio.gather(*saves)
-        assert [i["id"] for i in await store.list_items("sess_1")] == [i["id"] for i in items]
-    finally:
-        await store.close()
+async def test_saves_reach_the_store_in_order(store: Store) -> None:
+    """Changes are computed when a save is asked for and queued (sqlite: on the one store thread;
+    PostgreSQL: behind the session's lock), so saves started together land in the order they were
+    asked for."""
+    await _add_session(store)
+    ledger = ItemLedger()
+    items: list[dict[str, Any]] = []
+    saves = []
+    for i in range(100):
+        items.append(_message(f"item_{i}", "x"))
+        if i % 7 == 3:
+            del items[0]
+        saves.append(store.write_items("sess_1", ledger.changes(items)))
+    await asyncio.gather(*saves)
+    assert [i["id"] for i in await store.list_items("sess_1")] == [i["id"] for i in items]

@@ -1,11 +1,14 @@
-"""The embedded sqlite store (sqlite-utils): schema migrations, records, and an async facade."""
+"""The gateway's persistent state behind one interface (`Store`): the embedded sqlite file
+(`SqliteStore`, the default) or PostgreSQL shared by replicas (`PostgresStore`, `store_url`)."""
 
+from .backends import open_store, store_for
+from .interface import Store, StoreUnavailable
 from .item_ledger import ItemChanges, ItemLedger
 from .pruner import Pruner
 from .purge import PurgeRefused, PurgeResult
 from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
 from .retention import RetentionRules
-from .store import Store
+from .sqlite import SqliteStore
 
 __all__ = [
     "ApiKey",
@@ -19,5 +22,9 @@ __all__ = [
     "PurgeResult",
     "RetentionRules",
     "SessionRecord",
+    "SqliteStore",
     "Store",
+    "StoreUnavailable",
+    "open_store",
+    "store_for",
 ]

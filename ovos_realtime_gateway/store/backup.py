@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from ..data_dir import private_dir, private_file
 from . import migrations
-from .store import DB_FILENAME
+from .sqlite import DB_FILENAME
 
 
 class BackupError(Exception):

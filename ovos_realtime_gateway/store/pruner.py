@@ -7,9 +7,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from ..tasks import stop_task
+from ..tasks import TaskSupervisor
+from .interface import Store
 from .retention import RetentionRules
-from .store import Store
 
 log = logging.getLogger("ovos_realtime.store")
 
@@ -31,7 +31,7 @@ class Pruner:
         self._interval = interval_s
         self._batch = batch_rows
         self._on_deleted = on_deleted
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: TaskSupervisor | None = None
 
     async def prune(self, now: float | None = None) -> dict[str, int]:
         """One pass over every kind of row; how many of each were deleted."""
@@ -64,9 +64,11 @@ class Pruner:
             await asyncio.sleep(self._interval)
 
     def start(self) -> None:
-        if self._task is None and self._rules.cutoffs(0.0):
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="store-retention")
+        if self._tasks is None and self._rules.cutoffs(0.0):
+            self._tasks = TaskSupervisor("store")
+            self._tasks.spawn("retention", self._run())
 
     async def stop(self) -> None:
-        await stop_task(self._task)
-        self._task = None
+        if self._tasks is not None:
+            await self._tasks.close()
+            self._tasks = None

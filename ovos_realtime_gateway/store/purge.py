@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlite_utils import Database
 
@@ -30,6 +31,27 @@ class PurgeResult:
     audit_id: str = ""
 
 
+class Tx(Protocol):
+    """One open transaction of either backend, its SQL written with `?` placeholders."""
+
+    lock_rows: str  # appended to the select of the sessions to delete: locks them where needed
+
+    def rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]: ...
+    def run(self, sql: str, args: Sequence[Any]) -> int: ...
+
+
+class SqliteTx:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.lock_rows = ""  # BEGIN IMMEDIATE holds the write lock already
+
+    def rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._db.execute(sql, list(args)).fetchall()]
+
+    def run(self, sql: str, args: Sequence[Any]) -> int:
+        return int(self._db.execute(sql, list(args)).rowcount)
+
+
 def purge(
     db: Database,
     *,
@@ -39,12 +61,11 @@ def purge(
 ) -> PurgeResult:
     """Delete the chosen sessions and what hangs off them, atomically (`BEGIN IMMEDIATE`: no
     session can turn live between the check and the delete)."""
-    if (session_id is None) == (project_id is None):
-        raise ValueError("name a session or a project")
+    check_choice(session_id, project_id)
     conn = db.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
-        result = _purge(db, session_id, project_id, before)
+        result = purge_in(SqliteTx(db), session_id, project_id, before)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -52,17 +73,24 @@ def purge(
     return result
 
 
-def _purge(db: Database, session_id: str | None, project_id: str | None, before: float | None) -> PurgeResult:
+def check_choice(session_id: str | None, project_id: str | None) -> None:
+    if (session_id is None) == (project_id is None):
+        raise ValueError("name a session or a project")
+
+
+def purge_in(tx: Tx, session_id: str | None, project_id: str | None, before: float | None) -> PurgeResult:
+    """The purge inside the caller's transaction (which rolls back if this raises)."""
     args: list[Any]
     if session_id is not None:
-        rows = db.execute("select id, project_id, status from sessions where id = ?", [session_id]).fetchall()
+        query = f"select id, project_id, status from sessions where id = ?{tx.lock_rows}"
+        rows = tx.rows(query, [session_id])
         if not rows:
             raise PurgeRefused(f"no session {session_id}")
     else:
         where, args = "project_id = ?", [project_id]
         if before is not None:
             where, args = where + " and created_at < ?", [*args, before]
-        rows = db.execute(f"select id, project_id, status from sessions where {where}", args).fetchall()
+        rows = tx.rows(f"select id, project_id, status from sessions where {where}{tx.lock_rows}", args)
     live = sorted(sid for sid, _, status in rows if status == "active")
     if live:
         raise PurgeRefused(
@@ -77,18 +105,17 @@ def _purge(db: Database, session_id: str | None, project_id: str | None, before:
         chunk = sessions[start : start + 500]
         marks = ",".join("?" * len(chunk))
         for table, found in (("client_secrets", secrets), ("calls", calls)):
-            rows_of = db.execute(f"select id from {table} where session_id in ({marks})", chunk)
-            found += [r[0] for r in rows_of]
-        items += db.execute(f"delete from conversation_items where session_id in ({marks})", chunk).rowcount
-        db.execute(f"delete from client_secrets where session_id in ({marks})", chunk)
-        db.execute(f"delete from calls where session_id in ({marks})", chunk)
-        db.execute(f"delete from sessions where id in ({marks})", chunk)
+            found += [r[0] for r in tx.rows(f"select id from {table} where session_id in ({marks})", chunk)]
+        items += tx.run(f"delete from conversation_items where session_id in ({marks})", chunk)
+        tx.run(f"delete from client_secrets where session_id in ({marks})", chunk)
+        tx.run(f"delete from calls where session_id in ({marks})", chunk)
+        tx.run(f"delete from sessions where id in ({marks})", chunk)
     projects = sorted({pid for _, pid, _ in rows} | ({project_id} if project_id else set()))
     audit = ids.audit_id()
     detail = {"sessions": sessions, "client_secrets": sorted(secrets), "calls": sorted(calls), "items": items}
     if before is not None:
         detail["before"] = before
-    db.execute(
+    tx.run(
         "insert into audit_log (id, ts, request_id, project_id, principal, action, resource, decision, "
         "status, detail) values (?, ?, null, ?, 'cli', 'data.purge', ?, 'allowed', 200, ?)",
         [audit, time.time(), projects[0] if len(projects) == 1 else None, session_id, json.dumps(detail)],

@@ -1,4 +1,5 @@
-"""Async facade over the sqlite store: every query runs on one dedicated thread, never on the loop."""
+"""`SqliteStore`: the embedded store, one sqlite file in the data dir (sqlite-utils). Every query
+runs on one dedicated thread, never on the loop."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlite_utils.db import NotFoundError
 from ..data_dir import private_dir, private_file, tighten_file
 from ..protocol import ids
 from . import migrations, purge, retention
+from .interface import TABLES, audit_row
 from .item_ledger import ItemChanges
 from .purge import PurgeResult
 from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
@@ -35,7 +37,7 @@ def _as(record_type: type[T], row: dict[str, Any]) -> T:
     return record_type(**{k: v for k, v in row.items() if k in names})
 
 
-class Store:
+class SqliteStore:
     """The gateway's persistent state in one sqlite file (WAL mode) inside the data dir."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -43,6 +45,10 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ovos-realtime-store")
         self._db: Database | None = None
         self.observe_write: Callable[[str, float], None] = lambda operation, seconds: None
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -291,21 +297,7 @@ class Store:
 
     async def write_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append audit rows in one transaction (the audit writer batches them)."""
-        rows = [
-            {
-                "id": ids.audit_id(),
-                "ts": e.ts,
-                "request_id": e.request_id,
-                "project_id": e.project_id,
-                "principal": e.principal,
-                "action": e.action,
-                "resource": e.resource,
-                "decision": e.decision,
-                "status": e.status,
-                "detail": json.dumps(e.detail, sort_keys=True),
-            }
-            for e in entries
-        ]
+        rows = [audit_row(e, ids.audit_id()) for e in entries]
 
         def op(db: Database) -> None:
             with db.conn:
@@ -352,6 +344,8 @@ class Store:
         return result
 
     async def count(self, table: str) -> int:
+        if table not in TABLES:
+            raise ValueError(f"no table {table!r}")
         return await self._run(lambda db: db[table].count)
 
 
