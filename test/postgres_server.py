@@ -52,6 +52,15 @@ class PostgresServer:
             cwd=self.dir,
             **self._as,
         )
+        # the superuser by the socket alone; every other role by its password (SCRAM), as in production
+        hba = f"local all {SUPERUSER} trust\nlocal all all scram-sha-256\n"
+        subprocess.run(
+            ["tee", str(self.data / "pg_hba.conf")],
+            input=hba.encode(),
+            check=True,
+            capture_output=True,
+            **self._as,
+        )
         log = open(self.dir / "postgres.log", "ab")  # noqa: SIM115 (the process writes it)
         options = {
             "listen_addresses": "",
@@ -84,10 +93,14 @@ class PostgresServer:
             conn.execute(f'create database "{name}"')  # type: ignore[arg-type]
         return self.url(name)
 
-    def create_user(self, name: str, password: str) -> None:
-        """A login role with a password (the cluster trusts the socket, so any password works)."""
+    def create_user(self, name: str, password: str) -> str:
+        """A login role that must give `password`, owning a new database; that database's URL
+        (without the password)."""
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f"create role {name} login password '{password}' superuser")  # type: ignore[arg-type]
+            conn.execute(f"create role {name} login password '{password}'")  # type: ignore[arg-type]
+            database = f"{name}_{uuid.uuid4().hex[:8]}"
+            conn.execute(f'create database "{database}" owner {name}')  # type: ignore[arg-type]
+        return self.url(database, user=name)
 
     def stop(self) -> None:
         if self.proc is not None:
