@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ovos_realtime_gateway.store import ItemLedger, SessionRecord, Store
+from ovos_realtime_gateway.tasks import TaskSupervisor
 
 from .gateway_process import GatewayProcess, create_key, http
 from .realtime_helpers import realtime_socket
@@ -139,15 +140,21 @@ async def test_each_save_writes_only_the_difference(store: Store) -> None:
 async def test_saves_reach_the_store_in_order(store: Store) -> None:
     """Changes are computed when a save is asked for and queued (sqlite: on the one store thread;
     PostgreSQL: behind the session's lock), so saves started together land in the order they were
-    asked for."""
+    asked for: also those asked for while earlier ones are finishing and others still wait."""
     await _add_session(store)
     ledger = ItemLedger()
     items: list[dict[str, Any]] = []
-    saves = []
-    for i in range(100):
-        items.append(_message(f"item_{i}", "x"))
-        if i % 7 == 3:
-            del items[0]
-        saves.append(store.write_items("sess_1", ledger.changes(items)))
-    await asyncio.gather(*saves)
+    saving = TaskSupervisor("test-saves")
+    saves: list[asyncio.Task[None]] = []
+    try:
+        for i in range(100):
+            items.append(_message(f"item_{i}", "x"))
+            if i % 7 == 3:
+                del items[0]
+            saves.append(saving.spawn(f"save-{i}", store.write_items("sess_1", ledger.changes(items))))
+            if i % 10 == 9:
+                await saves[i - 6]  # some done, some waiting, and the next ones new
+        await asyncio.gather(*saves)
+    finally:
+        await saving.close()
     assert [i["id"] for i in await store.list_items("sess_1")] == [i["id"] for i in items]

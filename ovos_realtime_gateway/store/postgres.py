@@ -91,7 +91,7 @@ class PostgresStore:
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._sizes = (min_size, max_size)
         self._opening = asyncio.Lock()
-        self._item_locks: dict[str, asyncio.Lock] = {}
+        self._item_order = _SessionQueues()
         self.observe_write: Callable[[str, float], None] = lambda operation, seconds: None
 
     @property
@@ -314,10 +314,9 @@ class PostgresStore:
             return
         now = int(time.time())
         rows = [(session_id, r.item_id, r.position, r.item, now) for r in changes.rows]
-        lock = self._item_locks.setdefault(session_id, asyncio.Lock())
         start = time.perf_counter()
         try:
-            async with lock, self._tx() as conn:
+            async with self._item_order.turn(session_id), self._tx() as conn:
                 if changes.replace_all:
                     await conn.execute("delete from conversation_items where session_id = %s", [session_id])
                 if changes.removed:
@@ -329,8 +328,6 @@ class PostgresStore:
                     async with conn.cursor() as cursor:
                         await cursor.executemany(_UPSERT_ITEM, rows)
         finally:
-            if not lock.locked() and self._item_locks.get(session_id) is lock:
-                del self._item_locks[session_id]
             self.observe_write("items", time.perf_counter() - start)
 
     async def list_items(self, session_id: str) -> list[dict[str, Any]]:
@@ -413,6 +410,25 @@ class PostgresStore:
             raise ValueError(f"no table {table!r}")
         rows = await self._rows(sql.SQL("select count(*) as n from {}").format(sql.Identifier(table)))
         return int(rows[0]["n"])
+
+
+class _SessionQueues:
+    """One fair lock per session, kept while anyone holds or waits for it (then dropped)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def turn(self, session_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(session_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[session_id]
 
 
 class _PgTx:
