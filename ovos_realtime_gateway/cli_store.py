@@ -62,9 +62,9 @@ def add_parsers(sub: Any, data_dir: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: GatewaySettings) -> None:
     try:
-        url = check_store_url(args.to)
+        url = check_store_url(args.to, "--to")
     except ValueError as exc:
-        raise StoreCommandError(f"--to: {exc}".replace("store_url", "the URL"), 2) from None
+        raise StoreCommandError(str(exc), 2) from None
     target_settings = settings.model_copy(update={"store_url": url, "store_password": args.password})
     source = settings.resolved_data_dir
 

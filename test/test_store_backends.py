@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from pathlib import Path
 
 import psycopg
@@ -24,6 +23,7 @@ from ovos_realtime_gateway.store import (
     migrations,
     pg_migrations,
 )
+from ovos_realtime_gateway.store.backends import check_store_url, redact
 from ovos_realtime_gateway.store.interface import TABLES
 from ovos_realtime_gateway.store.postgres import PostgresStore
 
@@ -297,6 +297,24 @@ async def test_purge_refuses_live_sessions_and_deletes_what_hangs_off_the_others
     assert await store.count("sessions") == 0 and await store.count("conversation_items") == 0
 
 
+def test_store_urls_are_checked_and_never_shown_with_their_password() -> None:
+    assert check_store_url("postgresql://u:pw@db:5432/x?sslmode=require")
+    for bad, reason in (
+        ("mysql://db/x", "scheme 'mysql' is not supported"),
+        ("/var/lib/store.db", "scheme 'none' is not supported"),
+        ("postgresql://db:99999/x", "not a URL"),
+        ("postgresql://db/x?nonsense=1", "not a valid PostgreSQL URL"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            check_store_url(bad)
+    assert redact("postgresql://u:s3cret@db/x?sslmode=require") == "postgresql://u:***@db/x?sslmode=require"
+    assert (
+        redact("postgresql://u@/x?host=/run/pg&password=s3cret")
+        == "postgresql://u@/x?host=/run/pg&password=***"
+    )
+    assert redact("postgresql://db/x") == "postgresql://db/x"
+
+
 async def test_a_store_url_that_is_wrong_is_refused_at_start_naming_the_setting(
     tmp_path: Path, postgres: PostgresServer
 ) -> None:
@@ -312,4 +330,7 @@ async def test_a_store_url_that_is_wrong_is_refused_at_start_naming_the_setting(
     url = postgres.create_database()
     done = cli("migrate", "--store-url", url, data_dir=tmp_path)
     assert f"schema version {migrations.LATEST}" in done.stdout
-    assert time.time() > 0
+    nothing = cli("store", "copy", "--to", url, data_dir=tmp_path / "empty", check=False)
+    assert nothing.returncode == 1 and "nothing copied: no store at" in nothing.stderr, nothing.stderr
+    wrong = cli("store", "copy", "--to", "sqlite:///x.db", data_dir=tmp_path, check=False)
+    assert wrong.returncode == 2 and "--to scheme 'sqlite' is not supported" in wrong.stderr, wrong.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .interface import Store
 from .sqlite import SqliteStore
@@ -18,37 +18,41 @@ if TYPE_CHECKING:
 SCHEMES = ("postgresql", "postgres")
 
 
-def check_store_url(url: str) -> str:
-    """`url` if it names a PostgreSQL database; ValueError saying what is wrong (never the password)."""
+def check_store_url(url: str, name: str = "store_url") -> str:
+    """`url` if it names a PostgreSQL database; ValueError naming `name` and what is wrong (never
+    the password)."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (raises ValueError on a port that is not a number in range)
     except ValueError as exc:
-        raise ValueError(f"store_url is not a URL ({exc})") from None
+        raise ValueError(f"{name} is not a URL ({exc})") from None
     if parts.scheme not in SCHEMES:
         scheme = parts.scheme or "none"
+        unset = ", or leave store_url unset for the embedded sqlite store" if name == "store_url" else ""
         raise ValueError(
-            f"store_url scheme {scheme!r} is not supported: give postgresql://USER@HOST:PORT/DB, "
-            "or leave store_url unset for the embedded sqlite store"
+            f"{name} scheme {scheme!r} is not supported: give postgresql://USER@HOST:PORT/DB{unset}"
         )
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         conninfo_to_dict(url)
     except Exception as exc:  # psycopg.ProgrammingError: libpq's own reason, e.g. a bad port
-        reason = str(exc).replace(parts.password or "\0", "***")
-        raise ValueError(f"store_url is not a valid PostgreSQL URL: {reason}") from None
+        secrets = [parts.password, *(v for k, v in parse_qsl(parts.query) if k == "password")]
+        reason = str(exc)
+        for secret in filter(None, secrets):
+            reason = reason.replace(secret, "***")
+        raise ValueError(f"{name} is not a valid PostgreSQL URL: {reason}") from None
     return url
 
 
 def redact(url: str) -> str:
-    """`url` with its password (if any) replaced by `***`, for logs and messages."""
+    """`url` with its password (in the user part or a `password=` parameter) replaced by `***`."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    query = [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="/:*")))
 
 
 def open_store(
