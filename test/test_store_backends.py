@@ -98,6 +98,40 @@ async def test_both_schemas_have_the_same_columns(tmp_path: Path, postgres: Post
     assert {t: pg_columns[t] for t in TABLES} == lite_columns
 
 
+async def test_postgresql_upgrade_from_first_schema_keeps_rows(postgres: PostgresServer) -> None:
+    """test_store_migrations' upgrade, on PostgreSQL: a v1 database with rows, migrated to the
+    latest schema step by step, keeps them and gains the new columns (empty) and indexes."""
+    url = postgres.create_database()
+    old = PostgresStore(url)
+    try:
+        assert await old.migrate(target=1) == [1]
+    finally:
+        await old.close()
+    with psycopg.connect(url) as conn:
+        conn.execute("insert into projects (id, name, created_at) values ('proj_old', 'old', 1)")
+        conn.execute(
+            "insert into api_keys (id, project_id, salt, hash, hint, created_at) "
+            "values ('key_0123456789abcdef', 'proj_old', 's', 'h', 'sk…', 1)"
+        )
+        conn.execute(
+            "insert into sessions (id, project_id, type, config, status, created_at, updated_at) "
+            "values ('sess_old', 'proj_old', 'realtime', '{}', 'closed', 1, 2)"
+        )
+    store = PostgresStore(url)
+    try:
+        assert await store.migrate() == list(range(2, pg_migrations.LATEST + 1))
+        key = await store.get_api_key("key_0123456789abcdef")
+        assert key is not None and (key.hash, key.expires_at, key.rotated_to) == ("h", None, None)
+        session = await store.get_session("sess_old")
+        assert session is not None and (session.status, session.max_seconds) == ("closed", None)
+    finally:
+        await store.close()
+    with psycopg.connect(url) as conn:
+        found = conn.execute("select indexname from pg_indexes where tablename = 'audit_log'")
+        indexes = {row[0] for row in found}
+    assert {"idx_audit_log_request_id", "idx_audit_log_ts"} <= indexes  # v3, v6 (retention)
+
+
 async def test_migrations_from_replicas_starting_together_apply_once(postgres: PostgresServer) -> None:
     url = postgres.create_database()
     replicas = [PostgresStore(url) for _ in range(3)]
