@@ -182,6 +182,8 @@ async def test_keys_list_in_order_revoke_and_rotate_atomically(store: Store) -> 
 
 
 async def test_secrets_sessions_and_calls(store: Store) -> None:
+    timed: list[str] = []
+    store.observe_write = lambda operation, seconds: timed.append(operation)
     project, _ = await store.ensure_project("alpha")
     pending = _session("sess_1", project.id, client_secret_id="ek_1", max_seconds=120)
     await store.create_client_secret(_secret("ek_1", project.id, "sess_1", NOW + 600), pending)
@@ -218,6 +220,7 @@ async def test_secrets_sessions_and_calls(store: Store) -> None:
     assert {s.status for s in await store.list_sessions(project.id)} == {"closed"}
     (ended,) = await store.list_calls()
     assert (ended["status"], ended["ended_at"], ended["end_reason"]) == ("ended", NOW + 5, "gateway_died")
+    assert set(timed) == {"session", "call"}, "the operations docs/observability.md lists, on either backend"
 
 
 async def test_audit_rows_by_request(store: Store) -> None:

@@ -138,12 +138,16 @@ class PostgresStore:
             cursor = await conn.execute(query, args)
             return await cursor.fetchall()
 
+    async def _execute(self, query: Any, args: Sequence[Any] | dict[str, Any] = ()) -> int:
+        async with self._tx() as conn:
+            cursor = await conn.execute(query, args)
+            return cursor.rowcount
+
     async def _write(self, operation: str, query: Any, args: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """`_execute` for the writes sqlite's store times too, timed into `observe_write`."""
         start = time.perf_counter()
         try:
-            async with self._tx() as conn:
-                cursor = await conn.execute(query, args)
-                return cursor.rowcount
+            return await self._execute(query, args)
         finally:
             self.observe_write(operation, time.perf_counter() - start)
 
@@ -194,7 +198,7 @@ class PostgresStore:
     # -- API keys ---------------------------------------------------------------------------
 
     async def insert_api_key(self, key: ApiKey) -> None:
-        await self._write("key", *_insert("api_keys", _row(key)))
+        await self._execute(*_insert("api_keys", _row(key)))
 
     async def get_api_key(self, key_id: str) -> ApiKey | None:
         rows = await self._rows("select * from api_keys where id = %s", [key_id])
@@ -219,7 +223,7 @@ class PostgresStore:
             sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder()) for k in changes
         )
         query = sql.SQL("update api_keys set {} where id = {}").format(sets, sql.Placeholder())
-        await self._write("key", query, [*changes.values(), key_id])
+        await self._execute(query, [*changes.values(), key_id])
 
     async def rotate_api_key(self, old_id: str, new_key: ApiKey, old_expires_at: int) -> None:
         """Insert the successor and start the old key's grace period, atomically; LookupError
