@@ -147,4 +147,6 @@ async def test_a_gateway_on_postgresql_serves_the_openai_sdk_and_saves_its_conve
             assert record.status == 200 and record.json()["instructions"] == "on pg"
         finally:
             await store.close()
+    purged = cli("data", "purge", "--session", session_id, "--config", str(config), data_dir=data_dir)
+    assert f"purged 1 sessions, {len(items)} conversation items, 1 client secrets" in purged.stdout
     assert not (data_dir / "ovos-realtime.db").exists(), "the gateway's store is PostgreSQL only"
