@@ -32,7 +32,7 @@ import soxr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ovos_realtime_listener_plugin.stt import OpmTranscriber  # noqa: E402
+from ovos_realtime_gateway.speech.stt import OpmTranscriber  # noqa: E402
 from test.speech import with_noise  # noqa: E402
 
 # (what the user says, the words the intent needs)
@@ -114,7 +114,7 @@ def _flite(voice: str) -> Callable[[str], tuple[np.ndarray, int]]:
 
 
 def _piper() -> Callable[[str], tuple[np.ndarray, int]]:
-    from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
+    from ovos_realtime_gateway.speech.tts import SpeechSynthesizer
 
     speech = SpeechSynthesizer("ovos-realtime-tts-piper")
 

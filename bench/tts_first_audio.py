@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer  # noqa: E402
+from ovos_realtime_gateway.speech.tts import SpeechSynthesizer  # noqa: E402
 
 SENTENCES = {
     "short (1 s)": "It is ten past four.",

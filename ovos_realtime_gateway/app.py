@@ -16,7 +16,6 @@ from .log import quiet_malformed_requests
 from .observability.loop_lag import watch_loop_lag
 from .observability.metrics import GatewayMetrics
 from .ovos.bus import BusAddress, BusBridge
-from .ovos.timing import TimedTranscriber, timed_synthesis
 from .rest.forwarded import forwarded_client, networks
 from .rest.middleware import request_context
 from .rest.routes import add_routes
@@ -26,10 +25,13 @@ from .security.key_rotation import KeyRotator
 from .security.policy import PolicyEngine
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
+from .speech.stt import OpmTranscriber
+from .speech.timing import TimedTranscriber, timed_synthesis
+from .speech.tts import SpeechSynthesizer
+from .speech.vad import vad_backend
 from .store import store_for
 from .tasks import stop_task
 from .transports.websocket import RESPONDER
-from .vad import vad_backend
 
 log = logging.getLogger("ovos_realtime.app")
 
@@ -60,8 +62,6 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
     services.store.observe_write = lambda operation, seconds: store_write.labels(operation=operation).observe(
         seconds
     )
-    from ovos_realtime_listener_plugin.stt import OpmTranscriber
-
     stage = services.metrics.turn_stage_seconds
     transcriber = TimedTranscriber(
         OpmTranscriber(settings.stt_plugin, settings.stt_config, settings.lang, settings.stt_max_streams),
@@ -79,8 +79,6 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         ).inc(),
     )
     if services.bus is not None:
-        from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
-
         services.speech = SpeechSynthesizer(
             settings.tts_plugin,
             settings.tts_config,

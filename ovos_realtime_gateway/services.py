@@ -44,7 +44,7 @@ class GatewayServices:
     calls: CallRegistry = field(default_factory=CallRegistry)
     live: LiveCredentials = field(default_factory=LiveCredentials)  # revocation reaches these
     sip: Any = None  # the SipServer (calls/sip/server.py) when `sip.enabled`
-    speech: Any = None  # the TTS SpeechSynthesizer (ovos_realtime_tts_plugin), when answers are spoken
+    speech: Any = None  # the TTS SpeechSynthesizer (speech/tts.py), when answers are spoken
     speech_status: dict[str, str] = field(default_factory=dict)  # plugin → "loading" | "ready" | error
     warming: asyncio.Task[None] | None = None  # loading the speech plugins, at start
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set on SIGTERM: sessions end

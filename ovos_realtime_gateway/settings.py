@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .ovos.location import is_timezone
 from .protocol.session_config import DEFAULT_INSTRUCTIONS, SessionDefaults
 from .security.secret_refs import check_reference
-from .speech_profiles import SPEECH_PROFILES, SpeechProfile
+from .speech.profiles import SPEECH_PROFILES, SpeechProfile
 from .store.backends import check_store_url
 
 DEFAULT_MODELS = (

@@ -1,7 +1,9 @@
-"""ovos-realtime listener plugin: the input side of realtime sessions inside OVOS.
+"""ovos-realtime listener plugins: OPM plugins for the input side, usable by any OVOS device.
 
-Per-session VAD and STT through ovos-plugin-manager, and an OPM microphone fed by a realtime
-session, arrive with the OVOS integration work; this release ships only the package.
+`whisper.py` (`opm.stt` `ovos-realtime-stt-whisper`, the default), `pocketsphinx_streaming.py`
+(`opm.stt` `ovos-realtime-stt-pocketsphinx-streaming`) and `microphone.py` (`opm.microphone`, fed
+by a realtime session). The package imports nothing of the gateway: the gateway reaches these
+plugins through OPM's entry points (its adapters live in `ovos_realtime_gateway/speech/`).
 """
 
 from .version import __version__

@@ -1,7 +1,9 @@
-"""ovos-realtime TTS plugin: the output side of realtime sessions inside OVOS.
+"""ovos-realtime TTS plugins: OPM plugins for the output side, usable by any OVOS device.
 
-Per-session synthesis through the device's OPM TTS arrives with the OVOS integration work;
-this release ships only the package.
+`piper.py` (`opm.tts` `ovos-realtime-tts-piper`, the default) and `espeak.py` (`opm.tts`
+`ovos-realtime-tts-espeak-ng`, the light profile's). The package imports nothing of the gateway:
+the gateway reaches these plugins through OPM's entry points (its adapters live in
+`ovos_realtime_gateway/speech/`).
 """
 
 from .version import __version__

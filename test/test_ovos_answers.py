@@ -650,7 +650,7 @@ async def test_questions_spoken_in_three_voices_each_reach_their_skill(
 ) -> None:
     """The default speech (Whisper) hears voices no STT here was tuned on: espeak-ng (which
     pocketsphinx heard as "why not"), flite's slt and the Piper voice."""
-    from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
+    from ovos_realtime_gateway.speech.tts import SpeechSynthesizer
 
     piper_pcm, piper_rate = SpeechSynthesizer("ovos-realtime-tts-piper").synthesize("Say hello world.")
     piper = np.frombuffer(piper_pcm, dtype="<i2")

@@ -15,9 +15,9 @@ from ovos_plugin_manager.stt import find_stt_plugins
 from ovos_realtime_gateway.engine.responder import UnavailableResponder
 from ovos_realtime_gateway.engine.transcription import SttBackend
 from ovos_realtime_gateway.engine.voice_input import VadBackend
-from ovos_realtime_gateway.vad import vad_backend
+from ovos_realtime_gateway.speech.stt import OpmTranscriber
+from ovos_realtime_gateway.speech.vad import vad_backend
 from ovos_realtime_listener_plugin.pocketsphinx_streaming import PocketsphinxStreamingSTT
-from ovos_realtime_listener_plugin.stt import OpmTranscriber
 
 from .engine_harness import Harness, ScriptedResponder
 from .speech import chunks, user_speech_pcm

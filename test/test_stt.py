@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ovos_realtime_gateway.settings import GatewaySettings
-from ovos_realtime_listener_plugin.stt import OpmTranscriber
+from ovos_realtime_gateway.speech.stt import OpmTranscriber
 from ovos_realtime_listener_plugin.whisper import WhisperModelError, WhisperSTT, bundled_model
 
 from .speech import speech_pcm, user_speech_pcm, with_noise

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from ovos_plugin_manager.tts import find_tts_plugins
 
+from ovos_realtime_gateway.speech.tts import SpeechSynthesizer, TtsUnavailable
+from ovos_realtime_gateway.speech.wav_stream import WavStream, WavStreamError
 from ovos_realtime_tts_plugin.espeak import EspeakNgTTS
-from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer, TtsUnavailable
-from ovos_realtime_tts_plugin.wav_stream import WavStream, WavStreamError
 
 
 @pytest.fixture(scope="module")

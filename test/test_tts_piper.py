@@ -11,9 +11,9 @@ import soxr
 from ovos_plugin_manager.tts import find_tts_plugins
 
 from ovos_realtime_gateway.settings import GatewaySettings
-from ovos_realtime_listener_plugin.stt import OpmTranscriber
+from ovos_realtime_gateway.speech.stt import OpmTranscriber
+from ovos_realtime_gateway.speech.tts import SpeechSynthesizer
 from ovos_realtime_tts_plugin.piper import PiperTTS, PiperVoiceError, bundled_voice
-from ovos_realtime_tts_plugin.synthesizer import SpeechSynthesizer
 
 from .test_stt import words
 

@@ -20,8 +20,7 @@ from ovos_realtime_gateway.engine.turns import (
     VadParams,
 )
 from ovos_realtime_gateway.engine.voice_input import FRAME_MS_CHOICES, VadBackend
-from ovos_realtime_gateway.vad import vad_backend
-from ovos_realtime_listener_plugin.vad import opm_speech_detectors
+from ovos_realtime_gateway.speech.vad import opm_speech_detectors, vad_backend
 
 from .engine_harness import Harness, ScriptedResponder
 from .realtime_helpers import SPOKEN_TURN_EVENTS

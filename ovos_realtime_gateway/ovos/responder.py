@@ -22,14 +22,12 @@ from ovos_bus_client.session import Session
 
 from ..engine.responder import AudioDelta, ResponderError, ResponseChunk, TextDelta, Turn
 from ..observability.tracing import NO_SPAN, Span, current_span
+from ..speech.tts import Synthesize
 from .bus import BUS_LOST, BusBridge
 from .location import with_timezone
 
 log = logging.getLogger("ovos_realtime.ovos")
 SOURCE = "ovos-realtime"
-Synthesize = Callable[[str, str, str | None], Generator[tuple[bytes, int], None, None]]
-"""(sentence, lang, voice) → pieces of (16-bit mono PCM, sample rate), as a streaming TTS plugin
-produces them (one piece from other plugins). Each `next` blocks: it runs in an executor."""
 
 
 def last_user_text(items: list[dict[str, Any]]) -> str | None:

