@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,11 +13,13 @@ from typing import Any
 import pytest
 from ovos_plugin_manager.stt import find_stt_plugins
 
+from ovos_realtime_gateway.engine.live_transcript import LiveTranscript
 from ovos_realtime_gateway.engine.responder import UnavailableResponder
-from ovos_realtime_gateway.engine.transcription import SttBackend
+from ovos_realtime_gateway.engine.transcription import SttBackend, TranscriptStream
 from ovos_realtime_gateway.engine.voice_input import VadBackend
 from ovos_realtime_gateway.speech.stt import OpmTranscriber
 from ovos_realtime_gateway.speech.vad import vad_backend
+from ovos_realtime_gateway.tasks import TaskSupervisor
 from ovos_realtime_listener_plugin.pocketsphinx_streaming import PocketsphinxStreamingSTT
 
 from .engine_harness import Harness, ScriptedResponder
@@ -181,6 +184,67 @@ async def test_closing_a_session_mid_turn_frees_its_stream(
             break
         await asyncio.sleep(0.05)
     assert streaming.active_streams == 0
+
+
+class _AbortSeen:
+    """A real stream whose `abort` is announced (the test waits on it, not on the clock)."""
+
+    def __init__(self, inner: TranscriptStream, aborted: threading.Event) -> None:
+        self.inner, self.aborted = inner, aborted
+
+    def feed(self, pcm16k: bytes) -> None:
+        self.inner.feed(pcm16k)
+
+    def finish(self) -> str:
+        return self.inner.finish()
+
+    def abort(self) -> None:
+        self.inner.abort()
+        self.aborted.set()
+
+
+class _SlowToOpen:
+    """Injected fault: the real transcriber, but opening a stream waits until the test says so."""
+
+    def __init__(self, inner: OpmTranscriber) -> None:
+        self.inner = inner
+        self.asked, self.release, self.aborted = threading.Event(), threading.Event(), threading.Event()
+        self.streams, self.loaded = inner.streams, inner.loaded
+
+    def warm(self) -> None:
+        self.inner.warm()
+
+    def transcribe(self, pcm16k: bytes, lang: str) -> str:
+        return self.inner.transcribe(pcm16k, lang)
+
+    def open_stream(self, lang: str) -> TranscriptStream | None:
+        self.asked.set()
+        self.release.wait(60)
+        stream = self.inner.open_stream(lang)
+        return None if stream is None else _AbortSeen(stream, self.aborted)
+
+
+async def test_a_stream_opened_after_its_owner_closed_goes_back_to_the_pool(
+    streaming: OpmTranscriber,
+) -> None:
+    """The session's task supervisor closes while the plugin is still opening the turn's stream:
+    the task ends at once, and the stream the plugin opens afterwards is aborted, not leaked."""
+    assert streaming.active_streams == 0
+    slow = _SlowToOpen(streaming)
+    executor = ThreadPoolExecutor(2)
+    tasks = TaskSupervisor("session")
+    try:
+        LiveTranscript(SttBackend(slow, executor), "en-US", bytes(3200), tasks)
+        assert await asyncio.to_thread(slow.asked.wait, 60)
+        assert tasks.running == ["session:open-stream"]
+        await tasks.close()
+        assert tasks.running == []
+        slow.release.set()
+        assert await asyncio.to_thread(slow.aborted.wait, 60), "the late stream was never aborted"
+        assert streaming.active_streams == 0
+    finally:
+        slow.release.set()
+        executor.shutdown()
 
 
 @pytest.mark.parametrize("requested", [False, True])

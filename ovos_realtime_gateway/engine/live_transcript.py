@@ -6,6 +6,10 @@ finish. A plugin that cannot stream just now (all its streams busy) or failed to
 not a lost turn: the committed audio is transcribed the usual way. Nor is a stream that heard
 well past the turn's end (one long append can hold the next utterance too): its transcript would
 carry words that belong to the next item, so the committed audio is transcribed instead.
+
+Opening the stream is a task of the owner's `TaskSupervisor` (the session's, when it passes
+one): closing the owner cancels it, and a stream the plugin opens after that is still aborted,
+so its pooled plugin instance goes back to the pool.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import logging
 
 from ..audio import PIPELINE
+from ..tasks import TaskSupervisor
 from .transcription import SttBackend, TranscriptStream, recognise, transcribe
 
 log = logging.getLogger("ovos_realtime.stt")
@@ -24,29 +29,36 @@ audio it classified, within the append that completed it); more → the turn is 
 
 
 class LiveTranscript:
-    def __init__(self, backend: SttBackend, lang: str | None, pcm16k: bytes) -> None:
+    def __init__(
+        self, backend: SttBackend, lang: str | None, pcm16k: bytes, tasks: TaskSupervisor | None = None
+    ) -> None:
         self._backend = backend
         self._lang = lang or backend.default_lang
         self._fed = 0  # 16 kHz bytes heard so far
         self._queued: list[bytes] = []  # audio fed while the stream opens
         self._stream: TranscriptStream | None = None
         self._aborted = False
-        self._opening = asyncio.get_running_loop().create_task(self._open())
+        self._tasks = tasks if tasks is not None else TaskSupervisor("live-transcript")
+        self._opening = self._tasks.spawn("open-stream", self._open())
         self.feed(pcm16k)
 
     async def _open(self) -> TranscriptStream | None:
         loop = asyncio.get_running_loop()
+        opening = loop.run_in_executor(
+            self._backend.executor, self._backend.transcriber.open_stream, self._lang
+        )
         try:
-            stream = await loop.run_in_executor(
-                self._backend.executor, self._backend.transcriber.open_stream, self._lang
-            )
+            stream = await asyncio.shield(opening)
+        except asyncio.CancelledError:  # the owner closed: the plugin's call goes on in its thread
+            opening.add_done_callback(self._abort_opened)
+            raise
         except Exception:
             log.exception("opening a transcription stream failed; the turn is transcribed at commit")
             return None
         if stream is None:
             return None
         if self._aborted:
-            loop.run_in_executor(self._backend.executor, stream.abort)
+            self._abort_stream(stream)
             return None
         for pcm in self._queued:
             stream.feed(pcm)
@@ -83,5 +95,16 @@ class LiveTranscript:
         self._queued.clear()
         stream, self._stream = self._stream, None
         if stream is not None:
-            with contextlib.suppress(RuntimeError):  # the executor is already shut down
-                asyncio.get_running_loop().run_in_executor(self._backend.executor, stream.abort)
+            self._abort_stream(stream)
+
+    def _abort_opened(self, opening: asyncio.Future[TranscriptStream | None]) -> None:
+        """A stream that opened after its owner closed is dropped (its instance back to the pool)."""
+        self._aborted = True
+        if not opening.cancelled() and opening.exception() is None and (stream := opening.result()):
+            self._abort_stream(stream)
+
+    def _abort_stream(self, stream: TranscriptStream) -> None:
+        """`stream.abort` (blocking) on the backend's threads; the future is not awaited: nothing
+        waits for a dropped utterance."""
+        with contextlib.suppress(RuntimeError):  # the executor is already shut down
+            asyncio.get_running_loop().run_in_executor(self._backend.executor, stream.abort)
