@@ -8,6 +8,7 @@ by a lazy import is caught as well as a top-level one."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = "ovos_realtime_gateway"
 PLUGIN_PACKAGES = ("ovos_realtime_listener_plugin", "ovos_realtime_tts_plugin")
+DEVICE_DOC = ROOT / "docs" / "ovos-device.md"
 
 
 def imported_modules(path: Path, package: str) -> set[str]:
@@ -75,3 +77,24 @@ def test_the_engine_imports_nothing_of_speech() -> None:
         if line.split(": ")[1].startswith(f"{GATEWAY}.speech")
     ]
     assert found == []
+
+
+def test_the_device_docs_name_every_opm_plugin_and_its_module() -> None:
+    """docs/ovos-device.md's table of the OPM plugins the distribution installs matches setup.py."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    groups = next(
+        ast.literal_eval(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.keyword) and node.arg == "entry_points"
+    )
+    declared = {
+        (name.strip(), target.split(":")[0].strip().replace(".", "/") + ".py")
+        for group, entries in groups.items()
+        if group.startswith("opm.")
+        for name, target in (entry.split("=", 1) for entry in entries)
+    }
+    documented = set(
+        re.findall(r"^\| `opm\.[\w.]+` \| `([\w-]+)`[^|]*\| `([\w/]+\.py)` \|$", DEVICE_DOC.read_text(), re.M)
+    )
+    assert len(declared) >= 6
+    assert documented == declared
