@@ -12,7 +12,14 @@ import numpy as np
 import numpy.typing as npt
 
 from .engine.turns import VadParams
-from .engine.voice_input import DEFAULT_FRAME_MS, SpeechDetector, VadBackend, VadUnavailable
+from .engine.voice_input import (
+    DEFAULT_FRAME_MS,
+    BatchingDetector,
+    SpeechDetector,
+    VadBackend,
+    VadUnavailable,
+)
+from .vad_batch import batched_detectors
 
 log = logging.getLogger("ovos_realtime.vad")
 
@@ -23,10 +30,12 @@ def vad_backend(
     silence_floor_dbfs: float | None = -50.0,
     frame_ms: int = DEFAULT_FRAME_MS,
     failed: Callable[[], None] = lambda: None,
+    batch: bool = True,
 ) -> VadBackend:
     """Detectors from `plugin_name`; if it cannot load, sessions that ask for server VAD get an
     error event naming the cause (the gateway still starts: manual turns keep working). `failed`
-    is told of each detector that could not be made or raised."""
+    is told of each detector that could not be made or raised. `batch`: silero classifies many
+    sessions' frames in one inference (vad_batch.py)."""
     from ovos_realtime_listener_plugin.vad import opm_speech_detectors
 
     executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="ovos-realtime-vad")
@@ -41,10 +50,15 @@ def vad_backend(
             raise VadUnavailable(reason)
 
         return VadBackend(unavailable, executor, silence_floor_dbfs, frame_ms, unavailable=reason)
+    if batch:
+        detectors = batched_detectors(detectors)
 
     def counted(params: VadParams) -> SpeechDetector:
         try:
-            return _Counted(detectors(params), failed)
+            detector = detectors(params)
+            if isinstance(detector, BatchingDetector):
+                return _CountedBatching(detector, failed)
+            return _Counted(detector, failed)
         except Exception:
             failed()
             raise
@@ -62,6 +76,21 @@ class _Counted:
     def is_speech(self, frame: npt.NDArray[np.int16]) -> bool:
         try:
             return self._inner.is_speech(frame)
+        except Exception:
+            self._failed()
+            raise
+
+
+class _CountedBatching(_Counted):
+    """The same for a detector that classifies in batches across sessions."""
+
+    def __init__(self, inner: BatchingDetector, failed: Callable[[], None]) -> None:
+        super().__init__(inner, failed)
+        self._batching = inner
+
+    async def classify(self, frames: npt.NDArray[np.int16]) -> list[bool]:
+        try:
+            return await self._batching.classify(frames)
         except Exception:
             self._failed()
             raise

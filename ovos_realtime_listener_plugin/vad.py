@@ -67,6 +67,11 @@ class OpmSpeechDetector:
         _single_threaded(plugin)
         self._plugin = plugin
 
+    @property
+    def plugin(self) -> Any:
+        """The plugin instance (its model and settings)."""
+        return self._plugin
+
     def is_speech(self, frame: npt.NDArray[np.int16]) -> bool:
         return not self._plugin.is_silence(frame.astype("<i2", copy=False).tobytes())
 
