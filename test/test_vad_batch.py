@@ -14,7 +14,7 @@ from ovos_realtime_gateway.engine.turns import SpeechStarted, SpeechStopped, Tur
 from ovos_realtime_gateway.engine.voice_input import BatchingDetector, VadBackend, VoiceInput
 from ovos_realtime_gateway.settings import GatewaySettings
 from ovos_realtime_gateway.vad import vad_backend
-from ovos_realtime_gateway.vad_batch import batchers
+from ovos_realtime_gateway.vad_batch import _onnx_subset, batchers, free_batch_axis
 
 from .speech import voice_pcm, with_noise
 
@@ -98,3 +98,14 @@ def test_the_setting_turns_batching_off() -> None:
             assert isinstance(backend.factory(PARAMS), BatchingDetector) is batch
         finally:
             backend.executor.shutdown()
+
+
+def test_a_silero_model_of_another_shape_is_not_batched() -> None:
+    """Silero v5's inputs are `input`, `state`, `sr`: its batch axis is elsewhere, so the model is
+    refused for batching (sessions are classified one by one) rather than patched wrongly."""
+    model = _onnx_subset()()
+    for name, dims in (("input", [1, 512]), ("state", [2, 1, 128]), ("sr", [])):
+        value = model.graph.input.add(name=name)
+        for size in dims:
+            value.type.tensor_type.shape.dim.add(dim_value=size)
+    assert free_batch_axis(model.SerializeToString()) is None
