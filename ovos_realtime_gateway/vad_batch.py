@@ -47,6 +47,9 @@ arrive at random, and taking only those already waiting made batches of 1.4 sess
 real-time sessions; waiting 20 ms makes ~6 there and ~37 at 100. Turn positions do not move;
 their signals may come this much later in wall time. A lone session never waits."""
 GATHER_WORTH = 2.0  # jobs expected within the wait, from the last second's rate
+RATE_WINDOW_SECONDS = 1.0
+GATHER_SESSIONS = 4  # and at least this many sessions sent frames in the last second (one fast
+# session's next job cannot come while it waits for this one)
 
 Floats = npt.NDArray[np.float32]
 Probabilities = list[np.float32]
@@ -167,11 +170,14 @@ class SileroBatcher:
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._rate = 0.0  # jobs a second, over the last whole second
+        self._active = 0  # sessions that sent frames in the last whole second
         self._counted = 0
+        self._streams: set[int] = set()
         self._since = time.monotonic()
         self.inferences = 0  # calls of the model
         self.frames = 0  # frames classified
         self.largest_batch = 0
+        self.waits = 0  # times it waited to gather more
 
     def probabilities(self, stream: _Stream, frames: npt.NDArray[np.int16]) -> asyncio.Future[Probabilities]:
         """Speech probability of each frame (a session's next ones, in order), when classified."""
@@ -199,6 +205,7 @@ class SileroBatcher:
         while True:
             jobs = later or [self._jobs.get()]
             if self._busy():
+                self.waits += 1
                 time.sleep(GATHER_SECONDS)  # noqa: TID251 - the worker's own thread, not the loop
             while True:
                 try:
@@ -212,15 +219,18 @@ class SileroBatcher:
                 (later if id(job.stream) in seen else batch).append(job)
                 seen.add(id(job.stream))
             self._counted += len(batch)
+            self._streams.update(seen)
             self._classify(batch)
             _deliver(batch)
 
     def _busy(self) -> bool:
         """Whether enough sessions are sending that waiting `GATHER_SECONDS` gathers more."""
         now = time.monotonic()
-        if now - self._since >= 1.0:
+        if now - self._since >= RATE_WINDOW_SECONDS:
             self._rate, self._counted, self._since = self._counted / (now - self._since), 0, now
-        return self._rate * GATHER_SECONDS >= GATHER_WORTH
+            self._active = len(self._streams)
+            self._streams.clear()
+        return self._active >= GATHER_SESSIONS and self._rate * GATHER_SECONDS >= GATHER_WORTH
 
     def _classify(self, jobs: list[_Job]) -> None:
         by_length: dict[int, list[_Job]] = defaultdict(list)

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from ovos_realtime_gateway import vad_batch
 from ovos_realtime_gateway.engine.turns import SpeechStarted, SpeechStopped, TurnSignal, VadParams
 from ovos_realtime_gateway.engine.voice_input import BatchingDetector, VadBackend, VoiceInput
 from ovos_realtime_gateway.settings import GatewaySettings
@@ -87,6 +88,26 @@ async def test_sessions_classified_together_place_turns_as_alone(backends: Backe
     # the mechanism: many sessions' frames per inference, not one
     assert batcher.frames - frames > 3 * (batcher.inferences - inferences)
     assert batcher.largest_batch >= 6
+
+
+async def test_a_lone_session_never_waits_for_others(
+    backends: tuple[VadBackend, VadBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One session sending faster than real time makes many jobs a second, but nobody else's
+    frames can come: the worker must not wait to gather (that would slow it 20 ms a job).
+    The rate is measured over 50 ms windows here so that the run spans many."""
+    monkeypatch.setattr(vad_batch, "RATE_WINDOW_SECONDS", 0.05)
+    _, batched = backends
+    batched.factory(PARAMS)
+    (model_path,) = batchers()
+    batcher = vad_batch.SileroBatcher(vad_batch.batched_session(model_path))  # this test's own
+    own = VadBackend(
+        lambda params: vad_batch.BatchedSileroDetector(batcher, params.threshold), batched.executor
+    )
+    signals = await turns(own, np.tile(conversation("rms", -60.0, None), 3))
+    assert len(signals) == 6 * len(QUESTIONS)
+    assert batcher.inferences > 100  # many rate windows passed
+    assert batcher.waits == 0
 
 
 def test_the_setting_turns_batching_off() -> None:
