@@ -8,7 +8,9 @@
    gateway's own CPU time (from /proc, all its threads) gives the CPU one session costs, and so
    how many real-time sessions one core sustains.
 
-Both run for each VAD frame length (`vad_frame_ms`: 32, 64, 96), one gateway each, in one run.
+Both run for each VAD frame length (`vad_frame_ms`: 32, 64, 96), one gateway each, in one run,
+and once more at the default length with silero classifying each session alone
+(`vad_batch_sessions: false`, the way before batching) to compare.
 
 Usage: .venv/bin/python bench/realtime_append.py [--frames 3000] [--sessions 40] [--seconds 10]
 """
@@ -175,11 +177,14 @@ def start_echo(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("echo server did not start")
 
 
-def measure(root: Path, frame_ms: int, frames: list[str], args: argparse.Namespace) -> dict[str, float]:
+def measure(
+    root: Path, frame_ms: int, frames: list[str], args: argparse.Namespace, batch: bool = True
+) -> dict[str, float]:
     """Everything measured on one gateway whose VAD classifies `frame_ms` frames."""
     cycle = audio_frames()
-    settings = {**UNCAPPED, "vad_frame_ms": frame_ms}
-    gateway, key = configured_gateway(root, settings, "bench", f"bench-{frame_ms}ms")
+    settings = {**UNCAPPED, "vad_frame_ms": frame_ms, "vad_batch_sessions": batch}
+    name = f"bench-{frame_ms}ms" + ("" if batch else "-alone")
+    gateway, key = configured_gateway(root, settings, "bench", name)
     with gateway:
         assert gateway.proc is not None
         pid = gateway.proc.pid
@@ -209,6 +214,7 @@ def main() -> None:
     cycle = audio_frames()
     frames = (cycle * (args.frames // len(cycle) + 1))[: args.frames]
     with tempfile.TemporaryDirectory() as tmp:
+        alone = measure(Path(tmp), DEFAULT_FRAME_MS, frames, args, batch=False)
         runs = {frame_ms: measure(Path(tmp), frame_ms, frames, args) for frame_ms in FRAME_MS_CHOICES}
         proc, echo_url = start_echo(Path(tmp) / "echo.log")
         try:
@@ -220,22 +226,24 @@ def main() -> None:
     print(f"input_audio_buffer.append, 20 ms frames of 24 kHz PCM16, {args.frames} frames, loopback")
     print(f"{'path':<48}{'frames/s':>10}{'x realtime':>12}{'ratio':>8}")
     rows = [(f"gateway, server_vad, {ms} ms VAD frames", run["with_vad"]) for ms, run in runs.items()]
+    rows.append((f"gateway, server_vad, {DEFAULT_FRAME_MS} ms, each session alone", alone["with_vad"]))
     rows.append(("gateway, manual turns (no VAD)", runs[DEFAULT_FRAME_MS]["without_vad"]))
     rows.append(("bare aiohttp echo (baseline)", echo))
     for name, fps in rows:
         print(f"{name:<48}{fps:>10.0f}{fps * 0.02:>12.0f}{fps / echo:>8.2f}")
     print()
     print(f"capacity: {args.sessions} real-time sessions, {args.seconds:.0f} s per run; CPU per session")
-    print(f"{'audio':<44}" + "".join(f"{f'{ms} ms frames':>16}" for ms in runs) + f"{'sessions/core':>16}")
+    columns = "".join(f"{f'{ms} ms frames':>16}" for ms in runs) + f"{f'{DEFAULT_FRAME_MS} ms alone':>16}"
+    print(f"{'audio':<44}{columns}{'sessions/core':>16}{'alone':>8}")
     for name, key in (
         ("speech and pauses (a conversation)", "per_session"),
         ("continuous speech (worst case)", "talking"),
         ("manual turns: transport only, no VAD", "transport_only"),
     ):
-        costs = "".join(f"{run[key] * 100:>15.2f}%" for run in runs.values())
-        per_core = 1 / runs[DEFAULT_FRAME_MS][key]
-        print(f"{name:<44}{costs}{per_core:>16.0f}  (at {DEFAULT_FRAME_MS} ms, the default)")
-    worst = max(run["worst"] for run in runs.values())
+        costs = "".join(f"{run[key] * 100:>15.2f}%" for run in [*runs.values(), alone])
+        per_core, per_core_alone = 1 / runs[DEFAULT_FRAME_MS][key], 1 / alone[key]
+        print(f"{name:<44}{costs}{per_core:>16.0f}{per_core_alone:>8.0f}  (at {DEFAULT_FRAME_MS} ms)")
+    worst = max(run["worst"] for run in [*runs.values(), alone])
     print(f"slowest session answered its sentinel after a run in {worst * 1000:.0f} ms")
 
 

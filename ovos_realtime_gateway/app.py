@@ -53,6 +53,7 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
             settings.vad_silence_floor_dbfs,
             settings.vad_frame_ms,
             failed=vad_failed.inc,
+            batch=settings.vad_batch_sessions,
         ),
         bus=BusBridge(BusAddress.parse(settings.messagebus_url)) if settings.messagebus_url else None,
     )

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,14 @@ class SpeechDetector(Protocol):
     """Classifies one frame of 16 kHz mono int16 audio (`VadBackend.frame_samples` long). May block."""
 
     def is_speech(self, frame: npt.NDArray[np.int16]) -> bool: ...
+
+
+@runtime_checkable
+class BatchingDetector(SpeechDetector, Protocol):
+    """A detector that classifies a session's frames together with other sessions' (in one
+    inference, off the event loop): awaited instead of run in the executor."""
+
+    async def classify(self, frames: npt.NDArray[np.int16]) -> list[bool]: ...
 
 
 class VadUnavailable(RuntimeError):
@@ -109,9 +117,12 @@ class VoiceInput:
                     self._backend.executor, self._backend.factory, self.params
                 )
             indices = np.flatnonzero(loud)
-            heard = await loop.run_in_executor(
-                self._backend.executor, _classify, self._detector, frames[indices]
-            )
+            if isinstance(self._detector, BatchingDetector):
+                heard = await self._detector.classify(frames[indices])
+            else:
+                heard = await loop.run_in_executor(
+                    self._backend.executor, _classify, self._detector, frames[indices]
+                )
             for index, flag in zip(indices.tolist(), heard, strict=True):
                 flags[index] = flag
         return [signal for flag in flags if (signal := self.turns.push(flag)) is not None]

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from ..engine.turns import VadParams
 from ..engine.voice_input import (
     DEFAULT_FRAME_MS,
+    BatchingDetector,
     SpeechDetector,
     SpeechDetectorFactory,
     VadBackend,
@@ -76,6 +77,11 @@ class OpmSpeechDetector:
     def __init__(self, plugin: Any) -> None:
         _single_threaded(plugin)
         self._plugin = plugin
+
+    @property
+    def plugin(self) -> Any:
+        """The plugin instance (its model and settings)."""
+        return self._plugin
 
     def is_speech(self, frame: npt.NDArray[np.int16]) -> bool:
         return not self._plugin.is_silence(frame.astype("<i2", copy=False).tobytes())
@@ -136,10 +142,12 @@ def vad_backend(
     silence_floor_dbfs: float | None = -50.0,
     frame_ms: int = DEFAULT_FRAME_MS,
     failed: Callable[[], None] = lambda: None,
+    batch: bool = True,
 ) -> VadBackend:
     """Detectors from `plugin_name`; if it cannot load, sessions that ask for server VAD get an
     error event naming the cause (the gateway still starts: manual turns keep working). `failed`
-    is told of each detector that could not be made or raised."""
+    is told of each detector that could not be made or raised. `batch`: silero classifies many
+    sessions' frames in one inference (vad_batch.py)."""
     executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="ovos-realtime-vad")
     try:
         detectors = opm_speech_detectors(plugin_name, config)
@@ -152,10 +160,17 @@ def vad_backend(
             raise VadUnavailable(reason)
 
         return VadBackend(unavailable, executor, silence_floor_dbfs, frame_ms, unavailable=reason)
+    if batch:
+        from .vad_batch import batched_detectors  # onnx/protobuf only when batching
+
+        detectors = batched_detectors(detectors)
 
     def counted(params: VadParams) -> SpeechDetector:
         try:
-            return _Counted(detectors(params), failed)
+            detector = detectors(params)
+            if isinstance(detector, BatchingDetector):
+                return _CountedBatching(detector, failed)
+            return _Counted(detector, failed)
         except Exception:
             failed()
             raise
@@ -173,6 +188,21 @@ class _Counted:
     def is_speech(self, frame: npt.NDArray[np.int16]) -> bool:
         try:
             return self._inner.is_speech(frame)
+        except Exception:
+            self._failed()
+            raise
+
+
+class _CountedBatching(_Counted):
+    """The same for a detector that classifies in batches across sessions."""
+
+    def __init__(self, inner: BatchingDetector, failed: Callable[[], None]) -> None:
+        super().__init__(inner, failed)
+        self._batching = inner
+
+    async def classify(self, frames: npt.NDArray[np.int16]) -> list[bool]:
+        try:
+            return await self._batching.classify(frames)
         except Exception:
             self._failed()
             raise
