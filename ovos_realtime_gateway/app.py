@@ -28,7 +28,6 @@ from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
 from .store import Store
 from .tasks import stop_task
-from .transports.websocket import RESPONDER
 from .vad import vad_backend
 
 log = logging.getLogger("ovos_realtime.app")
@@ -220,11 +219,10 @@ async def _start_sip(app: web.Application) -> Any:
     if not services.settings.sip.enabled:
         return None
     from .calls.sip.server import SipServer
-    from .rest.guard import admit
 
     async def admit_sip(principal: Any, action: str, resource: dict[str, Any]) -> None:
         info = {"method": "INVITE", "path": "sip", "transport": "sip", "time": time.time()}
-        await admit(services, principal, action, resource, {**info, "remote": resource.get("remote")})
+        await services.gate.admit(principal, action, resource, {**info, "remote": resource.get("remote")})
 
     server = SipServer(services, services.settings.sip, admit_sip)
     await server.start()
@@ -242,8 +240,6 @@ def create_app(settings: GatewaySettings, services: GatewayServices | None = Non
     )
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_tell_sessions)
-    responder = skills_responder(app[SERVICES])
-    if responder is not None:
-        app[RESPONDER] = responder
+    app[SERVICES].responder = skills_responder(app[SERVICES])
     add_routes(app)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..ovos.microphone import microphone_listener
+from ..transports.microphone import microphone_listener
 from ..transports.websocket import realtime_websocket
 from . import beta_sessions, calls, client_secrets, health, models, sessions, talk_page
 
