@@ -27,7 +27,7 @@ from .security.policy import PolicyEngine
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
 from .store import Store
-from .tasks import stop_task
+from .tasks import TaskSupervisor
 from .vad import vad_backend
 
 log = logging.getLogger("ovos_realtime.app")
@@ -151,38 +151,26 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.warning("closed %d session(s) left active by a previous run that did not stop", stale)
     services.audit.start()
     services.events.start()
-    revocations = asyncio.get_running_loop().create_task(
+    tasks = TaskSupervisor("gateway")  # what runs while the gateway serves; cancelled first on stop
+    tasks.spawn(
+        "revocation-watch",
         services.live.watch(services.store.unusable_keys, services.settings.revocation_check_seconds),
-        name="revocation-watch",
     )
     services.pruner.start()
-    rotation = asyncio.get_running_loop().create_task(key_rotator(services).run(), name="key-rotation")
-    refreshing = (
-        asyncio.get_running_loop().create_task(services.secrets.resolver.run(), name="secret-refresh")
-        if services.secrets.resolver.refreshes
-        else None
-    )
-    lag = asyncio.get_running_loop().create_task(
-        watch_loop_lag(services.metrics.event_loop_lag.observe), name="event-loop-lag"
-    )
-    warming: asyncio.Task[None] | None = None
+    tasks.spawn("key-rotation", key_rotator(services).run())
+    if services.secrets.resolver.refreshes:
+        tasks.spawn("secret-refresh", services.secrets.resolver.run())
+    tasks.spawn("event-loop-lag", watch_loop_lag(services.metrics.event_loop_lag.observe))
     if services.bus is not None:
         services.bus.start()
-        warming = asyncio.get_running_loop().create_task(_warm_speech(services), name="warm-speech")
-        services.warming = warming
+        services.warming = tasks.spawn("warm-speech", _warm_speech(services))
     sip = await _start_sip(app)
     yield
-    await stop_task(revocations)
-    await stop_task(rotation)
-    if refreshing is not None:
-        await stop_task(refreshing)
+    await tasks.close()
     services.secrets.resolver.close()
-    await stop_task(lag)
     await services.calls.end_all()
     if sip is not None:
         await sip.stop()
-    if warming is not None:
-        warming.cancel()
     if services.bus is not None:
         await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)
     await services.pruner.stop()

@@ -82,8 +82,10 @@ async def sideband(
             await asyncio.wait({writer}, timeout=2.0)
         writer.cancel()
         await asyncio.gather(reader, ended, overflow, revocation, return_exceptions=True)
-        await end_writer(request, ws, writer, code, reason, tasks)
-        await tasks.close()
+        try:
+            await end_writer(request, ws, writer, code, reason, tasks)
+        finally:
+            await tasks.close()
 
 
 async def _forward(ws: web.WebSocketResponse, call: Call) -> None:

@@ -9,7 +9,6 @@ this module checks it again — and one session feeds it at a time."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ..audio import InputTranscoder
@@ -24,7 +23,6 @@ from ..security.policy_input import resource
 from ..services import GatewayServices
 from .microphone_hub import MICROPHONE_RESOURCE, MicrophoneHub
 
-log = logging.getLogger("ovos_realtime.microphone")
 MICROPHONE_MODEL = "ovos-microphone"
 
 

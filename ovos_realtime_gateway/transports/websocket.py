@@ -215,9 +215,11 @@ async def _serve(
                 await asyncio.wait({writer}, timeout=5.0)
             writer.cancel()
             await end_writer(request, ws, writer, close_code, close_message[:120], tasks)
-            await tasks.close()
         finally:
-            await _save_closed(services, store_hooks, session, hooks)
+            try:
+                await tasks.close()
+            finally:
+                await _save_closed(services, store_hooks, session, hooks)
 
 
 async def _save_closed(
