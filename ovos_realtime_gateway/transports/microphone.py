@@ -3,6 +3,7 @@ the device microphone (`ovos/microphone.py`), as 16 kHz mono PCM16 in binary fra
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiohttp import WSMsgType, web
@@ -25,8 +26,9 @@ async def microphone_listener(request: web.Request) -> web.StreamResponse:
     log.info("a device listener attached to the realtime microphone")
 
     async def pump() -> None:
-        while True:
-            await ws.send_bytes(await queue.get())
+        with contextlib.suppress(ConnectionError):  # the listener went: not an error
+            while True:
+                await ws.send_bytes(await queue.get())
 
     tasks = TaskSupervisor("microphone-listener")
     tasks.spawn("sender", pump())
