@@ -30,8 +30,7 @@ from .speech.timing import TimedTranscriber, timed_synthesis
 from .speech.tts import SpeechSynthesizer
 from .speech.vad import vad_backend
 from .store import store_for
-from .tasks import stop_task
-from .transports.websocket import RESPONDER
+from .tasks import TaskSupervisor
 
 log = logging.getLogger("ovos_realtime.app")
 
@@ -151,38 +150,26 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.warning("closed %d session(s) left active by a previous run that did not stop", stale)
     services.audit.start()
     services.events.start()
-    revocations = asyncio.get_running_loop().create_task(
+    tasks = TaskSupervisor("gateway")  # what runs while the gateway serves; cancelled first on stop
+    tasks.spawn(
+        "revocation-watch",
         services.live.watch(services.store.unusable_keys, services.settings.revocation_check_seconds),
-        name="revocation-watch",
     )
     services.pruner.start()
-    rotation = asyncio.get_running_loop().create_task(key_rotator(services).run(), name="key-rotation")
-    refreshing = (
-        asyncio.get_running_loop().create_task(services.secrets.resolver.run(), name="secret-refresh")
-        if services.secrets.resolver.refreshes
-        else None
-    )
-    lag = asyncio.get_running_loop().create_task(
-        watch_loop_lag(services.metrics.event_loop_lag.observe), name="event-loop-lag"
-    )
-    warming: asyncio.Task[None] | None = None
+    tasks.spawn("key-rotation", key_rotator(services).run())
+    if services.secrets.resolver.refreshes:
+        tasks.spawn("secret-refresh", services.secrets.resolver.run())
+    tasks.spawn("event-loop-lag", watch_loop_lag(services.metrics.event_loop_lag.observe))
     if services.bus is not None:
         services.bus.start()
-        warming = asyncio.get_running_loop().create_task(_warm_speech(services), name="warm-speech")
-        services.warming = warming
+        services.warming = tasks.spawn("warm-speech", _warm_speech(services))
     sip = await _start_sip(app)
     yield
-    await stop_task(revocations)
-    await stop_task(rotation)
-    if refreshing is not None:
-        await stop_task(refreshing)
+    await tasks.close()
     services.secrets.resolver.close()
-    await stop_task(lag)
     await services.calls.end_all()
     if sip is not None:
         await sip.stop()
-    if warming is not None:
-        warming.cancel()
     if services.bus is not None:
         await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)
     await services.pruner.stop()
@@ -219,11 +206,10 @@ async def _start_sip(app: web.Application) -> Any:
     if not services.settings.sip.enabled:
         return None
     from .calls.sip.server import SipServer
-    from .rest.guard import admit
 
     async def admit_sip(principal: Any, action: str, resource: dict[str, Any]) -> None:
         info = {"method": "INVITE", "path": "sip", "transport": "sip", "time": time.time()}
-        await admit(services, principal, action, resource, {**info, "remote": resource.get("remote")})
+        await services.gate.admit(principal, action, resource, {**info, "remote": resource.get("remote")})
 
     server = SipServer(services, services.settings.sip, admit_sip)
     await server.start()
@@ -241,8 +227,6 @@ def create_app(settings: GatewaySettings, services: GatewayServices | None = Non
     )
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_tell_sessions)
-    responder = skills_responder(app[SERVICES])
-    if responder is not None:
-        app[RESPONDER] = responder
+    app[SERVICES].responder = skills_responder(app[SERVICES])
     add_routes(app)
     return app

@@ -1,4 +1,4 @@
-"""The parts one gateway instance is made of, shared by REST handlers and (later) transports."""
+"""The parts one gateway instance is made of, shared by REST handlers, transports and calls."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from .calls.registry import CallRegistry
+from .engine.responder import Responder
 from .engine.transcription import SttBackend
 from .engine.voice_input import VadBackend
 from .events import EventBridge
+from .live_calls import CallRegistry
 from .observability.audit import AuditWriter
 from .observability.metrics import GatewayMetrics
 from .observability.tracing import Tracing
@@ -21,6 +22,7 @@ from .ovos.bus import BusBridge
 from .ovos.microphone_hub import MicrophoneHub
 from .security.auth import Authenticator
 from .security.client_address import AddressRedactor
+from .security.gate import Gate
 from .security.gateway_secrets import GatewaySecrets
 from .security.live_credentials import LiveCredentials
 from .security.policy import PolicyEngine
@@ -43,6 +45,7 @@ class GatewayServices:
     microphone: MicrophoneHub = field(default_factory=MicrophoneHub)
     calls: CallRegistry = field(default_factory=CallRegistry)
     live: LiveCredentials = field(default_factory=LiveCredentials)  # revocation reaches these
+    responder: Responder | None = None  # skills answer turns (when a messagebus is configured)
     sip: Any = None  # the SipServer (calls/sip/server.py) when `sip.enabled`
     speech: Any = None  # the TTS SpeechSynthesizer (speech/tts.py), when answers are spoken
     speech_status: dict[str, str] = field(default_factory=dict)  # plugin → "loading" | "ready" | error
@@ -90,6 +93,17 @@ class GatewayServices:
             decided=lambda allowed: self.metrics.rate_limit_decisions.labels(
                 limit="sessions", result="allowed" if allowed else "throttled"
             ).inc(),
+        )
+        self.gate = Gate(
+            self.auth,
+            self.auth_throttle,
+            self.limiter,
+            self.policy,
+            self.audit,
+            self.metrics,
+            self.events,
+            lambda: self.settings.auth_failures_per_minute,
+            self.remember_project,
         )
 
     def limits(self, project_id: str) -> RateLimits:

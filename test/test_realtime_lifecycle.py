@@ -196,7 +196,7 @@ def test_a_client_that_never_reads_again_loses_its_connection(
     socket that never calls recv after the handshake; the kernel's table is watched."""
     from urllib.parse import urlparse
 
-    from ovos_realtime_gateway.transports.websocket import CLOSE_TIMEOUT_S
+    from ovos_realtime_gateway.transports.ws_sending import CLOSE_TIMEOUT_S
 
     gateway, key = short_lived
     metrics = http("GET", f"{gateway.base_url}/metrics").body.decode()

@@ -1,6 +1,7 @@
 """The device-microphone bridge: realtime sessions opened with the model `ovos-microphone` feed
-their input audio, at 16 kHz, to the device's listener through `/ovos/microphone` (read by the
-`ovos-microphone-plugin-realtime` OPM microphone in ovos-dinkum-listener).
+their input audio, at 16 kHz, to the device's listener through `/ovos/microphone`
+(`transports/microphone.py`, read by the `ovos-microphone-plugin-realtime` OPM microphone in
+ovos-dinkum-listener). This module holds the session hooks and who may feed and listen.
 
 The microphone belongs to the device's owner: the project `microphone_project`. Only its
 principals may feed it or listen to it — the policy sees the owner as `resource.project_id`, and
@@ -8,11 +9,7 @@ this module checks it again — and one session feeds it at a time."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
-
-from aiohttp import WSMsgType, web
 
 from ..audio import InputTranscoder
 from ..engine.conversation import Conversation
@@ -20,13 +17,12 @@ from ..engine.response import ResponseRun
 from ..engine.session import SessionHooks
 from ..protocol import errors
 from ..protocol.session_config import Config
-from ..rest.guard import guard
 from ..security.auth import Principal
+from ..security.gate import Caller
 from ..security.policy_input import resource
-from ..services import SERVICES
+from ..services import GatewayServices
 from .microphone_hub import MICROPHONE_RESOURCE, MicrophoneHub
 
-log = logging.getLogger("ovos_realtime.microphone")
 MICROPHONE_MODEL = "ovos-microphone"
 
 
@@ -60,19 +56,23 @@ class MicrophoneFeed(SessionHooks):
         return True
 
 
-async def guard_microphone(
-    request: web.Request, action: str, principal: Principal | None = None, session_id: str | None = None
+async def admit_microphone(
+    services: GatewayServices,
+    caller: Caller,
+    action: str,
+    principal: Principal | None = None,
+    session_id: str | None = None,
 ) -> Principal:
     """Admit `microphone.feed` / `microphone.listen` for the owner's project only (403 otherwise;
     404 when `microphone_project` is unset: the bridge is off). `principal`: the feeding session's,
     already authenticated; `session_id`: the session that would feed it."""
-    services = request.app[SERVICES]
     owner_name = services.settings.microphone_project
     if owner_name is None:
         raise errors.not_found("The device microphone is not shared on this gateway (`microphone_project`).")
     owner, _ = await services.store.ensure_project(owner_name)
     target = resource("microphone", MICROPHONE_RESOURCE, owner.id, session_id=session_id)
-    principal = await guard(request, action, target, transport="websocket", principal=principal)
+    gate = services.gate
+    principal, _ = await gate.guard(caller, action, target, transport="websocket", principal=principal)
     if principal.project_id != owner.id:  # the second line, whatever a custom policy says
         raise errors.permission_denied("The device microphone belongs to another project.")
     return principal
@@ -85,28 +85,3 @@ def microphone_in_use() -> errors.ApiError:
         type="invalid_request_error",
         code="microphone_in_use",
     )
-
-
-async def microphone_listener(request: web.Request) -> web.StreamResponse:
-    """`GET /ovos/microphone`: 16 kHz mono PCM16 in binary frames, for the device's listener."""
-    services = request.app[SERVICES]
-    await guard_microphone(request, "microphone.listen")
-    ws = web.WebSocketResponse(heartbeat=20.0)
-    await ws.prepare(request)
-    queue = services.microphone.subscribe()
-    log.info("a device listener attached to the realtime microphone")
-
-    async def pump() -> None:
-        while True:
-            await ws.send_bytes(await queue.get())
-
-    sender = asyncio.get_running_loop().create_task(pump())
-    try:
-        async for message in ws:
-            if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
-                break
-    finally:
-        sender.cancel()
-        await asyncio.gather(sender, return_exceptions=True)
-        services.microphone.unsubscribe(queue)
-    return ws

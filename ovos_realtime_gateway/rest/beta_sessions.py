@@ -19,8 +19,8 @@ from ..protocol.dialect import (
 from ..protocol.session_models import RealtimeSessionRequest, TranscriptionSessionRequest
 from ..protocol.validation import validate
 from ..services import SERVICES
+from .access import audit_success, authenticate, authorize
 from .bodies import read_json
-from .guard import audit_success, authenticate, authorize
 from .minting import mint_client_secret, minting_resource
 
 # OpenAI's documented default key lifetimes for the beta endpoints.

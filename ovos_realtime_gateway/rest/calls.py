@@ -23,9 +23,8 @@ from ..security.policy_input import call_resource
 from ..services import SERVICES, GatewayServices
 from ..store import SessionRecord
 from ..transports.session_store import secret_session
-from ..transports.websocket import RESPONDER
+from .access import audit_success, authenticate, authorize
 from .bodies import read_json
-from .guard import audit_success, authenticate, authorize
 from .minting import check_models
 
 log = logging.getLogger("ovos_realtime.calls")
@@ -129,7 +128,7 @@ async def create_call(request: web.Request) -> web.Response:
             f"Too many concurrent realtime sessions for this {slot_full}. End one and try again.",
             code="session_limit_reached",
         )
-    responder: Responder = request.app.get(RESPONDER) or UnavailableResponder()
+    responder: Responder = services.responder or UnavailableResponder()
     call = WebRtcCall(call_id, services, principal, record, responder)
     try:
         answer = await call.answer(sdp)
@@ -199,7 +198,7 @@ async def accept_call(request: web.Request) -> web.Response:
     services, principal, call = await _managed_call(request, "accept", principal, config)
     sip = _sip_call(call)
     record = await _call_record(services, principal, session, None)
-    await sip.accept(record, request.app.get(RESPONDER) or UnavailableResponder())
+    await sip.accept(record, services.responder or UnavailableResponder())
     sip.hold_for(principal)
     await services.store.save_session(record)
     audit_success(request, "calls.accept", {"id": call.id})

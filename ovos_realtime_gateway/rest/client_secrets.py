@@ -7,8 +7,8 @@ from aiohttp import web
 from ..protocol.session_config import render_session
 from ..protocol.session_models import ClientSecretCreateBody
 from ..services import SERVICES
+from .access import audit_success, authenticate, authorize
 from .bodies import read_json
-from .guard import audit_success, authenticate, authorize
 from .minting import mint_client_secret, minting_resource
 
 

@@ -13,7 +13,7 @@ from ..log import access_log, current_project, current_request_id
 from ..observability.tracing import NO_SPAN, Span, Tracing
 from ..protocol import errors, ids
 from ..services import SERVICES
-from .guard import PRINCIPAL, RATE_STATUS
+from .access import PRINCIPAL, RATE_STATUS
 
 log = logging.getLogger("ovos_realtime.rest")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

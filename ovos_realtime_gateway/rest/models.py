@@ -9,7 +9,7 @@ from aiohttp import web
 from ..protocol import errors
 from ..security.policy_input import resource
 from ..services import SERVICES, GatewayServices
-from .guard import guard
+from .access import guard
 
 
 def _model(services: GatewayServices, name: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Builds the OpenAPI 3.1 document of the REST API from the models the handlers use.
+"""Builds the OpenAPI 3.1 document of the REST API from the route table (`routes.py`) and the
+models it names.
 
 `python -m ovos_realtime_gateway.rest.openapi` rewrites the shipped `openapi.yaml`; a test fails
 when the shipped file and the models drift apart.
@@ -7,7 +8,7 @@ when the shipped file and the models drift apart.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,10 @@ import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from ..protocol.dialect import BetaSessionBody, BetaTranscriptionSessionBody
-from ..protocol.session_models import (
-    CallReferBody,
-    CallRejectBody,
-    ClientSecretCreateBody,
-    RealtimeSessionRequest,
-)
 from ..settings import GatewaySettings
 from ..version import __version__
 from . import schemas
+from .routes import ROUTES, Param, Reply, Route
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -69,25 +64,16 @@ RATE_HEADERS = {
 
 
 def _schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
-    requests: list[type[BaseModel]] = [
-        ClientSecretCreateBody,
-        BetaSessionBody,
-        BetaTranscriptionSessionBody,
-        RealtimeSessionRequest,
-        CallRejectBody,
-        CallReferBody,
-    ]
-    responses: list[type[BaseModel]] = [
-        schemas.ErrorBody,
-        schemas.ClientSecretResponse,
-        schemas.BetaSessionResponse,
-        schemas.BetaTranscriptionSessionResponse,
-        schemas.StoredSession,
-        schemas.ModelObject,
-        schemas.ModelList,
-        schemas.Health,
-        schemas.Readiness,
-    ]
+    """The JSON schemas of every model the route table names (request bodies: as validated;
+    replies: as serialized), with `$ref`s to them."""
+    requests: list[type[BaseModel]] = []
+    responses: list[type[BaseModel]] = [schemas.ErrorBody]
+    for route in ROUTES:
+        if isinstance(route.body, type) and route.body not in requests:
+            requests.append(route.body)
+        for reply in route.replies:
+            if reply.model is not None and reply.model not in responses:
+                responses.append(reply.model)
     pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in requests]
     pairs += [(m, "serialization") for m in responses]
     refs, defs = models_json_schema(pairs, ref_template=REF)
@@ -115,18 +101,56 @@ def _json(ref: dict[str, Any]) -> dict[str, Any]:
     return {JSON: {"schema": ref}}
 
 
-def _responses(
-    ok_ref: dict[str, Any], errors: list[str], error_ref: dict[str, Any], *, rated: bool = True
-) -> dict[str, Any]:
-    ok_headers = {**COMMON_HEADERS, **(RATE_HEADERS if rated else {})}
-    out: dict[str, Any] = {"200": {"description": "OK", "headers": ok_headers, "content": _json(ok_ref)}}
-    for status in errors:
-        out[status] = {
+def _reply(reply: Reply, ref: Callable[[type[BaseModel]], dict[str, Any]]) -> dict[str, Any]:
+    headers = COMMON_HEADERS
+    if reply.rated or reply.headers:
+        headers = {**COMMON_HEADERS, **(RATE_HEADERS if reply.rated else {}), **reply.headers}
+    out: dict[str, Any] = {"description": reply.description, "headers": headers}
+    if reply.model is not None:
+        out["content"] = _json(ref(reply.model))
+    elif reply.media is not None:
+        out["content"] = {reply.media: {"schema": {"type": "string"}}}
+    return out
+
+
+def _param(param: Param) -> dict[str, Any]:
+    return {
+        "name": param.name,
+        "in": param.where,
+        "required": param.where == "path",
+        "description": param.description,
+        "schema": {"type": "string"},
+    }
+
+
+def _operation(route: Route, refs: dict[Any, Any], error: dict[str, Any]) -> dict[str, Any]:
+    """One operation of the document, from its row in the route table."""
+
+    def ref(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
+        return dict(refs[(model, mode)])
+
+    op: dict[str, Any] = {"summary": route.summary}
+    if route.description is not None:
+        op["description"] = route.description
+    op["operationId"] = route.operation_id
+    op["tags"] = [route.tag]
+    if route.params:
+        op["parameters"] = [_param(param) for param in route.params]
+    if route.secured:
+        op["security"] = [{"bearer": []}]
+    if isinstance(route.body, type):
+        op["requestBody"] = {"required": route.body_required, "content": _json(ref(route.body, "validation"))}
+    elif route.body is not None:
+        op["requestBody"] = route.body(lambda model: ref(model, "validation"))
+    responses = {reply.status: _reply(reply, ref) for reply in route.replies}
+    for status in route.errors:
+        responses[status] = {
             "description": ERROR_STATUSES[status],
             "headers": COMMON_HEADERS,
-            "content": _json(error_ref),
+            "content": _json(error),
         }
-    return out
+    op["responses"] = responses
+    return op
 
 
 # Request schemas whose `model` names a realtime model, and those naming a transcription model.
@@ -149,303 +173,11 @@ def build(settings: GatewaySettings | None = None) -> dict[str, Any]:
     refs, components = _schemas()
     _restrict_models(components, REALTIME_MODEL_FIELDS, settings.models)
     _restrict_models(components, TRANSCRIPTION_MODEL_FIELDS, settings.transcription_models)
-
-    def ref(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
-        return dict(refs[(model, mode)])
-
-    err = ref(schemas.ErrorBody)
-    body_errors = ["400", "401", "403", "413", "415", "429", "500", "503"]
-    read_errors = ["401", "403", "404", "429", "500", "503"]
-
-    def post(
-        summary: str, op_id: str, body: type[BaseModel], ok: type[BaseModel], tag: str
-    ) -> dict[str, Any]:
-        return {
-            "post": {
-                "summary": summary,
-                "operationId": op_id,
-                "tags": [tag],
-                "security": [{"bearer": []}],
-                "requestBody": {"required": False, "content": _json(ref(body, "validation"))},
-                "responses": _responses(ref(ok), body_errors, err),
-            }
-        }
-
-    def get(
-        summary: str,
-        op_id: str,
-        ok: type[BaseModel],
-        tag: str,
-        errors: list[str],
-        params: list[dict[str, Any]] | None = None,
-        secured: bool = True,
-    ) -> dict[str, Any]:
-        op: dict[str, Any] = {"summary": summary, "operationId": op_id, "tags": [tag]}
-        if params:
-            op["parameters"] = params
-        if secured:
-            op["security"] = [{"bearer": []}]
-        op["responses"] = _responses(ref(ok), errors, err, rated=secured)
-        return {"get": op}
-
-    def path_param(name: str, description: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "in": "path",
-            "required": True,
-            "description": description,
-            "schema": {"type": "string"},
-        }
-
-    paths: dict[str, Any] = {
-        "/v1/realtime/client_secrets": post(
-            "Create a client secret (ek_) bound to a realtime or transcription session",
-            "createClientSecret",
-            ClientSecretCreateBody,
-            schemas.ClientSecretResponse,
-            "realtime",
-        ),
-        "/v1/realtime/sessions": post(
-            "Create a session and client secret (beta shape, kept for older SDKs)",
-            "createBetaSession",
-            BetaSessionBody,
-            schemas.BetaSessionResponse,
-            "beta",
-        ),
-        "/v1/realtime/transcription_sessions": post(
-            "Create a transcription session and client secret (beta shape)",
-            "createBetaTranscriptionSession",
-            BetaTranscriptionSessionBody,
-            schemas.BetaTranscriptionSessionResponse,
-            "beta",
-        ),
-        "/v1/realtime/sessions/{session_id}": get(
-            "Retrieve a stored session of the caller's project (ovos-realtime extension)",
-            "retrieveSession",
-            schemas.StoredSession,
-            "realtime",
-            read_errors,
-            [path_param("session_id", "A `sess_…` id.")],
-        ),
-        "/v1/realtime/calls": {
-            "post": {
-                "summary": "Start a WebRTC call: an SDP offer in, the SDP answer out",
-                "description": "Either the raw offer (`application/sdp`; the session comes from the `ek_` "
-                "secret or the defaults) or `multipart/form-data` with the offer in `sdp` and a GA session "
-                "object in `session`. Events then travel on the `oai-events` data channel, audio on RTP.",
-                "operationId": "createCall",
-                "tags": ["calls"],
-                "security": [{"bearer": []}],
-                "parameters": [
-                    {
-                        "name": "model",
-                        "in": "query",
-                        "required": False,
-                        "description": "Model of the call's session (overrides the session's).",
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/sdp": {"schema": {"type": "string", "description": "The SDP offer."}},
-                        "multipart/form-data": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["sdp"],
-                                "properties": {
-                                    "sdp": {"type": "string", "description": "The SDP offer."},
-                                    "session": ref(RealtimeSessionRequest, "validation"),
-                                },
-                            },
-                            "encoding": {
-                                "sdp": {"contentType": "application/sdp"},
-                                "session": {"contentType": "application/json"},
-                            },
-                        },
-                    },
-                },
-                "responses": {
-                    "201": {
-                        "description": "The SDP answer; the call id is the last segment of `Location`.",
-                        "headers": {
-                            **COMMON_HEADERS,
-                            **RATE_HEADERS,
-                            "location": {
-                                "description": "`/v1/realtime/calls/rtc_…`",
-                                "schema": {
-                                    "type": "string",
-                                    "pattern": "^/v1/realtime/calls/rtc_[0-9a-f]{32}$",
-                                },
-                            },
-                        },
-                        "content": {"application/sdp": {"schema": {"type": "string"}}},
-                    },
-                    **{
-                        status: {
-                            "description": ERROR_STATUSES[status],
-                            "headers": COMMON_HEADERS,
-                            "content": _json(err),
-                        }
-                        for status in body_errors
-                    },
-                },
-            }
-        },
-        **{
-            f"/v1/realtime/calls/{{call_id}}/{action}": {
-                "post": {
-                    "summary": summary,
-                    "operationId": op_id,
-                    "tags": ["calls"],
-                    "security": [{"bearer": []}],
-                    "parameters": [path_param("call_id", "An `rtc_…` id (from the incoming-call webhook).")],
-                    "requestBody": {
-                        "required": body is RealtimeSessionRequest,
-                        "content": _json(ref(body, "validation")),
-                    },
-                    "responses": {
-                        "200": {"description": "Done.", "headers": {**COMMON_HEADERS, **RATE_HEADERS}},
-                        **{
-                            status: {
-                                "description": ERROR_STATUSES[status],
-                                "headers": COMMON_HEADERS,
-                                "content": _json(err),
-                            }
-                            for status in [*body_errors, "404", "409"]
-                        },
-                    },
-                }
-            }
-            for action, summary, op_id, body in (
-                (
-                    "accept",
-                    "Accept an incoming SIP call with a session configuration",
-                    "acceptCall",
-                    RealtimeSessionRequest,
-                ),
-                (
-                    "reject",
-                    "Reject an incoming SIP call (SIP status, default 603)",
-                    "rejectCall",
-                    CallRejectBody,
-                ),
-                ("refer", "Transfer a connected SIP call (SIP REFER)", "referCall", CallReferBody),
-            )
-        },
-        "/v1/realtime/calls/{call_id}/hangup": {
-            "post": {
-                "summary": "End a call of the caller's project",
-                "operationId": "hangupCall",
-                "tags": ["calls"],
-                "security": [{"bearer": []}],
-                "parameters": [path_param("call_id", "An `rtc_…` id (from the `Location` of the call).")],
-                "responses": {
-                    "200": {"description": "The call ended.", "headers": {**COMMON_HEADERS, **RATE_HEADERS}},
-                    **{
-                        status: {
-                            "description": ERROR_STATUSES[status],
-                            "headers": COMMON_HEADERS,
-                            "content": _json(err),
-                        }
-                        for status in read_errors
-                    },
-                },
-            }
-        },
-        "/v1/models": get(
-            "List the models this gateway answers to",
-            "listModels",
-            schemas.ModelList,
-            "models",
-            ["401", "403", "429", "500", "503"],
-        ),
-        "/v1/models/{model}": get(
-            "Retrieve a model",
-            "retrieveModel",
-            schemas.ModelObject,
-            "models",
-            read_errors,
-            [path_param("model", "A model name, e.g. `gpt-realtime`.")],
-        ),
-        "/talk": {
-            "get": {
-                "summary": "The talk page: talk to the assistant from a browser (when `talk_page` is on)",
-                "operationId": "talkPage",
-                "tags": ["talk page"],
-                "responses": {
-                    "200": {
-                        "description": "The page",
-                        "headers": COMMON_HEADERS,
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    },
-                    "404": {
-                        "description": "The talk page is not enabled.",
-                        "headers": COMMON_HEADERS,
-                        "content": _json(err),
-                    },
-                },
-            }
-        },
-        "/talk/client_secret": {
-            "post": {
-                "summary": "A 60-second client secret for the talk page's call (no key; policy-checked)",
-                "operationId": "talkPageClientSecret",
-                "tags": ["talk page"],
-                "responses": _responses(
-                    ref(schemas.ClientSecretResponse), ["403", "404", "429", "500", "503"], err
-                ),
-            }
-        },
-        "/healthz": get("Liveness", "healthz", schemas.Health, "operations", [], secured=False),
-        "/readyz": {
-            "get": {
-                "summary": "Readiness of the gateway's dependencies",
-                "operationId": "readyz",
-                "tags": ["operations"],
-                "responses": {
-                    "200": {
-                        "description": "Ready",
-                        "headers": COMMON_HEADERS,
-                        "content": _json(ref(schemas.Readiness)),
-                    },
-                    "503": {
-                        "description": "A dependency is not ready",
-                        "headers": COMMON_HEADERS,
-                        "content": _json(ref(schemas.Readiness)),
-                    },
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "operationId": "metrics",
-                "tags": ["operations"],
-                "responses": {
-                    "200": {
-                        "description": "Prometheus text format",
-                        "headers": COMMON_HEADERS,
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-        "/openapi.yaml": {
-            "get": {
-                "summary": "This document",
-                "operationId": "openapi",
-                "tags": ["operations"],
-                "responses": {
-                    "200": {
-                        "description": "OpenAPI 3.1 YAML",
-                        "headers": COMMON_HEADERS,
-                        "content": {"application/yaml": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-    }
+    error = dict(refs[(schemas.ErrorBody, "serialization")])
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        if route.operation_id is not None:
+            paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs, error)
     return {
         "openapi": "3.1.0",
         "info": {

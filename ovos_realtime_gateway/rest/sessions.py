@@ -12,7 +12,7 @@ from ..protocol import errors
 from ..protocol.session_config import render_session
 from ..security.policy_input import resource, session_resource
 from ..services import SERVICES
-from .guard import authenticate, authorize
+from .access import authenticate, authorize
 
 
 async def retrieve_session(request: web.Request) -> web.Response:

@@ -20,7 +20,7 @@ from ..protocol.session_config import render_session
 from ..protocol.session_models import RealtimeSessionRequest
 from ..security.auth import Principal
 from ..services import SERVICES
-from .guard import audit_success, guard
+from .access import audit_success, guard
 from .minting import mint_client_secret, minting_resource
 from .security_headers import NOTHING_ALLOWED
 

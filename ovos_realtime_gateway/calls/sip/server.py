@@ -24,6 +24,7 @@ from ...security.auth import Principal
 from ...security.policy_input import call_resource
 from ...services import GatewayServices
 from ...settings import SipSettings
+from ...tasks import TaskSupervisor
 from .call import SipCall
 from .dialog import Address, acknowledges, cancels, in_dialog
 from .message import SipMessage, SipParseError, parse, response
@@ -61,7 +62,7 @@ class SipServer(asyncio.DatagramProtocol):
         self._finals: dict[str, _FinalAnswer] = {}  # by SIP Call-ID: answered, awaiting ACK
         # our requests awaiting their final response, with the address they were sent to
         self._pending: dict[tuple[str, int, str], tuple[asyncio.Future[SipMessage], Address]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSupervisor("sip")  # transactions in flight; cancelled on stop
         self._networks = [ipaddress.ip_network(n, strict=False) for n in settings.allowed_sources]
 
     @property
@@ -76,9 +77,7 @@ class SipServer(asyncio.DatagramProtocol):
         log.info("SIP listening on udp:%s:%d", self.settings.host, self.port)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.close()
         if self.transport is not None:
             self.transport.close()
 
@@ -89,11 +88,6 @@ class SipServer(asyncio.DatagramProtocol):
     def send(self, message: SipMessage, addr: tuple[str, int]) -> None:
         if self.transport is not None:
             self.transport.sendto(message.encode(), addr)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -108,7 +102,7 @@ class SipServer(asyncio.DatagramProtocol):
         if not self._allowed(addr[0]):
             self._refuse_outsider(message, addr)
         elif message.is_request:
-            self._spawn(self._on_request(message, addr))
+            self.tasks.spawn(f"{message.method} {message.call_id}", self._on_request(message, addr))
         else:
             key = (message.call_id, message.cseq[0], message.cseq[1])
             future, sent_to = self._pending.get(key) or (None, None)
@@ -229,7 +223,7 @@ class SipServer(asyncio.DatagramProtocol):
             finally:
                 self._finals.pop(sip_call_id, None)
 
-        self._spawn(run())
+        self.tasks.spawn(f"final {sip_call_id}", run())
 
     async def until_acked(self, final: SipMessage, addr: tuple[str, int], acked: asyncio.Event) -> None:
         """Timer G: resend a final INVITE response (0.5 s, doubling to 4 s) until its ACK."""

@@ -1,25 +1,30 @@
-"""GatewaySettings: every knob of the gateway, its default and what it does.
-
-Precedence, lowest first: these defaults < the `PHAL.ovos-realtime-gateway` section of
-mycroft.conf (when run as a PHAL plugin) < a `--config` file (JSON or YAML) < command-line flags.
-Unknown keys are an error at start, never silently ignored.
+"""`GatewaySettings`: the top level of every knob of the gateway, its default and what it does;
+the nested sections live beside it (`limits.py`, `calls.py`, `secrets.py`, `retention.py`,
+`telemetry.py`). Most of this module is the fields' own descriptions (the reference
+configuration.md is checked against), hence its length.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .ovos.location import is_timezone
-from .protocol.session_config import DEFAULT_INSTRUCTIONS, SessionDefaults
-from .security.secret_refs import check_reference
-from .speech.profiles import SPEECH_PROFILES, SpeechProfile
-from .store.backends import check_store_url
+from ..ovos.location import is_timezone
+from ..protocol.session_config import DEFAULT_INSTRUCTIONS, SessionDefaults
+from ..security.secret_refs import check_reference
+from ..speech.profiles import SPEECH_PROFILES, SpeechProfile
+from ..store.backends import check_store_url
+from .calls import IceServer, SipSettings
+from .layers import deep_merge
+from .limits import RateLimits
+from .retention import RetentionSettings
+from .secrets import KeyRotationSettings, VaultSettings
+from .section import Section
+from .telemetry import EventBridgeSettings, TracingSettings
 
 DEFAULT_MODELS = (
     "gpt-realtime",
@@ -46,299 +51,7 @@ DEFAULT_TRANSCRIPTION_MODELS = (
 )
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RateLimits(_Section):
-    """Limits for one project (the defaults apply to every project without an override)."""
-
-    requests_per_minute: int = Field(600, ge=1, description="REST requests per minute per project.")
-    requests_per_minute_per_key: int = Field(300, ge=1, description="REST requests per minute per key.")
-    concurrent_sessions: int = Field(20, ge=1, description="Open realtime sessions per project.")
-    concurrent_sessions_per_key: int = Field(10, ge=1, description="Open realtime sessions per key.")
-    max_session_seconds: int = Field(3600, ge=10, le=86_400, description="Realtime session lifetime cap.")
-
-
-class IceServer(_Section):
-    """A STUN or TURN server offered to WebRTC calls (as in the browser's RTCIceServer)."""
-
-    urls: tuple[str, ...] = Field(description="`stun:host:port` or `turn:host:port?transport=udp` URLs.")
-    username: str | None = Field(None, description="TURN user name.")
-    credential: str | None = Field(
-        None, description="TURN password: a literal, or a reference (`env:`, `file:`, `vault:`)."
-    )
-
-    @field_validator("credential")
-    @classmethod
-    def _reference(cls, value: str | None) -> str | None:
-        return check_reference(value)
-
-
-class SipSettings(_Section):
-    """The SIP endpoint for G.711 trunks (off unless `enabled`)."""
-
-    enabled: bool = Field(False, description="Listen for SIP calls (UDP).")
-    host: str = Field("127.0.0.1", description="Address for SIP and the calls' RTP.")
-    port: int = Field(5060, ge=0, le=65535, description="UDP port for SIP (0: any free port).")
-    advertised_host: str | None = Field(
-        None, description="Address put in Contact and SDP when `host` is a wildcard or behind NAT."
-    )
-    project: str = Field("sip", description="Project the trunk's calls belong to (its keys accept them).")
-    webhook_url: str | None = Field(None, description="Where `realtime.call.incoming` is POSTed.")
-    webhook_secret: str | None = Field(
-        None,
-        description="`whsec_…` secret the webhook is signed with (Standard Webhooks, as OpenAI): a "
-        "literal, or a reference (`env:NAME`, `file:PATH`, `vault:MOUNT/PATH#FIELD`).",
-    )
-    webhook_previous_secret: str | None = Field(
-        None,
-        description="The secret being rotated out: while set, webhooks carry a signature with it too "
-        "(a literal or a reference).",
-    )
-    webhook_secret_overlap_seconds: int = Field(
-        86_400,
-        ge=0,
-        description="When `webhook_secret` changes in its backend, the old one keeps signing (a second "
-        "signature) this long, so receivers can switch without losing webhooks.",
-    )
-    allowed_sources: tuple[str, ...] = Field(
-        ("127.0.0.1/32",),
-        description="Networks (CIDR) SIP messages may come from; a request from elsewhere gets 403.",
-    )
-    ring_timeout_seconds: float = Field(
-        60.0, gt=0, le=600, description="An incoming call nobody accepts is declined (480) after this."
-    )
-
-    @field_validator("webhook_secret", "webhook_previous_secret")
-    @classmethod
-    def _reference(cls, value: str | None) -> str | None:
-        return check_reference(value)
-
-    @model_validator(mode="after")
-    def _previous_needs_current(self) -> SipSettings:
-        if self.webhook_previous_secret is not None and self.webhook_secret is None:
-            raise ValueError("sip.webhook_previous_secret signs beside sip.webhook_secret: give that too")
-        return self
-
-
-class VaultSettings(_Section):
-    """The Vault (or OpenBao) server that `vault:` secret references are read from (KV v2)."""
-
-    url: str | None = Field(None, description="Server address; none: the VAULT_ADDR environment variable.")
-    token: str | None = Field(
-        None,
-        description="Token (token auth): a reference such as `env:VAULT_TOKEN` or `file:PATH`; none and "
-        "no `role_id`: the VAULT_TOKEN environment variable.",
-    )
-    role_id: str | None = Field(None, description="AppRole role id (AppRole auth, with `secret_id`).")
-    secret_id: str | None = Field(
-        None, description="AppRole secret id: a reference such as `env:VAULT_SECRET_ID` or `file:PATH`."
-    )
-    approle_mount: str = Field("approle", description="Where the AppRole auth method is mounted.")
-    namespace: str | None = Field(None, description="Vault Enterprise namespace.")
-    ca_cert: Path | None = Field(None, description="PEM CA bundle the server's certificate is checked with.")
-    timeout_seconds: float = Field(10.0, gt=0, le=120, description="Timeout of one request to the server.")
-    refresh_seconds: float = Field(
-        300.0,
-        gt=0,
-        le=86_400,
-        description="How often every referenced secret (`vault:`, `file:`, `env:`) is read again, so a "
-        "rotated secret is used without a restart.",
-    )
-
-    @field_validator("token", "secret_id")
-    @classmethod
-    def _local_reference(cls, value: str | None) -> str | None:
-        return check_reference(value, allow_vault=False)
-
-    @model_validator(mode="after")
-    def _approle(self) -> VaultSettings:
-        if (self.role_id is None) != (self.secret_id is None):
-            raise ValueError("vault.role_id and vault.secret_id must be given together (AppRole)")
-        if self.role_id is not None and self.token is not None:
-            raise ValueError("use either vault.token or vault.role_id/secret_id, not both")
-        return self
-
-
-class KeyRotationPolicy(_Section):
-    """When project keys are rotated automatically (off unless a maximum age is set)."""
-
-    max_age_days: float | None = Field(
-        None, gt=0, description="A key this old is rotated automatically; none: never."
-    )
-    max_age_seconds: int | None = Field(
-        None, gt=0, description="The same in seconds (for short ages); not with `max_age_days`."
-    )
-    grace_seconds: int | None = Field(
-        None,
-        ge=0,
-        description="How long the rotated key keeps working; none: the default policy's, else "
-        "`key_rotation_grace_seconds`.",
-    )
-
-    @model_validator(mode="after")
-    def _one_age(self) -> KeyRotationPolicy:
-        if self.max_age_days is not None and self.max_age_seconds is not None:
-            raise ValueError("give max_age_days or max_age_seconds, not both")
-        return self
-
-    @property
-    def max_age_s(self) -> float | None:
-        if self.max_age_seconds is not None:
-            return float(self.max_age_seconds)
-        return self.max_age_days * 86_400 if self.max_age_days is not None else None
-
-
-class KeyRotationSettings(KeyRotationPolicy):
-    """The rotation policy of every project, per-project overrides, and how often it is applied."""
-
-    check_interval_seconds: float = Field(
-        3600.0, gt=0, le=86_400, description="How often the gateway looks for keys due for rotation."
-    )
-    projects: dict[str, KeyRotationPolicy] = Field(
-        default_factory=dict,
-        description="Per-project policies (by project name or id) replacing the default one.",
-    )
-
-    def policy_for(self, project_id: str, project_name: str | None = None) -> KeyRotationPolicy:
-        for name in (project_id, project_name):
-            if name and name in self.projects:
-                return self.projects[name]
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        return self.max_age_s is not None or any(p.max_age_s is not None for p in self.projects.values())
-
-
-class RetentionSettings(_Section):
-    """How long the store keeps what no request needs any more; 0 keeps it forever."""
-
-    audit_seconds: int = Field(7_776_000, ge=0, description="Audit rows are deleted at this age (90 days).")
-    sessions_seconds: int = Field(
-        2_592_000,
-        ge=0,
-        description="Ended sessions and their conversations are deleted this long after they ended "
-        "(30 days); active sessions never.",
-    )
-    client_secrets_seconds: int = Field(
-        3600, ge=0, description="Client secrets are deleted this long after they expired (1 hour)."
-    )
-    # -- personal data (issue 13): what a conversation leaves behind --------------------------
-    conversation_seconds: int = Field(
-        86_400,
-        ge=0,
-        description="Conversation items (typed text, transcripts, answers) are kept while their "
-        "session lives, then deleted this long after it ended (1 day); 0: as long as the session "
-        "(`sessions_seconds`). The session's record stays until `sessions_seconds`.",
-    )
-    interval_seconds: float = Field(
-        600.0, gt=0, le=86_400, description="How often retention runs (the first time at start)."
-    )
-    batch_rows: int = Field(
-        500, ge=1, le=100_000, description="Rows deleted per store transaction (keeps each one short)."
-    )
-
-
-class EventBridgeSettings(_Section):
-    """The event bridge: session, response, call and policy events to a Redis stream (off unless
-    `redis_url` is set). Ids, timings and outcomes only; a slow or down Redis never holds up a
-    session: events that cannot go out are dropped and counted (`ovos_realtime_events_dropped`)."""
-
-    redis_url: str | None = Field(
-        None,
-        description="Redis to publish to: `redis://[user:password@]host:port/db`, `rediss://…` (TLS) "
-        "or `unix:///path/redis.sock`; none: the bridge is off.",
-    )
-    stream: str = Field(
-        "ovos-realtime:events", min_length=1, description="Redis stream the events are added to."
-    )
-    max_stream_length: int = Field(
-        100_000, ge=1, description="The stream is trimmed to about this many entries (`XADD MAXLEN ~`)."
-    )
-    queue_size: int = Field(
-        10_000,
-        ge=1,
-        le=1_000_000,
-        description="Events waiting in the gateway for Redis; past this, new events are dropped (counted).",
-    )
-    include_text: bool = Field(
-        False,
-        description="Add what the user typed or said and the answer's text to `response.done` events "
-        "(personal data: off by default). Audio and credentials are never published.",
-    )
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, url: str | None) -> str | None:
-        if url is not None:
-            check_redis_url(url)
-        return url
-
-
-def check_redis_url(url: str) -> None:
-    """Raise ValueError (with the password hidden) unless `url` is a Redis URL the client takes."""
-    parts = urlsplit(url)
-    problem = None
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        problem = "the scheme must be redis://, rediss:// or unix://"
-    elif parts.scheme == "unix" and not parts.path:
-        problem = "a unix:// URL needs the socket's path (unix:///run/redis/redis.sock)"
-    elif parts.scheme != "unix":
-        try:
-            port = parts.port
-        except ValueError:
-            port, problem = None, "the port is not a number from 0 to 65535"
-        if problem is None and not parts.hostname:
-            problem = "it names no host"
-        db = parts.path.strip("/")
-        if problem is None and db and not db.isdigit():
-            problem = f"the database {db!r} is not a number"
-        del port
-    if problem is not None:
-        shown = url if parts.password is None else url.replace(parts.password, "***")
-        raise ValueError(f"{shown!r} is not a Redis URL: {problem}")
-
-
-class TracingSettings(_Section):
-    """OpenTelemetry traces, exported over OTLP/HTTP (protobuf); off unless `enabled`."""
-
-    enabled: bool = Field(False, description="Record spans and export them to `otlp_endpoint`.")
-    otlp_endpoint: str = Field(
-        "http://127.0.0.1:4318/v1/traces",
-        description="The collector's OTLP/HTTP traces URL (a bare `http://host:4318` gets `/v1/traces`).",
-    )
-    service_name: str = Field("ovos-realtime", min_length=1, description="`service.name` of the spans.")
-    sample_ratio: float = Field(
-        1.0,
-        ge=0.0,
-        le=1.0,
-        description="Share of new traces recorded (a `traceparent`'s own sampled flag is followed).",
-    )
-    max_queue_spans: int = Field(
-        2048,
-        ge=16,
-        le=1_000_000,
-        description="Ended spans waiting for export, at most; more are dropped and counted "
-        "(`ovos_realtime_trace_spans_dropped_total`): a slow or dead collector never slows a session.",
-    )
-    export_timeout_seconds: float = Field(
-        5.0, gt=0, le=60, description="How long one export to the collector may take."
-    )
-
-    @field_validator("otlp_endpoint")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL such as http://collector:4318/v1/traces, not {url!r}")
-        if parts.path in ("", "/"):
-            return url.rstrip("/") + "/v1/traces"
-        return url
-
-
-class GatewaySettings(_Section):
+class GatewaySettings(Section):
     """Configuration of one gateway instance (standalone or inside the PHAL plugin)."""
 
     host: str = Field("127.0.0.1", description="Address to listen on.")
@@ -714,29 +427,5 @@ class GatewaySettings(_Section):
         """Build settings from dicts, later layers overriding earlier ones (nested dicts merge)."""
         merged: dict[str, Any] = {}
         for layer in layers:
-            merged = _deep_merge(merged, {k: v for k, v in layer.items() if v is not None})
+            merged = deep_merge(merged, {k: v for k, v in layer.items() if v is not None})
         return cls.model_validate(merged)
-
-
-def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_config_file(path: Path) -> dict[str, Any]:
-    """A settings layer from a JSON or YAML file."""
-    text = path.read_text()
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: the top level must be a mapping of settings")
-    return data

@@ -1,11 +1,12 @@
-"""The live calls of one gateway, found by id within the caller's project only."""
+"""The live calls of one gateway, found by id within the caller's project only. Owned by the
+services (a call registers itself; `calls/` implements `LiveCall`), so they need not import `calls/`."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any, Protocol
 
-from ..security.policy_input import Resource, resource
+from .security.policy_input import Resource, resource
 
 
 class LiveCall(Protocol):

@@ -1,0 +1,97 @@
+"""`GET /v1/realtime?call_id=`: a sideband socket that watches and steers a live call of the
+caller's project (a project key). The call's engine events go out to it; its client events go to
+the call's engine, in order with the data channel's. It ends with the call, when the monitor stops
+reading or when its key is revoked; the call stays."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..protocol import errors
+from ..protocol.server_events import error_event
+from ..security.gate import Caller
+from ..services import GatewayServices
+from ..tasks import TaskSupervisor
+from ..transports.outbox import Outbox
+from ..transports.ws_admission import CLOSE_AUTH, CLOSE_REQUEST, Handshake, Refused, close_code, refuse
+from ..transports.ws_sending import end_writer, write
+from .call import Call
+
+
+async def sideband(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    services: GatewayServices,
+    handshake: Handshake,
+    outbox: Outbox,
+) -> None:
+    """Admit the monitor for the call `?call_id=`, then relay until one side ends."""
+    call_id = request.query["call_id"]
+    not_found = errors.event_error("call_not_found", f"No call found with id '{call_id}'.")
+    target = services.calls.policy_resource(call_id, "attach")
+    caller = Caller.of(request)
+    try:
+        principal = await services.gate.authenticate(caller, "calls.manage", token=handshake.token)
+        await services.gate.authorize(
+            caller, principal, "calls.manage", target, transport="websocket", hidden=not_found
+        )
+    except errors.ApiError as exc:
+        close = CLOSE_REQUEST if exc is not_found else close_code(exc)
+        await refuse(ws, Refused(exc, close), None)
+        return
+    call = services.calls.find(call_id, principal.project_id)  # the second line
+    if not isinstance(call, Call):
+        await refuse(ws, Refused(not_found, CLOSE_REQUEST), None)
+        return
+    if call.session is None:
+        error = errors.event_error(
+            "call_not_accepted", f"Call '{call_id}' is still ringing: accept it, then attach."
+        )
+        await refuse(ws, Refused(error, CLOSE_REQUEST), None)
+        return
+    call.attach(outbox)
+    services.gate.allowed(principal, "calls.manage", {"id": call_id}, 101)
+    tasks = TaskSupervisor(f"sideband-{call_id}")
+    writer = tasks.spawn("writer", write(ws, outbox))
+    reader = tasks.spawn("reader", _forward(ws, call))
+    ended = tasks.spawn("end", call.ended.wait())
+    overflow = tasks.spawn("overflow", outbox.overflowed.wait())
+    hold = services.live.hold(principal)
+    revocation = tasks.spawn("revoked", hold.revoked.wait())
+    code: int = WSCloseCode.OK
+    reason = b""
+    try:
+        await asyncio.wait({reader, ended, overflow, revocation}, return_when=asyncio.FIRST_COMPLETED)
+        if overflow.done():  # the monitor stopped reading: it goes, the call stays
+            services.metrics.slow_consumers.inc()
+            code, reason = WSCloseCode.POLICY_VIOLATION, b"send queue full: the client is not reading"
+        elif revocation.done():  # the monitor's key went: it goes, the call stays
+            outbox.put(error_event(errors.revoked_during_session(), None))
+            code, reason = CLOSE_AUTH, b"the API key was revoked"
+        elif call.ended.is_set():
+            reason = b"call ended"
+    finally:
+        hold.release()
+        call.detach(outbox)
+        outbox.close()
+        for task in (reader, ended, overflow, revocation):
+            task.cancel()
+        if not outbox.overflowed.is_set():  # as for a session: a failed writer's error is kept, not raised
+            await asyncio.wait({writer}, timeout=2.0)
+        writer.cancel()
+        await asyncio.gather(reader, ended, overflow, revocation, return_exceptions=True)
+        try:
+            await end_writer(request, ws, writer, code, reason, tasks)
+        finally:
+            await tasks.close()
+
+
+async def _forward(ws: web.WebSocketResponse, call: Call) -> None:
+    """A sideband's client events go to the call's engine, in order with the data channel's."""
+    async for message in ws:
+        if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            call.submit(message.data)
+        elif message.type == WSMsgType.ERROR:
+            return
