@@ -251,3 +251,53 @@ def test_a_bad_shared_limits_url_is_a_clear_error_at_start(tmp_path: Path) -> No
     done = cli("serve", "--port", "0", "--config", str(config), data_dir=tmp_path / "data", check=False)
     assert done.returncode == 2
     assert "redis_password is the password of redis_url: give redis_url too" in done.stderr
+
+
+async def test_the_redis_password_setting_is_used_and_a_refreshed_one_on_new_connections(
+    redis_server: RedisServer,
+) -> None:
+    """`shared_limits.redis_password` (here a literal; `env:`/`file:`/`vault:` resolve to the same
+    SecretValue) authenticates to a Redis with `requirepass`; a wrong one means the replica limits
+    on its own (counted), and a refreshed value is what the next connection uses."""
+    from ovos_realtime_gateway.security.ratelimit import AuthFailureThrottle, RateLimiter, SessionSlots
+    from ovos_realtime_gateway.security.secret_refs import Reference, SecretValue
+    from ovos_realtime_gateway.security.shared_limits import SharedLimits
+    from ovos_realtime_gateway.settings import SharedLimitsSettings
+
+    admin = redis_server.client()
+    admin.config_set("requirepass", "first-secret")
+    try:
+        authed = redis_server.client()
+        authed.connection_pool.connection_kwargs["password"] = "first-secret"
+        password = SecretValue("shared_limits.redis_password", Reference("literal"), "first-secret")
+        fallbacks: list[str] = []
+        settings = SharedLimitsSettings(redis_url=redis_server.url, key_prefix="pw:", redis_password="x")
+        shared = SharedLimits(
+            settings,
+            password,
+            RateLimiter(lambda _: 10, lambda _: 10),
+            SessionSlots(lambda _: 1, lambda _: 1),
+            AuthFailureThrottle(lambda: 3),
+            fallbacks.append,
+        )
+        assert (await shared.limiter.check("p1", "k1")).remaining == 9
+        assert authed.exists("pw:rpm:p:p1") and fallbacks == []
+        authed.config_set("requirepass", "second-secret")
+        authed.connection_pool.connection_kwargs["password"] = "second-secret"
+        await shared.redis.client.connection_pool.disconnect()  # the next check connects anew
+        assert (await shared.limiter.check("p1", "k1")).allowed  # decided here: wrong password
+        assert fallbacks == ["requests"]
+        password.update("second-secret")
+        shared.redis._down_until = 0.0  # (not waiting out the pause after the failure)
+        assert (await shared.limiter.check("p1", "k1")).remaining == 8  # shared again: 2 taken in Redis
+        assert fallbacks == ["requests"]
+        await shared.close()
+    finally:
+        cleanup = redis_server.client()
+        for candidate in ("second-secret", "first-secret"):
+            cleanup.connection_pool.connection_kwargs["password"] = candidate
+            try:
+                cleanup.config_set("requirepass", "")
+                break
+            except Exception:
+                cleanup.connection_pool.disconnect()

@@ -6,7 +6,13 @@ so the replicas' clocks do not matter. When Redis is down or slower than `timeou
 replica does not wait and does not let everything through: it limits on its own (the in-process
 limiters, the single-process behaviour) and counts it in `ovos_realtime_shared_limits_fallbacks`,
 trying Redis again a second later. Scripts reach keys they compute (a replica's lease): one Redis,
-or a primary with replicas or Sentinel, not Redis Cluster."""
+or a primary with replicas or Sentinel, not Redis Cluster.
+
+Not the `limits` library: its async Redis storage needs `coredis` (a second Redis client), its
+strategies are fixed or moving windows rather than the continuous buckets the `x-ratelimit-*`
+headers report, it cannot take from the project's and the key's bucket only if both have room,
+and it has no leased concurrency counter; redis-py's asyncio client (already used by the event
+bridge) and three short scripts do exactly this."""
 
 from __future__ import annotations
 
