@@ -150,6 +150,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.warning("closed %d session(s) left active by a previous run that did not stop", stale)
     services.audit.start()
     services.events.start()
+    if services.shared_limits is not None:
+        services.shared_limits.start()
     tasks = TaskSupervisor("gateway")  # what runs while the gateway serves; cancelled first on stop
     tasks.spawn(
         "revocation-watch",
@@ -175,6 +177,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await services.pruner.stop()
     await services.audit.stop()
     await services.events.stop()
+    if services.shared_limits is not None:
+        await services.shared_limits.close()
     await services.policy.close()
     await services.store.close()
     if services.vad is not None:

@@ -26,7 +26,15 @@ from .security.gate import Gate
 from .security.gateway_secrets import GatewaySecrets
 from .security.live_credentials import LiveCredentials
 from .security.policy import PolicyEngine
-from .security.ratelimit import AuthFailureThrottle, RateLimiter, SessionSlots
+from .security.ratelimit import (
+    AuthFailureThrottle,
+    FailureThrottle,
+    RateLimiter,
+    RequestLimits,
+    SessionLimits,
+    SessionSlots,
+)
+from .security.shared_limits import SharedLimits
 from .settings import GatewaySettings, RateLimits
 from .store import Pruner, RetentionRules, Store
 
@@ -68,7 +76,7 @@ class GatewayServices:
                 self.settings.audit_client_address, self.settings.resolved_data_dir
             ),
         )
-        self.limiter = RateLimiter(
+        local_limiter = RateLimiter(
             project_rpm=lambda pid: self.limits(pid).requests_per_minute,
             key_rpm=lambda pid: self.limits(pid).requests_per_minute_per_key,
         )
@@ -85,15 +93,31 @@ class GatewayServices:
             retention.batch_rows,
             on_deleted=lambda table, count: self.metrics.store_deleted_rows.labels(table=table).inc(count),
         )
-        self.auth_throttle = AuthFailureThrottle(lambda: self.settings.auth_failures_per_minute)
+        local_throttle = AuthFailureThrottle(lambda: self.settings.auth_failures_per_minute)
         self.events = EventBridge.from_settings(self.settings.event_bridge, self.metrics)
-        self.session_slots = SessionSlots(
+        local_slots = SessionSlots(
             project_limit=lambda pid: self.limits(pid).concurrent_sessions,
             key_limit=lambda pid: self.limits(pid).concurrent_sessions_per_key,
             decided=lambda allowed: self.metrics.rate_limit_decisions.labels(
                 limit="sessions", result="allowed" if allowed else "throttled"
             ).inc(),
         )
+        self.limiter: RequestLimits = local_limiter
+        self.session_slots: SessionLimits = local_slots
+        self.auth_throttle: FailureThrottle = local_throttle
+        self.shared_limits: SharedLimits | None = None  # limits shared by replicas through Redis
+        if self.settings.shared_limits.redis_url is not None:
+            fallbacks = self.metrics.shared_limits_fallbacks
+            self.shared_limits = shared = SharedLimits(
+                self.settings.shared_limits,
+                self.secrets.redis_password,
+                local_limiter,
+                local_slots,
+                local_throttle,
+                lambda limit: fallbacks.labels(limit=limit).inc(),
+            )
+            self.limiter, self.session_slots = shared.limiter, shared.slots
+            self.auth_throttle = shared.throttle
         self.gate = Gate(
             self.auth,
             self.auth_throttle,

@@ -11,6 +11,7 @@ from ovos_realtime_gateway.settings import (
     KeyRotationSettings,
     RateLimits,
     RetentionSettings,
+    SharedLimitsSettings,
     SipSettings,
     TracingSettings,
     VaultSettings,
@@ -25,6 +26,7 @@ def test_every_setting_is_documented() -> None:
     sections = (
         GatewaySettings,
         RateLimits,
+        SharedLimitsSettings,
         RetentionSettings,
         SipSettings,
         EventBridgeSettings,

@@ -75,6 +75,14 @@ class GatewayMetrics:
             ["limit", "result"],
             registry=r,
         )
+        self.shared_limits_fallbacks = Counter(
+            "ovos_realtime_shared_limits_fallbacks",
+            "Checks this replica made on its own because the Redis of shared_limits was unavailable "
+            "(down, refusing, or slower than shared_limits.timeout_seconds), by limit (requests, "
+            "sessions, auth_failures; heartbeat: the session lease was not renewed).",
+            ["limit"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "ovos_realtime_rate_limited",
             "Requests refused by a rate limit, by scope (project or key).",

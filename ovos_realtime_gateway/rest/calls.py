@@ -121,7 +121,7 @@ async def create_call(request: web.Request) -> web.Response:
         call_id, principal.project_id, "webrtc", principal.key_id, config=record.config, session_id=record.id
     )
     await authorize(request, principal, "calls.create", target, transport="webrtc")
-    slot_full = services.session_slots.try_acquire(principal.project_id, principal.owning_key)
+    slot_full = await services.session_slots.try_acquire(principal.project_id, principal.owning_key)
     if slot_full is not None:
         raise errors.ApiError(
             429,

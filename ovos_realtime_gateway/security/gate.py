@@ -18,7 +18,7 @@ from ..store import AuditEntry
 from .auth import Authenticator, Principal, bearer_token
 from .policy import PolicyEngine, PolicyUnavailable
 from .policy_input import policy_input
-from .ratelimit import AuthFailureThrottle, LimitStatus, RateLimiter
+from .ratelimit import FailureThrottle, LimitStatus, RequestLimits
 
 
 class _Request(Protocol):
@@ -54,8 +54,8 @@ class Gate:
     def __init__(
         self,
         auth: Authenticator,
-        throttle: AuthFailureThrottle,
-        limiter: RateLimiter,
+        throttle: FailureThrottle,
+        limiter: RequestLimits,
         policy: PolicyEngine,
         audit: AuditWriter,
         metrics: GatewayMetrics,
@@ -98,7 +98,7 @@ class Gate:
     async def authenticate(self, caller: Caller, action: str, *, token: str | None = None) -> Principal:
         """Who is calling (the auth-failure throttle and audit included); nothing is admitted yet."""
         address = caller.remote or "unknown"
-        wait = self.throttle.blocked(address)
+        wait = await self.throttle.blocked(address)
         self.metrics.rate_limit_decisions.labels(
             limit="auth_failures", result="allowed" if wait is None else "throttled"
         ).inc()
@@ -112,7 +112,7 @@ class Gate:
         try:
             principal = await self.auth.authenticate(token)
         except errors.ApiError as exc:
-            self.throttle.failed(address)
+            await self.throttle.failed(address)
             reason = "missing" if token is None else (exc.code or "invalid")
             self.metrics.auth_failures.labels(reason=reason).inc()
             self.record(action, "unauthenticated", exc.status, None, None, reason=reason, remote=address)
@@ -155,7 +155,7 @@ class Gate:
         hidden: errors.ApiError | None = None,
     ) -> LimitStatus:
         """Rate limit, then the policy, for an authenticated principal (audited when refused)."""
-        status = self.limiter.check(principal.project_id, principal.owning_key)
+        status = await self.limiter.check(principal.project_id, principal.owning_key)
         metrics = self.metrics
         metrics.rate_limit_decisions.labels(
             limit="requests", result="allowed" if status.allowed else "throttled"

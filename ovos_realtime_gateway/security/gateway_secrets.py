@@ -17,6 +17,7 @@ class GatewaySecrets:
     opa_token: SecretValue | None = None
     tls_key_password: SecretValue | None = None
     store_password: SecretValue | None = None
+    redis_password: SecretValue | None = None  # shared_limits.redis_password
     servers: tuple[IceServer, ...] = ()
     turn_credentials: tuple[SecretValue | None, ...] = ()
 
@@ -33,6 +34,9 @@ class GatewaySecrets:
             opa_token=resolver.add("opa_token", settings.opa_token),
             tls_key_password=resolver.add("tls_key_password", settings.tls_key_password),
             store_password=resolver.add("store_password", settings.store_password),
+            redis_password=resolver.add(
+                "shared_limits.redis_password", settings.shared_limits.redis_password
+            ),
             servers=settings.ice_servers,
             turn_credentials=tuple(
                 resolver.add(f"ice_servers.{i}.credential", s.credential)

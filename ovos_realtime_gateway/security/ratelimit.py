@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(slots=True)
@@ -70,6 +71,27 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+class RequestLimits(Protocol):
+    """Requests per minute: in this process (`RateLimiter`) or shared through Redis."""
+
+    async def check(self, project_id: str, key_id: str) -> LimitStatus: ...
+    def peek(self, project_id: str, key_id: str) -> LimitStatus: ...
+
+
+class SessionLimits(Protocol):
+    """Concurrent sessions: in this process (`SessionSlots`) or shared through Redis."""
+
+    async def try_acquire(self, project_id: str, key_id: str) -> str | None: ...
+    def release(self, project_id: str, key_id: str) -> None: ...
+
+
+class FailureThrottle(Protocol):
+    """Failed authentications per address: in this process (`AuthFailureThrottle`) or shared."""
+
+    async def blocked(self, address: str) -> float | None: ...
+    async def failed(self, address: str) -> None: ...
+
+
 @dataclass
 class RateLimiter:
     """Token buckets keyed by project and by key; limits come from a per-project lookup."""
@@ -93,7 +115,7 @@ class RateLimiter:
         key._refill(now)
         return LimitStatus(True, "key", key.capacity, int(key.tokens), key.reset_after(), 0.0)
 
-    def check(self, project_id: str, key_id: str) -> LimitStatus:
+    async def check(self, project_id: str, key_id: str) -> LimitStatus:
         """Take one request from both buckets (only if both have one) and report the tighter."""
         now = self.clock()
         project = self._bucket(f"p:{project_id}", self.project_rpm(project_id), now)
@@ -104,19 +126,24 @@ class RateLimiter:
         if allowed:
             project.take(now)
             key.take(now)
-        tight_name, tight = min(
-            (("project", project), ("key", key)), key=lambda item: item[1].tokens / item[1].capacity
-        )
-        blocking = [b for b in (project, key) if b.tokens < 1.0]
-        retry = max((b.retry_after() for b in blocking), default=0.0)
-        return LimitStatus(
-            allowed=allowed,
-            scope=tight_name,
-            limit=tight.capacity,
-            remaining=int(tight.tokens),
-            reset_s=tight.reset_after(),
-            retry_after_s=retry,
-        )
+        return limit_status(project, key, allowed)
+
+
+def limit_status(project: TokenBucket, key: TokenBucket, allowed: bool) -> LimitStatus:
+    """What a check reports: the tighter bucket, and when a refused request may be retried."""
+    tight_name, tight = min(
+        (("project", project), ("key", key)), key=lambda item: item[1].tokens / item[1].capacity
+    )
+    blocking = [b for b in (project, key) if b.tokens < 1.0]
+    retry = max((b.retry_after() for b in blocking), default=0.0)
+    return LimitStatus(
+        allowed=allowed,
+        scope=tight_name,
+        limit=tight.capacity,
+        remaining=int(tight.tokens),
+        reset_s=tight.reset_after(),
+        retry_after_s=retry,
+    )
 
 
 @dataclass
@@ -128,16 +155,22 @@ class SessionSlots:
     decided: Callable[[bool], None] = lambda allowed: None  # told each result (metrics)
     _counts: dict[str, int] = field(default_factory=dict)
 
-    def try_acquire(self, project_id: str, key_id: str) -> str | None:
+    async def try_acquire(self, project_id: str, key_id: str) -> str | None:
         """Take a slot; return None on success or the scope ("project"/"key") that is full."""
         full = self._full(project_id, key_id)
         self.decided(full is None)
-        if full is not None:
-            return full
-        p, k = f"p:{project_id}", f"k:{key_id}"
-        self._counts[p] = self._counts.get(p, 0) + 1
-        self._counts[k] = self._counts.get(k, 0) + 1
-        return None
+        if full is None:
+            self.hold(project_id, key_id)
+        return full
+
+    def hold(self, project_id: str, key_id: str) -> None:
+        """Count a slot taken (already checked)."""
+        for name in (f"p:{project_id}", f"k:{key_id}"):
+            self._counts[name] = self._counts.get(name, 0) + 1
+
+    def held(self) -> dict[str, int]:
+        """The slots held, by `p:<project>` and `k:<key>`."""
+        return dict(self._counts)
 
     def _full(self, project_id: str, key_id: str) -> str | None:
         if self._counts.get(f"p:{project_id}", 0) >= self.project_limit(project_id):
@@ -168,7 +201,7 @@ class AuthFailureThrottle:
     max_addresses: int = 10_000
     _buckets: dict[str, TokenBucket] = field(default_factory=dict)
 
-    def blocked(self, address: str) -> float | None:
+    async def blocked(self, address: str) -> float | None:
         """Seconds until `address` may try again, or None when it may try now."""
         bucket = self._buckets.get(address)
         if bucket is None:
@@ -176,7 +209,7 @@ class AuthFailureThrottle:
         bucket._refill(self.clock())
         return bucket.retry_after() if bucket.tokens < 1.0 else None
 
-    def failed(self, address: str) -> None:
+    async def failed(self, address: str) -> None:
         now = self.clock()
         bucket = self._buckets.get(address)
         if bucket is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .calls import IceServer, SipSettings
 from .gateway import DEFAULT_MODELS, DEFAULT_TRANSCRIPTION_MODELS, GatewaySettings
 from .layers import load_config_file
-from .limits import RateLimits
+from .limits import RateLimits, SharedLimitsSettings
 from .retention import RetentionSettings
 from .secrets import KeyRotationPolicy, KeyRotationSettings, VaultSettings
 from .section import Section
@@ -27,6 +27,7 @@ __all__ = [
     "RateLimits",
     "RetentionSettings",
     "Section",
+    "SharedLimitsSettings",
     "SipSettings",
     "TracingSettings",
     "VaultSettings",

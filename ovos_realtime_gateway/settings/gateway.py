@@ -20,7 +20,7 @@ from ..speech.profiles import SPEECH_PROFILES, SpeechProfile
 from ..store.backends import check_store_url
 from .calls import IceServer, SipSettings
 from .layers import deep_merge
-from .limits import RateLimits
+from .limits import RateLimits, SharedLimitsSettings
 from .retention import RetentionSettings
 from .secrets import KeyRotationSettings, VaultSettings
 from .section import Section
@@ -107,6 +107,10 @@ class GatewaySettings(Section):
     rate_limits: RateLimits = Field(default_factory=RateLimits, description="Default limits per project.")
     project_limits: dict[str, RateLimits] = Field(
         default_factory=dict, description="Per-project overrides, keyed by project name or id."
+    )
+    shared_limits: SharedLimitsSettings = Field(
+        default_factory=SharedLimitsSettings,
+        description="Limits shared by replicas through Redis (see docs/deploy.md); off: per process.",
     )
     auth_failures_per_minute: int = Field(
         300,

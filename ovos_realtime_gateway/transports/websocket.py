@@ -94,7 +94,7 @@ async def _open(
     refusal: errors.ApiError | None = None
     if record.config.get("model") == MICROPHONE_MODEL and not services.microphone.claim(record.id):
         refusal = microphone_in_use()
-    elif slot_full := services.session_slots.try_acquire(principal.project_id, principal.owning_key):
+    elif slot_full := await services.session_slots.try_acquire(principal.project_id, principal.owning_key):
         refusal = errors.ApiError(
             429,
             f"Too many concurrent realtime sessions for this {slot_full}. Close one and try again.",

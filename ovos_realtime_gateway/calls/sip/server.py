@@ -190,7 +190,7 @@ class SipServer(asyncio.DatagramProtocol):
             self.send(response(invite, 488), addr)
             return
         slots = self.services.session_slots
-        if slots.try_acquire(project.id, trunk.credential_id) is not None:
+        if await slots.try_acquire(project.id, trunk.credential_id) is not None:
             self.send(response(invite, 486), addr)
             return
         call = SipCall(call_id, self.services, trunk, self, invite, addr, offer)
