@@ -3,7 +3,9 @@
 The bytes in the session's input format are what items hold (retrieval, truncation, usage); the
 same audio at 16 kHz is what VAD and STT take. The session's one transcoder makes the 16 kHz
 copy once, as audio arrives: server VAD, a live transcript and the committed turn's
-transcription all read it, instead of each resampling the bytes again.
+transcription all read it, instead of each resampling the bytes again. A call's caller audio
+arrives as PCM (`append_pcm`): its 16 kHz copy is resampled from that PCM, and it is encoded once
+to the session's format for the item, never decoded back.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio import PIPELINE, AudioFormat, InputTranscoder
+from ..audio.resample import StreamResampler
+from ..audio.transcode import encode
 
 PCM_BYTES_PER_MS = PIPELINE.rate * 2 // 1000
 
@@ -23,6 +27,7 @@ class InputAudioBuffer:
         self.format = AudioFormat.from_session(session_format)
         self._session_format = session_format
         self._transcoder = InputTranscoder(session_format)
+        self._pcm_in: tuple[StreamResampler, StreamResampler] | None = None  # PCM → 16 kHz, → session rate
         self._data = bytearray()
         self._pcm = bytearray()  # the same audio, 16 kHz 16-bit mono
         self.total_ms = 0.0  # all audio written this session (speech_started/stopped positions)
@@ -39,13 +44,32 @@ class InputAudioBuffer:
     def _restart(self, session_format: dict[str, Any]) -> None:
         self._session_format = session_format
         self._transcoder = InputTranscoder(session_format)
+        self._pcm_in = None
         self._pcm_end_ms = self.total_ms
 
     def append(self, audio: bytes) -> npt.NDArray[np.int16]:
         """Add audio in the session's format; the new 16 kHz samples it made."""
+        if self._pcm_in is not None:  # PCM appends came first: their resamplers' tails first
+            self._add(self._pcm_in[1].flush(), self._pcm_in[0].flush())
+            self._pcm_in = None
+        return self._add(audio, self._transcoder.feed(audio))
+
+    def append_pcm(self, samples: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.int16]:
+        """Add PCM at `rate`; the new 16 kHz samples (resampled from the PCM, not from the bytes)."""
+        if self._pcm_in is None or self._pcm_in[0].in_rate != rate:
+            if self._pcm_in is not None:
+                self._add(self._pcm_in[1].flush(), self._pcm_in[0].flush())
+            self._pcm_in = (StreamResampler(rate, PIPELINE.rate), StreamResampler(rate, self.format.rate))
+        to_pipeline, to_session = self._pcm_in
+        return self._add(to_session.feed(samples), to_pipeline.feed(samples))
+
+    def _add(
+        self, audio: bytes | npt.NDArray[np.int16], samples: npt.NDArray[np.int16]
+    ) -> npt.NDArray[np.int16]:
+        if not isinstance(audio, bytes):
+            audio = encode(self.format, audio)
         self._data.extend(audio)
         self.total_ms += self.format.duration_ms(len(audio))
-        samples = self._transcoder.feed(audio)
         self._pcm.extend(samples.astype("<i2", copy=False).tobytes())
         self._pcm_end_ms += len(samples) * 1000 / PIPELINE.rate
         return samples
@@ -92,7 +116,13 @@ class InputAudioBuffer:
     def take(self) -> tuple[bytes, bytes]:
         """Remove and return all of it (a manual commit): the transcoder's last few ms included,
         so it starts afresh for the audio that follows."""
-        tail = self._transcoder.flush()
+        if self._pcm_in is not None:
+            rest = encode(self.format, self._pcm_in[1].flush())
+            self._data.extend(rest)
+            self.total_ms += self.format.duration_ms(len(rest))
+            tail = self._pcm_in[0].flush()
+        else:
+            tail = self._transcoder.flush()
         data, pcm = bytes(self._data), bytes(self._pcm) + tail.astype("<i2", copy=False).tobytes()
         self._data.clear()
         self._pcm.clear()

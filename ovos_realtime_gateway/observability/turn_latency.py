@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-from ..protocol.server_events import Event
+from typing import Generic, TypeVar
 
 Observe = Callable[[str, float], None]
+F = TypeVar("F")  # a server event dict, or a typed frame with a `type` (the engine's output audio)
 _ANSWER = frozenset({"response.output_text.delta", "response.output_audio_transcript.delta"})
 
 
-class TurnLatency:
+class TurnLatency(Generic[F]):
     """Wraps a session's `emit`: passes every event on, timing the stages of each turn."""
 
     def __init__(
-        self, emit: Callable[[Event], None], observe: Observe, clock: Callable[[], float] = time.perf_counter
+        self, emit: Callable[[F], None], observe: Observe, clock: Callable[[], float] = time.perf_counter
     ) -> None:
         self._emit = emit
         self._observe = observe
@@ -30,7 +30,14 @@ class TurnLatency:
         self._answered = False
         self._heard = False
 
-    def __call__(self, ev: Event) -> None:
+    def __call__(self, frame: F) -> None:
+        if not isinstance(frame, dict):  # a typed frame: output audio
+            if getattr(frame, "type", None) == "response.output_audio.delta" and not self._heard:
+                self._heard = True
+                self._stage("first_audio", self._turn_end)
+            self._emit(frame)
+            return
+        ev = frame
         kind = ev.get("type")
         if kind == "input_audio_buffer.committed":
             self._turn_end = now = self._clock()
@@ -52,7 +59,7 @@ class TurnLatency:
             self._stage("first_audio", self._turn_end)
         elif kind == "response.done":
             self._turn_end = None
-        self._emit(ev)
+        self._emit(frame)
 
     def _stage(self, stage: str, since: float | None) -> None:
         if since is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from . import ids
@@ -29,3 +30,18 @@ def error_event(error: ApiError, client_event_id: str | None) -> Event:
             "event_id": client_event_id,
         },
     )
+
+
+def output_audio_delta(
+    event_id: str, response_id: str, item_id: str, output_index: int, content_index: int, data: bytes
+) -> Event:
+    """`response.output_audio.delta`: `data` (in the session's output format) base64-encoded."""
+    return {
+        "type": "response.output_audio.delta",
+        "event_id": event_id,
+        "response_id": response_id,
+        "item_id": item_id,
+        "output_index": output_index,
+        "content_index": content_index,
+        "delta": base64.b64encode(data).decode("ascii"),
+    }
