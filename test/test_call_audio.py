@@ -80,7 +80,7 @@ async def test_the_playout_gets_the_engines_pcm_never_the_wire_bytes(fmt: dict[s
         if isinstance(frame, OutputAudio):
             frames.append(frame)
             audio.play(dataclasses.replace(frame, data=b""))  # a call needs no session-format bytes
-        elif frame["type"] == "response.done":
+        elif isinstance(frame, dict) and frame["type"] == "response.done":
             audio.response_done(frame["response"]["id"])
 
     session = call_session(fmt, emit)

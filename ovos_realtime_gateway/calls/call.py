@@ -27,7 +27,7 @@ from ..observability.metrics import call_outcome
 from ..observability.tracing import NO_SPAN, Span, current_span
 from ..observability.turn_latency import TurnLatency
 from ..protocol import errors
-from ..protocol.server_events import Event, error_event, event
+from ..protocol.server_events import error_event, event
 from ..security.auth import Principal
 from ..security.live_credentials import Hold
 from ..security.policy_input import Resource, call_resource
@@ -214,16 +214,16 @@ class Call:
         if isinstance(ev, OutputAudio):
             self.audio.play(ev)
             return
-        kind = ev.get("type")
-        if kind == "output_audio_buffer.cleared":
+        if isinstance(ev, dict) and ev["type"] == "output_audio_buffer.cleared":
             cut = self.playout.clear()
             if ev.get("response_id") is None and cut is not None:
                 ev = dict(ev, response_id=cut)
         self.publish(ev)
-        if kind == "response.done":
+        if isinstance(ev, dict) and ev["type"] == "response.done":
             self._response_done(ev["response"])
 
-    def publish(self, ev: Event) -> None:
+    def publish(self, ev: Frame) -> None:
+        """An event for the caller's event channel and every sideband (each encodes it)."""
         if self.outbox is not None:
             self.outbox.put(ev)
         for sideband in list(self.sidebands):

@@ -18,11 +18,12 @@ from ..protocol import ids
 from ..protocol.errors import ApiError, event_error
 from ..protocol.server_events import event
 from .conversation_events import item_added
-from .frames import PcmFrame
+from .frames import PcmFrame, SpeechStarted, SpeechStopped
 from .live_transcript import LiveTranscript
 from .responder import Turn, needs_user_text
 from .transcription import SttBackend, TranscriptionFailed, transcribe
-from .turns import SpeechStarted, TurnSignal
+from .turns import SpeechStarted as Started
+from .turns import TurnSignal
 from .voice_input import VadUnavailable, VoiceInput
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def configure_voice(s: RealtimeSession) -> None:
 async def on_turn_signal(s: RealtimeSession, signal: TurnSignal) -> None:
     assert s.voice is not None
     params = s.voice.params
-    if isinstance(signal, SpeechStarted):
+    if isinstance(signal, Started):
         cancel_idle_timer(s)
         s.input.drop_before(signal.audio_start_ms)  # the turn's item starts at its prefix
         s._turn_item_id = ids.item_id()
@@ -123,13 +124,7 @@ async def on_turn_signal(s: RealtimeSession, signal: TurnSignal) -> None:
         turn = s.begin_turn(s._turn_item_id)
         s._vad_span = turn.child("vad", ovos_realtime__audio_start_ms=signal.audio_start_ms)
         start_live(s)
-        s.emit(
-            event(
-                "input_audio_buffer.speech_started",
-                audio_start_ms=signal.audio_start_ms,
-                item_id=s._turn_item_id,
-            )
-        )
+        s.emit(SpeechStarted(signal.audio_start_ms, s._turn_item_id))
         if s.kind == "realtime" and params.interrupt_response and s.active is not None:
             # barge-in: the response ends where its audio stopped, `turn_detected`
             await s.active.cancel("turn_detected")
@@ -141,7 +136,7 @@ async def on_turn_signal(s: RealtimeSession, signal: TurnSignal) -> None:
         s._vad_span.set(ovos_realtime__audio_end_ms=signal.audio_end_ms)
         s._vad_span.end()
         s._vad_span = None
-    s.emit(event("input_audio_buffer.speech_stopped", audio_end_ms=signal.audio_end_ms, item_id=item_id))
+    s.emit(SpeechStopped(signal.audio_end_ms, item_id))
     live, s._live = s._live, None
     commit_audio(s, *s.input.take_until(signal.audio_end_ms), item_id, live)
     if s.kind == "realtime" and params.create_response:

@@ -22,8 +22,9 @@ from ..protocol.server_events import Event, event
 from ..tasks import TaskSupervisor
 from .audio_out import AudioOut
 from .conversation import Conversation
-from .frames import Emit, OutputAudio, PcmFrame
-from .responder import AudioDelta, Responder, ResponderError, TextDelta, Turn
+from .frames import Emit, OutputAudio, PcmFrame, TextDelta
+from .responder import AudioDelta, Responder, ResponderError, Turn
+from .responder import TextDelta as TextChunk
 from .usage import output_audio_tokens, response_usage, text_tokens
 
 log = logging.getLogger("ovos_realtime.engine")
@@ -129,7 +130,7 @@ class ResponseRun:
             if self.prepare is not None:
                 await self.prepare()
             async for chunk in self.responder.respond(self.turn):
-                if isinstance(chunk, TextDelta):
+                if isinstance(chunk, TextChunk):
                     if chunk.text:
                         await self._on_text(chunk.text)
                 elif isinstance(chunk, AudioDelta) and self.is_audio:
@@ -197,8 +198,8 @@ class ResponseRun:
     async def _on_text(self, text: str) -> None:
         self._open_item()
         self._text.append(text)
-        kind = "response.output_audio_transcript.delta" if self.is_audio else "response.output_text.delta"
-        self.emit(self._part_event(kind, delta=text))
+        assert self._item is not None
+        self.emit(TextDelta(self.id, self._item["id"], text, transcript=self.is_audio))
 
     async def _on_audio(self, chunk: AudioDelta) -> None:
         self._open_item()

@@ -23,13 +23,13 @@ from ..observability.tracing import Span, current_span
 from ..protocol import client_events as ce
 from ..protocol import ids
 from ..protocol.errors import ApiError
-from ..protocol.server_events import error_event, event
+from ..protocol.server_events import event
 from ..protocol.session_config import Config, render_session
 from ..tasks import TaskSupervisor
 from . import conversation_events, input_audio, response_events, session_update
 from .config_view import SessionView
 from .conversation import Conversation
-from .frames import Emit, PcmFrame
+from .frames import Emit, ErrorFrame, PcmFrame
 from .input_buffer import InputAudioBuffer
 from .item_audio import DEFAULT_BUDGET_BYTES, ItemAudio
 from .live_transcript import LiveTranscript
@@ -169,12 +169,12 @@ class RealtimeSession:
         try:
             await self._handlers[parsed.type](parsed)
         except ApiError as exc:
-            self.emit(error_event(exc, parsed.event_id))
+            self.emit(ErrorFrame(exc, parsed.event_id))
             return exc
         return None
 
     def fail(self, error: ApiError, client_event_id: str | None = None) -> None:
-        self.emit(error_event(error, client_event_id))
+        self.emit(ErrorFrame(error, client_event_id))
 
     async def close(self) -> None:
         """End every running response (cancelled) before the transport goes away."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 Observe = Callable[[str, float], None]
-F = TypeVar("F")  # a server event dict, or a typed frame with a `type` (the engine's output audio)
+F = TypeVar("F")  # a server event dict, or one of the engine's typed frames (fields as attributes)
 _ANSWER = frozenset({"response.output_text.delta", "response.output_audio_transcript.delta"})
 
 
@@ -31,22 +31,15 @@ class TurnLatency(Generic[F]):
         self._heard = False
 
     def __call__(self, frame: F) -> None:
-        if not isinstance(frame, dict):  # a typed frame: output audio
-            if getattr(frame, "type", None) == "response.output_audio.delta" and not self._heard:
-                self._heard = True
-                self._stage("first_audio", self._turn_end)
-            self._emit(frame)
-            return
-        ev = frame
-        kind = ev.get("type")
+        kind = _field(frame, "type")
         if kind == "input_audio_buffer.committed":
             self._turn_end = now = self._clock()
-            self._committed[str(ev.get("item_id"))] = now
+            self._committed[str(_field(frame, "item_id"))] = now
             self._answered = self._heard = False
         elif kind == "conversation.item.input_audio_transcription.completed":
-            self._stage("transcript", self._committed.pop(str(ev.get("item_id")), None))
+            self._stage("transcript", self._committed.pop(str(_field(frame, "item_id")), None))
         elif kind == "conversation.item.input_audio_transcription.failed":
-            self._committed.pop(str(ev.get("item_id")), None)
+            self._committed.pop(str(_field(frame, "item_id")), None)
         elif kind == "response.created":
             if self._turn_end is None:
                 self._turn_end = self._clock()
@@ -64,3 +57,8 @@ class TurnLatency(Generic[F]):
     def _stage(self, stage: str, since: float | None) -> None:
         if since is not None:
             self._observe(stage, self._clock() - since)
+
+
+def _field(frame: object, name: str) -> object:
+    """A field of a server event (a dict) or of a typed frame (an attribute)."""
+    return frame.get(name) if isinstance(frame, dict) else getattr(frame, name, None)
