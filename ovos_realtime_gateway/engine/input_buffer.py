@@ -27,7 +27,7 @@ class InputAudioBuffer:
         self.format = AudioFormat.from_session(session_format)
         self._session_format = session_format
         self._transcoder = InputTranscoder(session_format)
-        self._pcm_in: tuple[StreamResampler, StreamResampler] | None = None  # PCM → 16 kHz, → session rate
+        self._pcm_in: _PcmInput | None = None  # a call's PCM → the session's rate and 16 kHz
         self._data = bytearray()
         self._pcm = bytearray()  # the same audio, 16 kHz 16-bit mono
         self.total_ms = 0.0  # all audio written this session (speech_started/stopped positions)
@@ -50,18 +50,17 @@ class InputAudioBuffer:
     def append(self, audio: bytes) -> npt.NDArray[np.int16]:
         """Add audio in the session's format; the new 16 kHz samples it made."""
         if self._pcm_in is not None:  # PCM appends came first: their resamplers' tails first
-            self._add(self._pcm_in[1].flush(), self._pcm_in[0].flush())
+            self._add(*self._pcm_in.flush())
             self._pcm_in = None
         return self._add(audio, self._transcoder.feed(audio))
 
     def append_pcm(self, samples: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.int16]:
         """Add PCM at `rate`; the new 16 kHz samples (resampled from the PCM, not from the bytes)."""
-        if self._pcm_in is None or self._pcm_in[0].in_rate != rate:
+        if self._pcm_in is None or self._pcm_in.rate != rate:
             if self._pcm_in is not None:
-                self._add(self._pcm_in[1].flush(), self._pcm_in[0].flush())
-            self._pcm_in = (StreamResampler(rate, PIPELINE.rate), StreamResampler(rate, self.format.rate))
-        to_pipeline, to_session = self._pcm_in
-        return self._add(to_session.feed(samples), to_pipeline.feed(samples))
+                self._add(*self._pcm_in.flush())
+            self._pcm_in = _PcmInput(rate, self.format.rate)
+        return self._add(*self._pcm_in.feed(samples))
 
     def _add(
         self, audio: bytes | npt.NDArray[np.int16], samples: npt.NDArray[np.int16]
@@ -117,10 +116,10 @@ class InputAudioBuffer:
         """Remove and return all of it (a manual commit): the transcoder's last few ms included,
         so it starts afresh for the audio that follows."""
         if self._pcm_in is not None:
-            rest = encode(self.format, self._pcm_in[1].flush())
+            session_tail, tail = self._pcm_in.flush()
+            rest = encode(self.format, session_tail)
             self._data.extend(rest)
             self.total_ms += self.format.duration_ms(len(rest))
-            tail = self._pcm_in[0].flush()
         else:
             tail = self._transcoder.flush()
         data, pcm = bytes(self._data), bytes(self._pcm) + tail.astype("<i2", copy=False).tobytes()
@@ -132,3 +131,28 @@ class InputAudioBuffer:
     def clear(self) -> None:
         self._data.clear()
         self._pcm.clear()
+
+
+class _PcmInput:
+    """PCM at `rate` → (the same at the session's rate, for the item; at 16 kHz, for VAD and STT).
+
+    When the session's rate lies between the two (a WebRTC call's 48 kHz into a 24 kHz session),
+    the 16 kHz copy is resampled from the session-rate PCM: 48→24→16 costs less than 48→24 plus
+    48→16. Otherwise (a SIP call's 8 kHz) both come straight from the caller's PCM.
+    """
+
+    def __init__(self, rate: int, session_rate: int) -> None:
+        self.rate = rate
+        self._chained = rate > session_rate >= PIPELINE.rate
+        self._to_session = StreamResampler(rate, session_rate)
+        self._to_pipeline = StreamResampler(session_rate if self._chained else rate, PIPELINE.rate)
+
+    def feed(self, samples: npt.NDArray[np.int16]) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
+        session = self._to_session.feed(samples)
+        return session, self._to_pipeline.feed(session if self._chained else samples)
+
+    def flush(self) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
+        session = self._to_session.flush()
+        if not self._chained:
+            return session, self._to_pipeline.flush()
+        return session, np.concatenate([self._to_pipeline.feed(session), self._to_pipeline.flush()])
