@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ovos_realtime_gateway.engine.frames import Frame, wire_event
 from ovos_realtime_gateway.engine.responder import AudioDelta, ResponderError, TextDelta, Turn
 from ovos_realtime_gateway.engine.session import RealtimeSession, SessionHooks, SessionOptions
 from ovos_realtime_gateway.engine.transcription import SttBackend
@@ -77,7 +78,8 @@ class Harness:
         )
         self.session.start()
 
-    def _emit(self, event: dict[str, Any]) -> None:
+    def _emit(self, frame: Frame) -> None:
+        event = wire_event(frame)  # as the transport's edge encodes it
         check_server_event(event)
         self.events.append(event)
 

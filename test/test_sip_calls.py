@@ -184,14 +184,21 @@ async def incoming(webhooks: Webhooks, timeout: float = 15.0) -> Any:
     return event
 
 
+PCM16_24K = {"type": "audio/pcm", "rate": 24000}
+
+
+@pytest.mark.parametrize("pcm16", [False, True], ids=["pcmu-session", "pcm16-session"])
 async def test_a_phone_call_is_announced_accepted_heard_and_hung_up(
-    tmp_path: Path, webhooks: Webhooks
+    tmp_path: Path, webhooks: Webhooks, pcm16: bool
 ) -> None:
+    """The session's wire format is the call's codec, or (`pcm16`) a sideband switches it to
+    24 kHz PCM: the call's audio is PCM inside either way (issue 14), and the call still works."""
     gateway, key, port = sip_gateway(
         tmp_path, "sip-talk", webhook_url=webhooks.url, webhook_secret=WEBHOOK_SECRET
     )
     wav = tmp_path / "question.wav"
-    ulaw_wav(wav, user_speech_pcm("what time is it", 8000, lead_ms=1500, tail_ms=1500))
+    lead_ms = 4000 if pcm16 else 1500  # the sideband's update lands before the caller speaks
+    ulaw_wav(wav, user_speech_pcm("what time is it", 8000, lead_ms=lead_ms, tail_ms=1500))
     loop = asyncio.get_running_loop()
     sink = RtpSink()
     rtp, _ = await loop.create_datagram_endpoint(lambda: sink, local_addr=("127.0.0.1", 0))
@@ -220,6 +227,12 @@ async def test_a_phone_call_is_announced_accepted_heard_and_hung_up(
                     created = await events.until("session.created")
                     assert created["session"]["instructions"] == "Answer the phone kindly."
                     assert created["session"]["audio"]["input"]["format"]["type"] == "audio/pcmu"
+                    if pcm16:
+                        audio = {"input": {"format": PCM16_24K}, "output": {"format": PCM16_24K}}
+                        update = {"type": "realtime", "audio": audio}
+                        await ws.send_json({"type": "session.update", "session": update})
+                        updated = await events.until("session.updated")
+                        assert updated["session"]["audio"]["output"]["format"] == PCM16_24K
                     await events.until("input_audio_buffer.speech_started", 20)
                     transcript = await events.until(
                         "conversation.item.input_audio_transcription.completed", 30

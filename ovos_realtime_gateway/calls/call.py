@@ -1,16 +1,16 @@
 """A call, whatever carries it (WebRTC or SIP): the session engine fed by a media stream.
 
-The caller's decoded audio is transcoded to the session's input format and appended like
-`input_audio_buffer.append`; the engine's `response.output_audio.delta` events become the
-playout queue (the transport pulls frames from it at its own clock) instead of events; every
-other event goes to the transport's event channel, if it has one, and to any sideband WebSocket
-attached with `?call_id=`. Subclasses connect the media and end the transport.
+The caller's decoded audio goes to the engine as PCM (`append_pcm`, in 100 ms pieces, as a
+client's appends would); the engine's output audio frames go to the playout queue as PCM (the
+transport pulls frames from it at its own clock and encodes them once, to its codec): a call's
+audio is never encoded to the session's wire format and back. Every other event goes to the
+transport's event channel, if it has one, and to any sideband WebSocket attached with `?call_id=`.
+Subclasses connect the media and end the transport.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..audio import InputTranscoder, OutputTranscoder
+from ..engine.frames import Frame, OutputAudio, PcmFrame
 from ..engine.responder import Responder
 from ..engine.session import RealtimeSession, SessionOptions
 from ..log import log_context
@@ -27,21 +27,22 @@ from ..observability.metrics import call_outcome
 from ..observability.tracing import NO_SPAN, Span, current_span
 from ..observability.turn_latency import TurnLatency
 from ..protocol import errors
-from ..protocol.server_events import Event, error_event, event
+from ..protocol.server_events import error_event, event
 from ..security.auth import Principal
 from ..security.live_credentials import Hold
 from ..security.policy_input import Resource, call_resource
 from ..services import GatewayServices
 from ..store import SessionRecord
+from ..tasks import TaskSupervisor
 from ..transports.client_frames import CALL_EVENT_TYPES, apply_frame
 from ..transports.outbox import Outbox
 from ..transports.session_store import StoreHooks, record_fields
+from .call_audio import CallAudio
 from .playout import Playout
 
 log = logging.getLogger("ovos_realtime.calls")
 OUTBOX_EVENTS = 2048
 INBOX_ITEMS = 4096
-APPEND_MS = 100  # caller audio reaches the engine in 100 ms appends, like a typical client
 PLAYOUT_LEAD_MS = 200.0  # the engine runs this far ahead of what the caller hears
 
 
@@ -65,17 +66,16 @@ class Call:
         self.playout = Playout(playout_rate, playout_frame, self._on_playout)
         self.session: RealtimeSession | None = None
         self._store_hooks: StoreHooks | None = None
-        self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue(INBOX_ITEMS)
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._out_decoders: dict[str, InputTranscoder] = {}
-        self._in_encoder: tuple[int, dict[str, Any], OutputTranscoder] | None = None
-        self._in_pending = bytearray()
+        self._inbox: asyncio.Queue[str | bytes | PcmFrame] = asyncio.Queue(INBOX_ITEMS)
+        self.tasks = TaskSupervisor(f"call-{call_id}")
+        self.audio = CallAudio(self.playout)
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
         self._ending: asyncio.Task[None] | None = None
+        self._ender = TaskSupervisor(f"call-{call_id}-end")  # the end outlives the call's own tasks
         self._live = False
         self._holds: list[Hold] = []
-        self._call_writes: set[asyncio.Future[None]] = set()
+        self._call_writes: set[asyncio.Task[None]] = set()
         self.created_at = int(time.time())
         self.span: Span = NO_SPAN  # the call's session span, from open_session until the call ends
 
@@ -164,10 +164,8 @@ class Call:
         return self.session
 
     def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(self._in_context(coro), name=f"call-{name}-{self.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        """A task of the call's, with its ids in the log lines; cancelled when the call ends."""
+        return self.tasks.spawn(name, self._in_context(coro))
 
     # -- caller → engine -----------------------------------------------------------------------
 
@@ -184,29 +182,24 @@ class Call:
                 )
 
     def caller_audio(self, samples: npt.NDArray[np.int16], rate: int) -> None:
-        """Decoded caller audio at `rate`: transcoded, then appended in 100 ms pieces."""
+        """Decoded caller audio at `rate`: to the engine as PCM, in 100 ms pieces."""
         if self.session is None:
             return
-        fmt = self.session.input_format
-        if self._in_encoder is None or self._in_encoder[:2] != (rate, fmt):
-            self._in_encoder = (rate, fmt, OutputTranscoder(rate, fmt))
-            self._in_pending.clear()
-        encoder = self._in_encoder[2]
-        self._in_pending += encoder.feed(samples)
-        if encoder.format.duration_ms(len(self._in_pending)) >= APPEND_MS:
-            chunk = bytes(self._in_pending)
-            self._in_pending.clear()
+        frame = self.audio.caller(samples, rate)
+        if frame is not None:
             with contextlib.suppress(asyncio.QueueFull):  # the engine is far behind: drop audio
-                self._inbox.put_nowait(chunk)
+                self._inbox.put_nowait(frame)
 
     async def _work(self) -> None:
         session = self.session
         assert session is not None
         while True:
             item = await self._inbox.get()
-            if isinstance(item, bytes) and not session.closed:
-                try:
-                    await session.append_audio(item)
+            if isinstance(item, PcmFrame | bytes) and not session.closed:
+                try:  # bytes: a binary message on the event channel, taken as input audio
+                    await (
+                        session.append_pcm(item) if isinstance(item, PcmFrame) else session.append_audio(item)
+                    )
                 except errors.ApiError as exc:
                     session.fail(exc)
             elif isinstance(item, str):
@@ -217,40 +210,28 @@ class Call:
 
     # -- engine → caller -----------------------------------------------------------------------
 
-    def _emit(self, ev: Event) -> None:
-        kind = ev.get("type")
-        if kind == "response.output_audio.delta":
-            self._play(ev)
+    def _emit(self, ev: Frame) -> None:
+        if isinstance(ev, OutputAudio):
+            self.audio.play(ev)
             return
-        if kind == "output_audio_buffer.cleared":
+        if isinstance(ev, dict) and ev["type"] == "output_audio_buffer.cleared":
             cut = self.playout.clear()
             if ev.get("response_id") is None and cut is not None:
                 ev = dict(ev, response_id=cut)
         self.publish(ev)
-        if kind == "response.done":
+        if isinstance(ev, dict) and ev["type"] == "response.done":
             self._response_done(ev["response"])
 
-    def publish(self, ev: Event) -> None:
+    def publish(self, ev: Frame) -> None:
+        """An event for the caller's event channel and every sideband (each encodes it)."""
         if self.outbox is not None:
             self.outbox.put(ev)
         for sideband in list(self.sidebands):
             sideband.put(ev)
 
-    def _play(self, ev: Event) -> None:
-        assert self.session is not None
-        response_id = str(ev["response_id"])
-        decoder = self._out_decoders.get(response_id)
-        if decoder is None:
-            decoder = self._out_decoders[response_id] = InputTranscoder(
-                self.session.output_format, self.playout.rate
-            )
-        self.playout.push(response_id, decoder.feed(base64.b64decode(ev["delta"])))
-
     def _response_done(self, response: dict[str, Any]) -> None:
         response_id = str(response["id"])
-        decoder = self._out_decoders.pop(response_id, None)
-        if decoder is not None:
-            self.playout.push(response_id, decoder.flush())
+        self.audio.response_done(response_id)
         details = response.get("status_details") or {}
         if response.get("status") == "cancelled" and details.get("reason") == "turn_detected":
             cut = self.playout.clear()
@@ -288,7 +269,7 @@ class Call:
 
     def _write_call(self, status: str) -> None:
         """Queue the row's new state; the store writes in order, and `_end` waits for them."""
-        write = asyncio.ensure_future(self.services.store.save_call(self._call_row(status)))
+        write = self._ender.spawn(f"save-{status}", self.services.store.save_call(self._call_row(status)))
         self._call_writes.add(write)
         write.add_done_callback(self._call_writes.discard)
 
@@ -313,9 +294,7 @@ class Call:
         """End the call once (idempotent); the task completes when everything is released."""
         if self._ending is None:
             self.end_reason = reason
-            self._ending = asyncio.get_running_loop().create_task(
-                self._in_context(self._end()), name=f"call-end-{self.id}"
-            )
+            self._ending = self._ender.spawn("end", self._in_context(self._end()))
         return self._ending
 
     async def drain_events(self) -> None:
@@ -333,11 +312,7 @@ class Call:
             sideband.close()
         self.sidebands.clear()
         await self.drain_events()
-        current = asyncio.current_task()
-        others = [t for t in self._tasks if t is not current]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+        await self.tasks.close()
         try:
             await self.close_transport()
         except Exception:  # a half-set-up transport may fail to close; it is gone either way

@@ -1,5 +1,9 @@
-"""The assistant's audio on its way out: transcode to the session format, cut into evenly sized
-deltas, and pace them so the client is never more than `lead_ms` ahead of real time."""
+"""The assistant's audio on its way out: resampled to the session's output rate, cut into evenly
+sized PCM frames, and paced so the client is never more than `lead_ms` ahead of real time.
+
+The frames stay PCM: `encode` gives a frame's bytes in the session's output format (what the
+item keeps and the WebSocket edge base64-encodes), while a call plays the PCM as it is.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from ..audio import AudioFormat, DeltaChunker, OutputTranscoder
+from ..audio import AudioFormat
+from ..audio.resample import StreamResampler
+from ..audio.transcode import encode
+from .frames import PcmFrame
 
 
 class AudioOut:
@@ -24,39 +32,57 @@ class AudioOut:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.format = AudioFormat.from_session(session_format)
-        self._session_format = session_format
-        self._chunker = DeltaChunker(self.format, chunk_ms)
-        self._transcoder: OutputTranscoder | None = None
-        self._source_rate: int | None = None
+        # whole samples per frame: the bytes of a frame are `format.bytes_for_ms(chunk_ms)`
+        self._chunk = max(self.format.bytes_for_ms(chunk_ms) // self.format.sample_width, 1)
+        self._pending: list[npt.NDArray[np.int16]] = []
+        self._pending_len = 0
+        self._resampler: StreamResampler | None = None
         self._lead_s = lead_ms / 1000.0
         self._clock = clock
         self._started: float | None = None
         self.sent_bytes = 0
 
-    def feed(self, pcm: bytes, sample_rate: int) -> list[bytes]:
-        if self._transcoder is None or self._source_rate != sample_rate:
-            tail = self._transcoder.flush() if self._transcoder is not None else b""
-            self._transcoder = OutputTranscoder(sample_rate, self._session_format)
-            self._source_rate = sample_rate
-            if tail:
-                self._chunker.push(tail)
+    def feed(self, pcm: bytes, sample_rate: int) -> list[PcmFrame]:
+        """TTS audio (16-bit PCM at `sample_rate`) → the full frames now ready."""
+        if self._resampler is None or self._resampler.in_rate != sample_rate:
+            if self._resampler is not None:
+                self._push(self._resampler.flush())
+            self._resampler = StreamResampler(sample_rate, self.format.rate)
         usable = len(pcm) - (len(pcm) % 2)
-        samples = np.frombuffer(pcm[:usable], dtype="<i2")
-        return self._chunker.push(self._transcoder.feed(samples))
+        self._push(self._resampler.feed(np.frombuffer(pcm[:usable], dtype="<i2")))
+        return self._frames(whole_only=True)
 
-    def flush(self) -> list[bytes]:
-        out: list[bytes] = []
-        if self._transcoder is not None:
-            out += self._chunker.push(self._transcoder.flush())
-        last = self._chunker.flush()
-        if last:
-            out.append(last)
-        return out
+    def flush(self) -> list[PcmFrame]:
+        """The rest, the last frame shorter."""
+        if self._resampler is not None:
+            self._push(self._resampler.flush())
+        return self._frames(whole_only=False)
 
-    def sent(self, delta: bytes) -> None:
+    def encode(self, frame: PcmFrame) -> bytes:
+        """A frame's bytes in the session's output format."""
+        return encode(self.format, frame.samples)
+
+    def _push(self, samples: npt.NDArray[np.int16]) -> None:
+        if len(samples):
+            self._pending.append(samples)
+            self._pending_len += len(samples)
+
+    def _frames(self, whole_only: bool) -> list[PcmFrame]:
+        size = self._chunk
+        count = self._pending_len // size if whole_only else -(-self._pending_len // size)
+        if count == 0:
+            return []
+        joined = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        frames = [PcmFrame(joined[i * size : (i + 1) * size], self.format.rate) for i in range(count)]
+        rest = joined[count * size :]
+        self._pending = [rest] if len(rest) else []
+        self._pending_len = len(rest)
+        return frames
+
+    def sent(self, data: bytes) -> None:
         if self._started is None:
             self._started = self._clock()
-        self.sent_bytes += len(delta)
+        self.sent_bytes += len(data)
 
     @property
     def sent_ms(self) -> float:

@@ -3,7 +3,9 @@
 The bytes in the session's input format are what items hold (retrieval, truncation, usage); the
 same audio at 16 kHz is what VAD and STT take. The session's one transcoder makes the 16 kHz
 copy once, as audio arrives: server VAD, a live transcript and the committed turn's
-transcription all read it, instead of each resampling the bytes again.
+transcription all read it, instead of each resampling the bytes again. A call's caller audio
+arrives as PCM (`append_pcm`): its 16 kHz copy is resampled from that PCM, and it is encoded once
+to the session's format for the item, never decoded back.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio import PIPELINE, AudioFormat, InputTranscoder
+from ..audio.resample import StreamResampler
+from ..audio.transcode import encode
 
 PCM_BYTES_PER_MS = PIPELINE.rate * 2 // 1000
 
@@ -23,6 +27,7 @@ class InputAudioBuffer:
         self.format = AudioFormat.from_session(session_format)
         self._session_format = session_format
         self._transcoder = InputTranscoder(session_format)
+        self._pcm_in: _PcmInput | None = None  # a call's PCM → the session's rate and 16 kHz
         self._data = bytearray()
         self._pcm = bytearray()  # the same audio, 16 kHz 16-bit mono
         self.total_ms = 0.0  # all audio written this session (speech_started/stopped positions)
@@ -39,13 +44,31 @@ class InputAudioBuffer:
     def _restart(self, session_format: dict[str, Any]) -> None:
         self._session_format = session_format
         self._transcoder = InputTranscoder(session_format)
+        self._pcm_in = None
         self._pcm_end_ms = self.total_ms
 
     def append(self, audio: bytes) -> npt.NDArray[np.int16]:
         """Add audio in the session's format; the new 16 kHz samples it made."""
+        if self._pcm_in is not None:  # PCM appends came first: their resamplers' tails first
+            self._add(*self._pcm_in.flush())
+            self._pcm_in = None
+        return self._add(audio, self._transcoder.feed(audio))
+
+    def append_pcm(self, samples: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.int16]:
+        """Add PCM at `rate`; the new 16 kHz samples (resampled from the PCM, not from the bytes)."""
+        if self._pcm_in is None or self._pcm_in.rate != rate:
+            if self._pcm_in is not None:
+                self._add(*self._pcm_in.flush())
+            self._pcm_in = _PcmInput(rate, self.format.rate)
+        return self._add(*self._pcm_in.feed(samples))
+
+    def _add(
+        self, audio: bytes | npt.NDArray[np.int16], samples: npt.NDArray[np.int16]
+    ) -> npt.NDArray[np.int16]:
+        if not isinstance(audio, bytes):
+            audio = encode(self.format, audio)
         self._data.extend(audio)
         self.total_ms += self.format.duration_ms(len(audio))
-        samples = self._transcoder.feed(audio)
         self._pcm.extend(samples.astype("<i2", copy=False).tobytes())
         self._pcm_end_ms += len(samples) * 1000 / PIPELINE.rate
         return samples
@@ -92,7 +115,13 @@ class InputAudioBuffer:
     def take(self) -> tuple[bytes, bytes]:
         """Remove and return all of it (a manual commit): the transcoder's last few ms included,
         so it starts afresh for the audio that follows."""
-        tail = self._transcoder.flush()
+        if self._pcm_in is not None:
+            session_tail, tail = self._pcm_in.flush()
+            rest = encode(self.format, session_tail)
+            self._data.extend(rest)
+            self.total_ms += self.format.duration_ms(len(rest))
+        else:
+            tail = self._transcoder.flush()
         data, pcm = bytes(self._data), bytes(self._pcm) + tail.astype("<i2", copy=False).tobytes()
         self._data.clear()
         self._pcm.clear()
@@ -102,3 +131,28 @@ class InputAudioBuffer:
     def clear(self) -> None:
         self._data.clear()
         self._pcm.clear()
+
+
+class _PcmInput:
+    """PCM at `rate` → (the same at the session's rate, for the item; at 16 kHz, for VAD and STT).
+
+    When the session's rate lies between the two (a WebRTC call's 48 kHz into a 24 kHz session),
+    the 16 kHz copy is resampled from the session-rate PCM: 48→24→16 costs less than 48→24 plus
+    48→16. Otherwise (a SIP call's 8 kHz) both come straight from the caller's PCM.
+    """
+
+    def __init__(self, rate: int, session_rate: int) -> None:
+        self.rate = rate
+        self._chained = rate > session_rate >= PIPELINE.rate
+        self._to_session = StreamResampler(rate, session_rate)
+        self._to_pipeline = StreamResampler(session_rate if self._chained else rate, PIPELINE.rate)
+
+    def feed(self, samples: npt.NDArray[np.int16]) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
+        session = self._to_session.feed(samples)
+        return session, self._to_pipeline.feed(session if self._chained else samples)
+
+    def flush(self) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
+        session = self._to_session.flush()
+        if not self._chained:
+            return session, self._to_pipeline.flush()
+        return session, np.concatenate([self._to_pipeline.feed(session), self._to_pipeline.flush()])

@@ -10,7 +10,6 @@ deltas sent, so a client's byte-derived `audio_end_ms` always truncates cleanly.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,9 +19,12 @@ from typing import Any, Literal
 from ..observability.tracing import NO_SPAN, Span
 from ..protocol import ids
 from ..protocol.server_events import Event, event
+from ..tasks import TaskSupervisor
 from .audio_out import AudioOut
 from .conversation import Conversation
-from .responder import AudioDelta, Responder, ResponderError, TextDelta, Turn
+from .frames import Emit, OutputAudio, PcmFrame, TextDelta
+from .responder import AudioDelta, Responder, ResponderError, Turn
+from .responder import TextDelta as TextChunk
 from .usage import output_audio_tokens, response_usage, text_tokens
 
 log = logging.getLogger("ovos_realtime.engine")
@@ -49,7 +51,7 @@ class ResponseRun:
     spec: ResponseSpec
     turn: Turn
     responder: Responder
-    emit: Callable[[Event], None]
+    emit: Emit
     conversation: Conversation
     conversation_id: str | None
     audio_out: AudioOut | None = None
@@ -75,8 +77,9 @@ class ResponseRun:
     def is_audio(self) -> bool:
         return self.spec.output_modalities == ["audio"]
 
-    def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"response-{self.id}")
+    def start(self, tasks: TaskSupervisor) -> asyncio.Task[None]:
+        """Run it as a task of `tasks` (the session's)."""
+        self._task = tasks.spawn(f"response-{self.id}", self._run())
         return self._task
 
     async def cancel(self, reason: str) -> None:
@@ -127,14 +130,14 @@ class ResponseRun:
             if self.prepare is not None:
                 await self.prepare()
             async for chunk in self.responder.respond(self.turn):
-                if isinstance(chunk, TextDelta):
+                if isinstance(chunk, TextChunk):
                     if chunk.text:
                         await self._on_text(chunk.text)
                 elif isinstance(chunk, AudioDelta) and self.is_audio:
                     await self._on_audio(chunk)
             if self.audio_out is not None and self._item is not None:
-                for delta in self.audio_out.flush():
-                    self._send_audio(delta)
+                for frame in self.audio_out.flush():
+                    self._send_audio(frame)
             self.status = "completed"
         except asyncio.CancelledError:
             self.status = "cancelled"
@@ -195,23 +198,24 @@ class ResponseRun:
     async def _on_text(self, text: str) -> None:
         self._open_item()
         self._text.append(text)
-        kind = "response.output_audio_transcript.delta" if self.is_audio else "response.output_text.delta"
-        self.emit(self._part_event(kind, delta=text))
+        assert self._item is not None
+        self.emit(TextDelta(self.id, self._item["id"], text, transcript=self.is_audio))
 
     async def _on_audio(self, chunk: AudioDelta) -> None:
         self._open_item()
         assert self.audio_out is not None
-        for delta in self.audio_out.feed(chunk.pcm, chunk.sample_rate):
-            self._send_audio(delta)
+        for frame in self.audio_out.feed(chunk.pcm, chunk.sample_rate):
+            self._send_audio(frame)
             await self.audio_out.pace()
 
-    def _send_audio(self, delta: bytes) -> None:
+    def _send_audio(self, frame: PcmFrame) -> None:
+        """A piece of audio out: kept in the item in the session's format, emitted as a frame (the
+        transport's edge base64-encodes those bytes; a call plays the PCM)."""
         assert self._item is not None and self.audio_out is not None
-        self.conversation.audio.extend((self._item["id"], 0), delta)
-        self.audio_out.sent(delta)
-        self.emit(
-            self._part_event("response.output_audio.delta", delta=base64.b64encode(delta).decode("ascii"))
-        )
+        data = self.audio_out.encode(frame)
+        self.conversation.audio.extend((self._item["id"], 0), data)
+        self.audio_out.sent(data)
+        self.emit(OutputAudio(ids.event_id(), self.id, self._item["id"], frame, data))
 
     @property
     def outcome(self) -> tuple[str, str]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ..observability.metrics import GatewayMetrics
-from ..tasks import stop_task
+from ..tasks import TaskSupervisor, stop_task
 from .event import GatewayEvent
 
 log = logging.getLogger("ovos_realtime.events")
@@ -68,7 +68,7 @@ class EventExporter:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="event-exporter")
+            self._task = TaskSupervisor("events").spawn("exporter", self._run())
 
     async def stop(self, flush_timeout_s: float = 2.0) -> None:
         """What is queued gets `flush_timeout_s` to reach the sink (the rest is dropped, counted),

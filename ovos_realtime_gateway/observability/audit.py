@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from ..security.client_address import AddressRedactor
 from ..store import AuditEntry, Store
-from ..tasks import stop_task
+from ..tasks import TaskSupervisor, stop_task
 from .metrics import GatewayMetrics
 
 log = logging.getLogger("ovos_realtime.audit")
@@ -122,7 +122,7 @@ class AuditWriter:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
+            self._task = TaskSupervisor("audit").spawn("writer", self._run())
 
     async def stop(self) -> None:
         await stop_task(self._task)

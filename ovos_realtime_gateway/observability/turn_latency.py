@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-from ..protocol.server_events import Event
+from typing import Generic, TypeVar
 
 Observe = Callable[[str, float], None]
+F = TypeVar("F")  # a server event dict, or one of the engine's typed frames (fields as attributes)
 _ANSWER = frozenset({"response.output_text.delta", "response.output_audio_transcript.delta"})
 
 
-class TurnLatency:
+class TurnLatency(Generic[F]):
     """Wraps a session's `emit`: passes every event on, timing the stages of each turn."""
 
     def __init__(
-        self, emit: Callable[[Event], None], observe: Observe, clock: Callable[[], float] = time.perf_counter
+        self, emit: Callable[[F], None], observe: Observe, clock: Callable[[], float] = time.perf_counter
     ) -> None:
         self._emit = emit
         self._observe = observe
@@ -30,16 +30,16 @@ class TurnLatency:
         self._answered = False
         self._heard = False
 
-    def __call__(self, ev: Event) -> None:
-        kind = ev.get("type")
+    def __call__(self, frame: F) -> None:
+        kind = _field(frame, "type")
         if kind == "input_audio_buffer.committed":
             self._turn_end = now = self._clock()
-            self._committed[str(ev.get("item_id"))] = now
+            self._committed[str(_field(frame, "item_id"))] = now
             self._answered = self._heard = False
         elif kind == "conversation.item.input_audio_transcription.completed":
-            self._stage("transcript", self._committed.pop(str(ev.get("item_id")), None))
+            self._stage("transcript", self._committed.pop(str(_field(frame, "item_id")), None))
         elif kind == "conversation.item.input_audio_transcription.failed":
-            self._committed.pop(str(ev.get("item_id")), None)
+            self._committed.pop(str(_field(frame, "item_id")), None)
         elif kind == "response.created":
             if self._turn_end is None:
                 self._turn_end = self._clock()
@@ -52,8 +52,13 @@ class TurnLatency:
             self._stage("first_audio", self._turn_end)
         elif kind == "response.done":
             self._turn_end = None
-        self._emit(ev)
+        self._emit(frame)
 
     def _stage(self, stage: str, since: float | None) -> None:
         if since is not None:
             self._observe(stage, self._clock() - since)
+
+
+def _field(frame: object, name: str) -> object:
+    """A field of a server event (a dict) or of a typed frame (an attribute)."""
+    return frame.get(name) if isinstance(frame, dict) else getattr(frame, name, None)

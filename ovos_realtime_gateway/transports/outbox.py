@@ -1,6 +1,8 @@
 """The bounded per-connection send queue: the engine never awaits a slow client.
 
-`put` serialises and enqueues without waiting; when the queue is full (by events or by bytes)
+`put` takes the engine's frames, encodes them to the wire at this edge (output audio becomes a
+base64 `response.output_audio.delta`; the beta dialect, if any, applies) and enqueues without
+waiting; when the queue is full (by events or by bytes)
 the client has stopped reading, and the connection is closed (memory stays bounded) —
 `overflowed` says so.
 """
@@ -11,6 +13,8 @@ import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
+
+from ..engine.frames import Frame, wire_event
 
 
 class Outbox:
@@ -27,24 +31,25 @@ class Outbox:
         self.overflowed = asyncio.Event()
         self.closed = False
 
-    def put(self, event: dict[str, Any]) -> None:
+    def put(self, frame: Frame) -> None:
         if self.closed:
             return
+        event = wire_event(frame)
         if self._translate is not None:
             translated = self._translate(event)
             if translated is None:
                 return
             event = translated
-        frame = json.dumps(event, separators=(",", ":"))
-        if self.queued_bytes + len(frame) > self._max_bytes and self.queued_bytes > 0:
+        text = json.dumps(event, separators=(",", ":"))
+        if self.queued_bytes + len(text) > self._max_bytes and self.queued_bytes > 0:
             self._overflow()
             return
         try:
-            self._queue.put_nowait(frame)
+            self._queue.put_nowait(text)
         except asyncio.QueueFull:
             self._overflow()
             return
-        self.queued_bytes += len(frame)
+        self.queued_bytes += len(text)
 
     def _overflow(self) -> None:
         self.closed = True
