@@ -14,7 +14,7 @@ import secrets
 import shutil
 import socket
 import struct
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,13 +104,6 @@ async def webhooks() -> AsyncIterator[Webhooks]:
     await runner.cleanup()
 
 
-@dataclass
-class SipGateway:
-    gateway: GatewayProcess
-    key: str
-    port: int
-
-
 def sip_gateway(root: Path, name: str, **sip: Any) -> tuple[GatewayProcess, str, int]:
     port = free_udp_port()
     gateway, key = configured_gateway(
@@ -170,11 +163,6 @@ class Sipp:
         if self.process is not None and self.process.returncode is None:
             self.process.kill()
             await self.process.wait()
-
-
-@pytest.fixture(scope="module")
-def phones(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[SipGateway]]]:
-    yield tmp_path_factory.mktemp("sip"), []
 
 
 async def incoming(webhooks: Webhooks, timeout: float = 15.0) -> Any:

@@ -36,10 +36,6 @@ class Microphone(MediaStreamTrack):
     def say(self, pcm48k: bytes) -> None:
         self._pending = np.concatenate([self._pending, np.frombuffer(pcm48k, dtype="<i2")])
 
-    @property
-    def speaking(self) -> bool:
-        return len(self._pending) > 0
-
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
