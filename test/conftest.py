@@ -1,14 +1,31 @@
-"""Shared fixtures: one real gateway process on loopback with two projects' keys."""
+"""Shared fixtures: one real gateway process on loopback with two projects' keys; the loop guards
+(leaked tasks, blocking calls) around every async test."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import openai
 import pytest
 
 from .gateway_process import GatewayProcess, create_key
+from .loop_guards import guarded_loop
+
+
+@pytest.fixture(autouse=True)
+def loop_guards(request: pytest.FixtureRequest) -> None:
+    """Every coroutine test runs under `guarded_loop` (set up first, so checked last)."""
+    if inspect.iscoroutinefunction(getattr(request, "function", None)):
+        request.getfixturevalue("_guarded_loop")
+
+
+@pytest.fixture
+async def _guarded_loop(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    watch_blocking = request.node.get_closest_marker("loop_may_block") is None
+    async for _ in guarded_loop(watch_blocking):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +58,7 @@ def make_sdk() -> Iterator[SdkFactory]:
     made: list[openai.OpenAI] = []
 
     def make(base_url: str, api_key: str, **options: object) -> openai.OpenAI:
-        sdk = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, **options)  # type: ignore[arg-type]
+        sdk = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, **options)  # type: ignore[arg-type]  # **options: object into the SDK's typed keywords
         made.append(sdk)
         return sdk
 

@@ -22,6 +22,7 @@ from typing import Any
 import openai
 import pytest
 import yaml
+from openai.types.realtime import RealtimeAudioInputTurnDetectionParam
 
 from ovos_realtime_gateway.observability import dashboards
 from ovos_realtime_gateway.ovos.stack import OvosStack, free_port
@@ -193,19 +194,26 @@ async def _traffic(gateway: GatewayProcess, key: str, throttled: str) -> None:
     turn and a typed turn answered aloud by OVOS's skills, a cancelled response, a client mistake,
     and a WebRTC call placed and hung up."""
     sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
-    secret = sdk.realtime.client_secrets.create().value
-    assert http("GET", f"{gateway.api_base}/models", key=secret).status == 403  # a policy denial
-    assert http("GET", f"{gateway.api_base}/models", key="sk-ovos-wrong").status == 401
-    statuses = [http("GET", f"{gateway.api_base}/models", key=throttled).status for _ in range(2)]
+    secret = (await asyncio.to_thread(sdk.realtime.client_secrets.create)).value
+    assert (
+        await asyncio.to_thread(http, "GET", f"{gateway.api_base}/models", key=secret)
+    ).status == 403  # a policy denial
+    assert (
+        await asyncio.to_thread(http, "GET", f"{gateway.api_base}/models", key="sk-ovos-wrong")
+    ).status == 401
+    statuses = [
+        (await asyncio.to_thread(http, "GET", f"{gateway.api_base}/models", key=throttled)).status
+        for _ in range(2)
+    ]
     assert statuses[-1] == 429, "the throttled project allows one request a minute"
     client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
-        vad = {"type": "server_vad", "silence_duration_ms": 500}
+        vad: RealtimeAudioInputTurnDetectionParam = {"type": "server_vad", "silence_duration_ms": 500}
         await conn.session.update(
             session={
                 "type": "realtime",
-                "audio": {"input": {"turn_detection": vad, "transcription": {"model": "ovos-stt"}}},  # type: ignore[typeddict-item]
+                "audio": {"input": {"turn_detection": vad, "transcription": {"model": "ovos-stt"}}},
             }
         )
         await conn.recv()

@@ -57,10 +57,10 @@ def test_utterances_spoken_at_once_keep_their_own_words(streaming: OpmTranscribe
     streams = [streaming.open_stream("en-US"), streaming.open_stream("en-US")]
     assert None not in streams and streaming.active_streams == 2
     for a, b in zip(chunks(first, 16000, 100), chunks(second, 16000, 100), strict=False):
-        streams[0].feed(a)  # type: ignore[union-attr]
-        streams[1].feed(b)  # type: ignore[union-attr]
+        streams[0].feed(a)  # type: ignore[union-attr]  # the test plugin's stream, typed optional until it opens
+        streams[1].feed(b)  # type: ignore[union-attr]  # the test plugin's stream, typed optional until it opens
     for part in chunks(first, 16000, 100)[len(chunks(second, 16000, 100)) :]:
-        streams[0].feed(part)  # type: ignore[union-attr]
+        streams[0].feed(part)  # type: ignore[union-attr]  # the test plugin's stream, typed optional until it opens
     assert [s.finish() for s in streams if s is not None] == QUESTIONS[:2]
     assert streaming.active_streams == 0
 
@@ -77,13 +77,13 @@ def test_beyond_its_streams_an_utterance_waits_for_its_commit(streaming: OpmTran
         if not meanwhile.done():
             held[0].abort()  # type: ignore[union-attr]  # (it waited for a stream: fail, not hang)
         pool.shutdown()
-    held[0].abort()  # type: ignore[union-attr]
+    held[0].abort()  # type: ignore[union-attr]  # the test plugin's stream, typed optional until it opens
     again = streaming.open_stream("en-US")
     assert again is not None, "an aborted stream frees its decoder"
     pcm = user_speech_pcm("hello world", rate=16000, lead_ms=300, tail_ms=300)
     again.feed(pcm)
     assert again.finish() == "hello world", "a decoder reused after an abort starts clean"
-    held[1].abort()  # type: ignore[union-attr]
+    held[1].abort()  # type: ignore[union-attr]  # the test plugin's stream, typed optional until it opens
     assert streaming.active_streams == 0
 
 
@@ -116,7 +116,9 @@ def _transcripts(h: Harness) -> list[str]:
     return [c["transcript"] for c in h.of("conversation.item.input_audio_transcription.completed")]
 
 
-async def _transcribing_session(silero: VadBackend, stt: SttBackend, turn_detection: object) -> Harness:
+async def _transcribing_session(
+    silero: VadBackend, stt: SttBackend, turn_detection: dict[str, Any] | str | None
+) -> Harness:
     h = Harness(ScriptedResponder("It is four."), vad=silero, stt=stt, turn_detection=turn_detection)
     session = {"type": "realtime", "audio": {"input": {"transcription": {"model": "ovos-stt"}}}}
     await h.send({"type": "session.update", "session": session})
@@ -219,7 +221,7 @@ def test_an_utterance_the_decoder_fails_on_costs_that_utterance_only(streaming: 
     keep its dead stream and fail every later utterance on it), and the next one is recognised."""
     stream = streaming.open_stream("en-US")
     assert stream is not None
-    stream.feed("not audio")  # type: ignore[arg-type]
+    stream.feed("not audio")  # type: ignore[arg-type]  # a wrong type on purpose: the fault under test
     with pytest.raises(RuntimeError, match="pocketsphinx failed"):
         stream.finish()
     assert streaming.active_streams == 0
