@@ -10,6 +10,8 @@ from pathlib import Path
 import openai
 import pytest
 
+from ovos_realtime_gateway.ovos.stack import OvosStack
+
 from .gateway_process import GatewayProcess, create_key
 from .loop_guards import guarded_loop
 
@@ -71,3 +73,17 @@ def make_sdk() -> Iterator[SdkFactory]:
 def client(gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory) -> openai.OpenAI:
     """The SDK pointed at the shared gateway with project alpha's key."""
     return make_sdk(gateway.api_base, alpha_key)
+
+
+@pytest.fixture(scope="session")
+def ovos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvosStack]:
+    """One OVOS stack (messagebus + ovos-core with the demo's skills) for the whole run, shared by
+    every module that only asks it questions (each through its own gateway and sessions): the
+    German resources and the `Marvin` persona (answered by the offline failure solver) are for
+    test_ovos_answers and change nothing for English questions. Tests that stop, kill or
+    reconfigure a stack start their own."""
+    personas = {"Marvin": {"solvers": ["ovos-solver-failure-plugin"]}}
+    root = tmp_path_factory.mktemp("ovos")
+    with OvosStack(root, extra_config={"secondary_langs": ["de-DE"]}, personas=personas) as stack:
+        stack.wait_ready(180)
+        yield stack

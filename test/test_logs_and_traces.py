@@ -40,13 +40,6 @@ TYPED = "recite the zanzibar marmalade inventory"
 
 
 @pytest.fixture(scope="module")
-def ovos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvosStack]:
-    with OvosStack(tmp_path_factory.mktemp("ovos")) as stack:
-        stack.wait_ready(180)
-        yield stack
-
-
-@pytest.fixture(scope="module")
 def receiver() -> Iterator[OtlpReceiver]:
     with OtlpReceiver() as running:
         yield running

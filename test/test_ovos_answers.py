@@ -38,15 +38,8 @@ pytestmark = pytest.mark.slow
 HOURS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|midnight|noon"
 
 
-@pytest.fixture(scope="module")
-def ovos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvosStack]:
-    # German too: the skills' de-de resources load, for the non-English session test
-    # one ovos-persona persona, answered by the offline failure solver (it says "404" to everything)
-    personas = {"Marvin": {"solvers": ["ovos-solver-failure-plugin"]}}
-    root = tmp_path_factory.mktemp("ovos")
-    with OvosStack(root, extra_config={"secondary_langs": ["de-DE"]}, personas=personas) as stack:
-        stack.wait_ready(180)
-        yield stack
+# `ovos` (conftest.py): the shared stack, with German resources (the non-English session test) and
+# the `Marvin` persona answered by the offline failure solver (it says "404" to everything)
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from .gateway_process import GatewayProcess, configured_gateway, create_key, htt
 from .realtime_helpers import say_and_ask, speak_in_real_time
 from .speech import chunks, user_speech_pcm
 from .test_webrtc_calls import place_call
+from .waiting import wait_until
 from .webrtc_peer import CallPeer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,24 +111,22 @@ def _panel_queries() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def answering(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, str]]:
-    """A gateway answered by OVOS (its speech plugins load while ovos-core loads its skills),
-    which has served the traffic once already: every series exists before Prometheus scrapes."""
+def answering(
+    ovos: OvosStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GatewayProcess, str]]:
+    """A gateway answered by OVOS (the shared stack), which has served the traffic once already:
+    every series exists before Prometheus scrapes."""
     root = tmp_path_factory.mktemp("observed")
-    with OvosStack(root / "ovos") as ovos:
-        settings = {
-            "messagebus_url": ovos.bus_url,
-            "project_limits": {"throttled": {"requests_per_minute": 1}},  # a 429 for the dashboards
-        }
-        gateway, key = configured_gateway(root, settings, "observed", "observed")
-        with gateway:
-            ovos.wait_ready(180)
-            deadline = time.monotonic() + 120  # the speech plugins load after start
-            while (ready := http("GET", f"{gateway.base_url}/readyz")).status != 200:
-                assert time.monotonic() < deadline, ready.body
-                time.sleep(0.2)
-            asyncio.run(_traffic(gateway, key, create_key(gateway.data_dir, "throttled")))
-            yield gateway, key
+    settings = {
+        "messagebus_url": ovos.bus_url,
+        "project_limits": {"throttled": {"requests_per_minute": 1}},  # a 429 for the dashboards
+    }
+    gateway, key = configured_gateway(root, settings, "observed", "observed")
+    with gateway:
+        # the bus connects and the speech plugins load after start
+        wait_until(lambda: http("GET", f"{gateway.base_url}/readyz").status == 200, "/readyz", timeout=120)
+        asyncio.run(_traffic(gateway, key, create_key(gateway.data_dir, "throttled")))
+        yield gateway, key
 
 
 @pytest.fixture(scope="module")
