@@ -3,7 +3,6 @@ decodes a turn while it is spoken, so the commit only waits for the decoder's la
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from ovos_realtime_listener_plugin.stt import OpmTranscriber
 
 from .engine_harness import Harness, ScriptedResponder
 from .speech import chunks, user_speech_pcm
+from .waiting import wait_until_async
 
 PLUGIN = "ovos-realtime-stt-pocketsphinx-streaming"
 QUESTIONS = ["what time is it", "hello world", "tell me a joke"]
@@ -178,11 +178,7 @@ async def test_closing_a_session_mid_turn_frees_its_stream(
     await _say(h, "what time is it", 1000, 0)
     assert streaming.active_streams == 1
     await h.session.close()
-    for _ in range(100):
-        if streaming.active_streams == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert streaming.active_streams == 0
+    await wait_until_async(lambda: streaming.active_streams == 0, "the stream to end", timeout=60, every=0.05)
 
 
 @pytest.mark.parametrize("requested", [False, True])
@@ -201,10 +197,10 @@ async def test_with_nothing_to_answer_only_requested_transcription_runs(
     streamed: list[int] = []
     await _say(h, "hello world", 1000, 1000, lambda: streamed.append(streaming.active_streams))
     await h.settle()
-    for _ in range(100):
-        if not h.session._transcriptions:  # the commit's transcription task, if any, has finished
-            break
-        await asyncio.sleep(0.05)
+    # the commit's transcription task, if any, has finished
+    await wait_until_async(
+        lambda: not h.session._transcriptions, "the commit's transcription", timeout=60, every=0.05
+    )
     item_id = h.of("input_audio_buffer.committed")[0]["item_id"]
     stored = h.session.conversation.get(item_id)
     if requested:
@@ -242,8 +238,5 @@ async def test_one_long_append_holding_two_utterances_gives_each_its_own_words(
         "tell me a joke", tail_ms=1500
     )
     await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()})
-    for _ in range(100):
-        if len(_transcripts(h)) == 2:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until_async(lambda: len(_transcripts(h)) == 2, "the second transcript", timeout=60, every=0.05)
     assert _transcripts(h) == ["hello world", "tell me a joke"]
