@@ -119,9 +119,9 @@ class Chromium:
         if self.process is not None:
             self.process.terminate()
             try:
-                self.process.wait(10)
+                await asyncio.to_thread(self.process.wait, 10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait()
+                await asyncio.to_thread(self.process.wait)
         if self._log is not None:
             self._log.close()

@@ -1,17 +1,35 @@
-"""Shared fixtures: one real gateway process on loopback with two projects' keys."""
+"""Shared fixtures: one real gateway process on loopback with two projects' keys; the loop guards
+(leaked tasks, blocking calls) around every async test."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import openai
 import pytest
 
+from ovos_realtime_gateway.ovos.stack import OvosStack
 from ovos_realtime_gateway.store import SqliteStore, Store
 
 from .gateway_process import GatewayProcess, create_key
+from .loop_guards import guarded_loop
 from .postgres_server import PostgresServer
+
+
+@pytest.fixture(autouse=True)
+def loop_guards(request: pytest.FixtureRequest) -> None:
+    """Every coroutine test runs under `guarded_loop` (set up first, so checked last)."""
+    if inspect.iscoroutinefunction(getattr(request, "function", None)):
+        request.getfixturevalue("_guarded_loop")
+
+
+@pytest.fixture
+async def _guarded_loop(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    watch_blocking = request.node.get_closest_marker("loop_may_block") is None
+    async for _ in guarded_loop(watch_blocking):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +62,7 @@ def make_sdk() -> Iterator[SdkFactory]:
     made: list[openai.OpenAI] = []
 
     def make(base_url: str, api_key: str, **options: object) -> openai.OpenAI:
-        sdk = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, **options)  # type: ignore[arg-type]
+        sdk = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, **options)  # type: ignore[arg-type]  # **options: object into the SDK's typed keywords
         made.append(sdk)
         return sdk
 
@@ -67,16 +85,40 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """None for the embedded sqlite store, else a new empty PostgreSQL database (its cluster
+    started, when first asked, outside any test's event loop: it waits on a process)."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres").create_database()
+    return url
+
+
+@pytest.fixture
+async def store(store_url: str | None, tmp_path: Path) -> AsyncIterator[Store]:
     """A migrated, empty store of each backend: the same tests hold for both."""
     made: Store
-    if request.param == "sqlite":
+    if store_url is None:
         made = SqliteStore(tmp_path / "data")
     else:
         from ovos_realtime_gateway.store.postgres import PostgresStore
 
         # several pooled connections from the start, as a busy gateway has: concurrency is real
-        made = PostgresStore(request.getfixturevalue("postgres").create_database(), min_size=4)
+        made = PostgresStore(store_url, min_size=4)
     await made.migrate()
     yield made
     await made.close()
+
+
+@pytest.fixture(scope="session")
+def ovos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvosStack]:
+    """One OVOS stack (messagebus + ovos-core with the demo's skills) for the whole run, shared by
+    every module that only asks it questions (each through its own gateway and sessions): the
+    German resources and the `Marvin` persona (answered by the offline failure solver) are for
+    test_ovos_answers and change nothing for English questions. Tests that stop, kill or
+    reconfigure a stack start their own."""
+    personas = {"Marvin": {"solvers": ["ovos-solver-failure-plugin"]}}
+    root = tmp_path_factory.mktemp("ovos")
+    with OvosStack(root, extra_config={"secondary_langs": ["de-DE"]}, personas=personas) as stack:
+        stack.wait_ready(180)
+        yield stack

@@ -191,6 +191,6 @@ def _answers(url: str, home: Path) -> bool:
         context = ssl.create_default_context(cafile=str(cert))
     try:
         with urllib.request.urlopen(url, timeout=5, context=context) as response:
-            return 200 <= response.status < 300
+            return bool(200 <= response.status < 300)
     except (urllib.error.URLError, OSError):
         return False

@@ -16,6 +16,7 @@ from ovos_realtime_gateway.engine.voice_input import VadBackend
 from ovos_realtime_gateway.protocol.client_events import CLIENT_EVENT_ADAPTER
 from ovos_realtime_gateway.protocol.session_config import SessionDefaults, default_realtime_session
 
+from .loop_guards import close_at_test_end
 from .server_event_check import check_server_event
 
 
@@ -77,6 +78,7 @@ class Harness:
             stt=stt,
         )
         self.session.start()
+        close_at_test_end(self.session.close)
 
     def _emit(self, frame: Frame) -> None:
         event = wire_event(frame)  # as the transport's edge encodes it

@@ -46,7 +46,7 @@ class OpenBao:
     process: subprocess.Popen[bytes]
 
     def client(self) -> Any:
-        return hvac.Client(url=self.url, token=self.root_token)
+        return hvac.Client(url=self.url, token=self.root_token)  # type: ignore[no-untyped-call]  # hvac is untyped
 
     def put(self, path: str, **data: str) -> None:
         """Write a new version of the KV v2 secret `secret/<path>`."""

@@ -94,7 +94,7 @@ def memory_mb(name: str) -> float:
     """What the container's cgroup counts as used now (`podman stats`), in MB."""
     stats = json.loads(podman("stats", "--no-stream", "--format", "json", name).stdout)
     used = stats[0]["mem_usage"].split("/")[0].strip()  # e.g. "455.8MB"
-    number, unit = re.fullmatch(r"([0-9.]+)\s*([kMG]?B)", used).groups()  # type: ignore[union-attr]
+    number, unit = re.fullmatch(r"([0-9.]+)\s*([kMG]?B)", used).groups()  # type: ignore[union-attr]  # the pattern always matches podman's output (checked by the test)
     return float(number) * {"B": 1e-6, "kB": 1e-3, "MB": 1.0, "GB": 1e3}[unit]
 
 

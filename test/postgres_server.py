@@ -90,16 +90,16 @@ class PostgresServer:
         """A new empty database; its URL."""
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'create database "{name}"')  # type: ignore[arg-type]
+            conn.execute(f'create database "{name}"')
         return self.url(name)
 
     def create_user(self, name: str, password: str) -> str:
         """A login role that must give `password`, owning a new database; that database's URL
         (without the password)."""
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f"create role {name} login password '{password}'")  # type: ignore[arg-type]
+            conn.execute(f"create role {name} login password '{password}'")
             database = f"{name}_{uuid.uuid4().hex[:8]}"
-            conn.execute(f'create database "{database}" owner {name}')  # type: ignore[arg-type]
+            conn.execute(f'create database "{database}" owner {name}')
         return self.url(database, user=name)
 
     def stop(self) -> None:

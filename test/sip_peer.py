@@ -25,7 +25,7 @@ class SipPeer(asyncio.DatagramProtocol):
         return peer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # the base protocol's transport is typed BaseTransport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         text = data.decode("utf-8", errors="replace")

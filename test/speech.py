@@ -34,11 +34,6 @@ def speech_pcm(text: str, rate: int = 24000, lead_ms: int = 0, tail_ms: int = 0)
     return np.concatenate([silence, samples.astype(np.int16), tail]).astype("<i2").tobytes()
 
 
-def speech_ms(text: str) -> float:
-    raw, source_rate = _espeak(text)
-    return len(raw) / 2 / source_rate * 1000
-
-
 def chunks(pcm: bytes, rate: int = 24000, chunk_ms: int = 20) -> list[bytes]:
     size = rate * 2 * chunk_ms // 1000
     return [pcm[i : i + size] for i in range(0, len(pcm), size)]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from openai.types.realtime import AudioTranscriptionParam
 
 from ovos_realtime_gateway.ovos.stack import free_port
 
@@ -125,15 +126,15 @@ async def _turns(api_base: str, key: str, timings: dict[str, float]) -> tuple[st
             "role": "user",
             "content": [{"type": "input_text", "text": "hello"}],
         }
-        await conn.conversation.item.create(item=item)  # type: ignore[arg-type]
+        await conn.conversation.item.create(item=item)  # type: ignore[arg-type]  # a plain dict where the SDK wants its item union
         await conn.response.create()
         async for event in conn:
             if event.type == "response.done":
                 status = str(event.response.status)
                 break
-        transcription = {"model": "whisper-1"}
+        transcription: AudioTranscriptionParam = {"model": "whisper-1"}
         await conn.session.update(
-            session={"type": "realtime", "audio": {"input": {"transcription": transcription}}}  # type: ignore[typeddict-item]
+            session={"type": "realtime", "audio": {"input": {"transcription": transcription}}}
         )
         loop = asyncio.get_running_loop()
         start = loop.time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,7 +49,7 @@ def random_chunks(data: bytes, seed: int = 7) -> list[bytes]:
     ],
 )
 def test_session_formats_map_to_encodings(session_format: object, expected: AudioFormat) -> None:
-    assert AudioFormat.from_session(session_format) == expected  # type: ignore[arg-type]
+    assert AudioFormat.from_session(session_format) == expected  # type: ignore[arg-type]  # a table of plain dicts standing in for the SDK's formats
 
 
 def test_unknown_format_is_refused() -> None:
@@ -64,7 +65,7 @@ def test_byte_arithmetic() -> None:
     assert PCM16_24K.bytes_for_ms(10.5) % 2 == 0
 
 
-def _audioop():  # type: ignore[no-untyped-def]
+def _audioop() -> Any:  # the stdlib's audioop (deprecated, untyped in typeshed for 3.13+)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return pytest.importorskip("audioop")
@@ -103,7 +104,7 @@ def _spectral_purity(samples: npt.NDArray[np.int16], rate: int, freq: float) -> 
 )
 def test_input_transcoder_streams_without_clicks(session_format: dict[str, object]) -> None:
     """Odd-sized chunks through the streaming transcoder give the same clean tone as one block."""
-    fmt = AudioFormat.from_session(session_format)  # type: ignore[arg-type]
+    fmt = AudioFormat.from_session(session_format)
     tone = sine(440, fmt.rate, 2.0)
     if fmt.encoding == "pcm16":
         wire = tone.astype("<i2").tobytes()
@@ -123,7 +124,7 @@ def test_input_transcoder_streams_without_clicks(session_format: dict[str, objec
 @pytest.mark.parametrize("source_rate", [16000, 22050, 24000])
 @pytest.mark.parametrize("session_format", [{"type": "audio/pcm", "rate": 24000}, {"type": "audio/pcmu"}])
 def test_output_transcoder_resamples_tts_audio(source_rate: int, session_format: dict[str, object]) -> None:
-    fmt = AudioFormat.from_session(session_format)  # type: ignore[arg-type]
+    fmt = AudioFormat.from_session(session_format)
     tone = sine(300, source_rate, 1.0)
     transcoder = OutputTranscoder(source_rate, session_format)
     wire = b"".join(transcoder.feed(tone[i : i + 333]) for i in range(0, len(tone), 333)) + transcoder.flush()

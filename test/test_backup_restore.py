@@ -4,6 +4,7 @@ the client secrets and the sessions."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import sqlite3
@@ -58,29 +59,31 @@ async def test_a_backup_under_load_restores_into_a_gateway_that_knows_keys_secre
     tmp_path: Path,
 ) -> None:
     settings = {"rate_limits": {"requests_per_minute": 100_000, "requests_per_minute_per_key": 100_000}}
-    gateway, key = configured_gateway(tmp_path, settings, "alpha", "source")
+    gateway, key = await asyncio.to_thread(configured_gateway, tmp_path, settings, "alpha", "source")
     backup = tmp_path / "store.backup"
-    with gateway:
+    async with gateway:
         async with realtime_socket(gateway.api_base, key) as reader:
             session = (await reader.until("session.created"))["session"]["id"]
             item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}
             await reader.send({"type": "conversation.item.create", "item": item})
             await reader.until("conversation.item.done", timeout=30)
         body = {"session": {"type": "realtime"}}
-        answer = http("POST", f"{gateway.api_base}/realtime/client_secrets", json_body=body, key=key)
+        answer = await asyncio.to_thread(
+            http, "POST", f"{gateway.api_base}/realtime/client_secrets", json_body=body, key=key
+        )
         assert answer.status == 200, answer.body
         minted = answer.json()
         load = Minting(gateway, key)
         load.start()
         try:
-            load.wait_for(5)
+            await asyncio.to_thread(load.wait_for, 5)
             before = len(load.minted)
-            done = cli("backup", "--to", str(backup), data_dir=gateway.data_dir)
+            done = await asyncio.to_thread(cli, "backup", "--to", str(backup), data_dir=gateway.data_dir)
             during = len(load.minted) - before
-            load.wait_for(len(load.minted) + 5)  # the gateway kept serving after it, too
+            await asyncio.to_thread(load.wait_for, len(load.minted) + 5)  # it kept serving after, too
         finally:
             load.stopping.set()
-            load.join(30)
+            await asyncio.to_thread(load.join, 30)
         assert during > 0, "secrets were minted while the backup ran"
         assert not load.failures
         assert f"to {backup}" in done.stdout
@@ -97,15 +100,21 @@ async def test_a_backup_under_load_restores_into_a_gateway_that_knows_keys_secre
     assert set(load.minted[:before]) <= sessions, "what was minted before the backup is in it"
 
     restored = tmp_path / "restored-data"
-    done = cli("restore", "--from", str(backup), data_dir=restored)
+    done = await asyncio.to_thread(cli, "restore", "--from", str(backup), data_dir=restored)
     assert _mode(restored) == 0o700 and _mode(restored / "ovos-realtime.db") == 0o600
-    again = cli("restore", "--from", str(backup), data_dir=restored, check=False)
+    again = await asyncio.to_thread(cli, "restore", "--from", str(backup), data_dir=restored, check=False)
     assert again.returncode == 1 and "--force" in again.stderr, "a store that holds data is not overwritten"
-    cli("restore", "--from", str(backup), "--force", data_dir=restored)  # replaced on request
+    (
+        await asyncio.to_thread(cli, "restore", "--from", str(backup), "--force", data_dir=restored)
+    )  # replaced on request
 
-    with GatewayProcess(restored, log_name="restored") as second:
-        assert http("GET", f"{second.api_base}/models", key=key).status == 200, "the key authenticates"
-        record = http("GET", f"{second.api_base}/realtime/sessions/{session}", key=key)
+    async with GatewayProcess(restored, log_name="restored") as second:
+        assert (await asyncio.to_thread(http, "GET", f"{second.api_base}/models", key=key)).status == 200, (
+            "the key authenticates"
+        )
+        record = await asyncio.to_thread(
+            http, "GET", f"{second.api_base}/realtime/sessions/{session}", key=key
+        )
         assert record.status == 200 and record.json()["status"] == "closed"
         async with realtime_socket(second.api_base, minted["value"]) as reader:  # the ek_ opens its session
             created = await reader.until("session.created")

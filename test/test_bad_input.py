@@ -26,7 +26,7 @@ def unchanged_store(gateway: GatewayProcess) -> Iterator[None]:
 
 
 def _post(gateway: GatewayProcess, key: str, **kwargs: object) -> HttpResult:
-    return http("POST", f"{gateway.api_base}/realtime/client_secrets", key=key, **kwargs)  # type: ignore[arg-type]
+    return http("POST", f"{gateway.api_base}/realtime/client_secrets", key=key, **kwargs)  # type: ignore[arg-type]  # **kwargs: object into typed keywords
 
 
 def _error(result: HttpResult, status: int) -> dict[str, object]:

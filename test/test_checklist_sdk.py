@@ -14,6 +14,7 @@ import openai
 import pytest
 import websockets
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
+from openai.types.realtime import RealtimeAudioInputTurnDetectionParam
 
 from ovos_realtime_gateway.settings import GatewaySettings
 
@@ -99,7 +100,11 @@ async def test_websocket_checklist(conn: AsyncRealtimeConnection) -> None:
     updated = (await expect(conn, "session.updated")).session
     assert updated.instructions == "yes" and updated.audio.input.turn_detection is None
     assert updated.audio.output.voice == "alloy" and updated.output_modalities == ["audio"]
-    vad_off = {"type": "server_vad", "interrupt_response": False, "create_response": False}
+    vad_off: RealtimeAudioInputTurnDetectionParam = {
+        "type": "server_vad",
+        "interrupt_response": False,
+        "create_response": False,
+    }
     await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": vad_off}}})
     vad = (await expect(conn, "session.updated")).session.audio.input.turn_detection
     assert (vad.interrupt_response, vad.create_response) == (False, False)
@@ -149,7 +154,8 @@ async def test_websocket_checklist(conn: AsyncRealtimeConnection) -> None:
     assert base64.b64decode(retrieved.item.content[0].audio) == bytes(24000 * 2 // 5)
 
     # 45: session.close ends the session gracefully
-    await conn.send({"type": "session.close"})
+    # session.close is not among the SDK's client events (it is sent as a plain dict)
+    await conn.send({"type": "session.close"})  # type: ignore[arg-type]  # session.close is not among the SDK's client events
     with pytest.raises(websockets.exceptions.ConnectionClosedOK) as closed:
         await conn.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000

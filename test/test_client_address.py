@@ -41,6 +41,7 @@ def test_the_audit_trail_keeps_what_the_setting_says(tmp_path: Path, mode: str) 
     with sqlite3.connect(gateway.data_dir / "ovos-realtime.db") as db:
         (detail,) = db.execute("select detail from audit_log where decision = 'unauthenticated'").fetchone()
     kept = json.loads(detail).get("remote")
+    expected: str | None
     if mode == "hash":
         key = (gateway.data_dir / KEY_FILENAME).read_bytes()
         assert (gateway.data_dir / KEY_FILENAME).stat().st_mode & 0o777 == 0o600

@@ -10,6 +10,7 @@ from openai.types.realtime import (
     RealtimeSessionCreateResponse,
     RealtimeTranscriptionSessionCreateResponse,
 )
+from openai.types.realtime.realtime_session_create_response import AudioInputTurnDetectionServerVad
 
 from ovos_realtime_gateway.settings import GatewaySettings
 
@@ -75,9 +76,10 @@ def test_client_config_is_merged_into_defaults(client: openai.OpenAI) -> None:
     assert session.audio and session.audio.input and session.audio.output
     assert session.audio.input.format is not None and session.audio.input.format.type == "audio/pcmu"
     vad = session.audio.input.turn_detection
-    assert vad is not None and vad.threshold == 0.7 and vad.silence_duration_ms == GATEWAY_SILENCE_MS
+    assert isinstance(vad, AudioInputTurnDetectionServerVad)
+    assert vad.threshold == 0.7 and vad.silence_duration_ms == GATEWAY_SILENCE_MS
     assert session.audio.output.voice == "marin"
-    assert session.tools and session.tools[0].name == "lookup"  # type: ignore[union-attr]
+    assert session.tools and session.tools[0].name == "lookup"  # type: ignore[union-attr]  # tools: the SDK's union of function and MCP tools
 
 
 def test_transcription_session(client: openai.OpenAI) -> None:

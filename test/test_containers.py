@@ -331,7 +331,7 @@ async def _ask_by_voice(api_base: str, key: str) -> tuple[str, str]:
         transcription: Any = {"model": "whisper-1"}
         await conn.session.update(
             session={"type": "realtime", "audio": {"input": {"transcription": transcription}}}
-        )  # type: ignore[typeddict-item]
+        )
         await speak_in_real_time(conn, user_speech_pcm("what time is it", lead_ms=300, tail_ms=1500))
         async with asyncio.timeout(180):
             async for event in conn:

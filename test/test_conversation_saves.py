@@ -53,11 +53,11 @@ async def test_a_long_conversation_is_saved_item_by_item(tmp_path: Path) -> None
     (the whole conversation was rewritten on every save: 46,355 row inserts and 46,054 deletes
     for these 300)."""
     data_dir = tmp_path / "data"
-    key = create_key(data_dir, "long")
+    key = await asyncio.to_thread(create_key, data_dir, "long")
     db_path = data_dir / "ovos-realtime.db"
     with sqlite3.connect(db_path) as db:  # counts every row the gateway writes (real sqlite triggers)
         db.executescript(COUNT_WRITES)
-    with GatewayProcess(data_dir) as gateway:
+    async with GatewayProcess(data_dir) as gateway:
         async with realtime_socket(gateway.api_base, key) as reader:
             session_id = (await reader.until("session.created"))["session"]["id"]
             for i in range(ITEMS):
@@ -75,7 +75,7 @@ async def test_a_long_conversation_is_saved_item_by_item(tmp_path: Path) -> None
             await reader.send({"type": "conversation.item.delete", "item_id": "item_0020"})
             await reader.until("conversation.item.deleted", timeout=30)
             # REST is served all along (it reads the store for the key)
-            assert http("GET", f"{gateway.api_base}/models", key=key).status == 200
+            assert (await asyncio.to_thread(http, "GET", f"{gateway.api_base}/models", key=key)).status == 200
         deadline = time.monotonic() + 30  # the close saves the session (after its conversation)
         status = None
         while status != "closed" and time.monotonic() < deadline:
@@ -88,7 +88,7 @@ async def test_a_long_conversation_is_saved_item_by_item(tmp_path: Path) -> None
     expected.insert(11, ("item_middle", "inserted"))
     expected.insert(0, ("item_first", "at the start"))
     expected.remove(("item_0020", "utterance 20"))
-    assert _stored(db_path, session_id) == expected
+    assert (await asyncio.to_thread(_stored, db_path, session_id)) == expected
     with sqlite3.connect(db_path) as db:
         writes = dict(db.execute("select kind, count(*) from test_item_writes group by kind").fetchall())
     assert writes == {"insert": ITEMS + 2, "delete": 1}, writes

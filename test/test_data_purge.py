@@ -53,22 +53,25 @@ def _purge(data_dir: Path, *args: str) -> tuple[int, str, str]:
 
 
 async def test_purge_by_date_by_session_and_by_project_while_the_gateway_serves(tmp_path: Path) -> None:
-    gateway, alpha = configured_gateway(tmp_path, {}, "alpha", "purge")
-    beta = create_key(gateway.data_dir, "beta")
+    gateway, alpha = await asyncio.to_thread(configured_gateway, tmp_path, {}, "alpha", "purge")
+    beta = await asyncio.to_thread(create_key, gateway.data_dir, "beta")
     db_path = gateway.data_dir / "ovos-realtime.db"
     said = {
         name: f"{name} told us the code word is marmalade {n}"
         for n, name in enumerate(("old", "new", "live", "beta"))
     }
-    with gateway:
+    async with gateway:
         old = await _talk(gateway, alpha, said["old"])
         new = await _talk(gateway, alpha, said["new"])
         other = await _talk(gateway, beta, said["beta"])
-        minted = http(
-            "POST",
-            f"{gateway.api_base}/realtime/client_secrets",
-            json_body={"session": {"type": "realtime"}},
-            key=alpha,
+        minted = (
+            await asyncio.to_thread(
+                http,
+                "POST",
+                f"{gateway.api_base}/realtime/client_secrets",
+                json_body={"session": {"type": "realtime"}},
+                key=alpha,
+            )
         ).json()
         pending, ek = minted["session"]["id"], minted["value"]
         with sqlite3.connect(db_path) as db:  # history: the first session is ten days old, and had a call
@@ -81,37 +84,45 @@ async def test_purge_by_date_by_session_and_by_project_while_the_gateway_serves(
             )
         five_days_ago = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 5 * DAY))
 
-        code, out, err = _purge(gateway.data_dir, "--project", "alpha", "--before", five_days_ago)
+        code, out, err = await asyncio.to_thread(
+            _purge, gateway.data_dir, "--project", "alpha", "--before", five_days_ago
+        )
         assert code == 0, err
         assert out.splitlines()[1:] == [old]
         assert "purged 1 sessions, 1 conversation items, 0 client secrets, 1 calls" in out
-        assert not _rows(db_path, "select 1 from sessions where id = ?", old)
-        assert not _rows(db_path, "select 1 from calls where id = 'rtc_old'")
-        assert _rows(db_path, "select 1 from sessions where id = ?", new)
+        assert not (await asyncio.to_thread(_rows, db_path, "select 1 from sessions where id = ?", old))
+        assert not (await asyncio.to_thread(_rows, db_path, "select 1 from calls where id = 'rtc_old'"))
+        assert await asyncio.to_thread(_rows, db_path, "select 1 from sessions where id = ?", new)
 
         async with realtime_socket(gateway.api_base, alpha) as reader:
             live = await _say(reader, said["live"])
-            code, _, err = _purge(gateway.data_dir, "--session", live)
+            code, _, err = await asyncio.to_thread(_purge, gateway.data_dir, "--session", live)
             assert code == 1 and f"live ({live})" in err, err
-            code, _, err = _purge(gateway.data_dir, "--project", "alpha")
+            code, _, err = await asyncio.to_thread(_purge, gateway.data_dir, "--project", "alpha")
             assert code == 1 and "live" in err, err
-            assert _rows(db_path, "select 1 from conversation_items where session_id = ?", live), (
+            assert await asyncio.to_thread(
+                _rows, db_path, "select 1 from conversation_items where session_id = ?", live
+            ), "nothing purged"
+            assert await asyncio.to_thread(_rows, db_path, "select 1 from sessions where id = ?", new), (
                 "nothing purged"
             )
-            assert _rows(db_path, "select 1 from sessions where id = ?", new), "nothing purged"
             await reader.send({"type": "session.update", "session": {"type": "realtime"}})
             await reader.until("session.updated")  # the session was not disturbed
         ended = "select 1 from sessions where id = ? and status = 'closed'"
         await _wait_for(lambda: _rows(db_path, ended, live), "the live session ended")
 
-        code, out, err = _purge(gateway.data_dir, "--project", "alpha")
+        code, out, err = await asyncio.to_thread(_purge, gateway.data_dir, "--project", "alpha")
         assert code == 0, err
         assert set(out.splitlines()[1:]) == {new, live, pending}
         assert "purged 3 sessions, 2 conversation items, 1 client secrets, 0 calls" in out
-        left = {r[0] for r in _rows(db_path, "select id from sessions")}
+        left = {r[0] for r in (await asyncio.to_thread(_rows, db_path, "select id from sessions"))}
         assert left == {other}, "the other project's session stays"
-        assert http("GET", f"{gateway.api_base}/models", key=alpha).status == 200, "keys stay; it serves"
-        assert http("GET", f"{gateway.api_base}/models", key=ek).status == 401, "the purged ek_ is gone"
+        assert (
+            await asyncio.to_thread(http, "GET", f"{gateway.api_base}/models", key=alpha)
+        ).status == 200, "keys stay; it serves"
+        assert (await asyncio.to_thread(http, "GET", f"{gateway.api_base}/models", key=ek)).status == 401, (
+            "the purged ek_ is gone"
+        )
         await _wait_for(
             lambda: (
                 not any(files_holding(gateway.data_dir, said[n].encode()) for n in ("old", "new", "live"))
@@ -120,8 +131,10 @@ async def test_purge_by_date_by_session_and_by_project_while_the_gateway_serves(
         )
         assert files_holding(gateway.data_dir, said["beta"].encode()), "what was not purged stays"
 
-    audits = _rows(
-        db_path, "select project_id, principal, resource, detail from audit_log where action = 'data.purge'"
+    audits = await asyncio.to_thread(
+        _rows,
+        db_path,
+        "select project_id, principal, resource, detail from audit_log where action = 'data.purge'",
     )
     assert len(audits) == 2
     details = [json.loads(str(row[3])) for row in audits]
@@ -130,5 +143,5 @@ async def test_purge_by_date_by_session_and_by_project_while_the_gateway_serves(
     (secret,) = details[1]["client_secrets"]
     assert secret.removeprefix("cs_") in ek, "the minted ek_'s record"
     assert all(row[1] == "cli" for row in audits)
-    dump = json.dumps([list(r) for r in _rows(db_path, "select * from audit_log")])
+    dump = json.dumps([list(r) for r in (await asyncio.to_thread(_rows, db_path, "select * from audit_log"))])
     assert "marmalade" not in dump and ek not in dump, "the audit trail holds ids, no content"

@@ -78,12 +78,12 @@ async def _ask(api_base: str, key: str, text: str) -> str:
         await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
         await conn.recv()
         item: object = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-        await conn.conversation.item.create(item=item)  # type: ignore[arg-type]
+        await conn.conversation.item.create(item=item)  # type: ignore[arg-type]  # a plain dict where the SDK wants its item union
         await conn.response.create()
         async for event in conn:
             if event.type == "response.done":
                 await client.close()
-                return str(event.response.output[0].content[0].text)  # type: ignore[union-attr,index]
+                return str(event.response.output[0].content[0].text)  # type: ignore[union-attr,index]  # output and content: the SDK's unions of item kinds and parts
     raise AssertionError("no response.done")
 
 

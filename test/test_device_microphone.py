@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import openai
@@ -18,6 +17,7 @@ from ovos_realtime_gateway.ovos.stack import OvosStack, free_port
 from .gateway_process import GatewayProcess, create_key
 from .realtime_helpers import speak_in_real_time
 from .speech import user_speech_pcm
+from .waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +53,11 @@ def test_a_phone_becomes_the_devices_microphone(tmp_path: Path) -> None:
             if message.data.get("utterance") == "Hello world":
                 done.set()
 
+        def listener_ready() -> bool:
+            """ovos-dinkum-listener answers `mycroft.voice.is_ready` with true once its loop runs."""
+            answer = bus.wait_for_response(Message("mycroft.voice.is_ready"), timeout=2)
+            return answer is not None and bool(answer.data.get("status"))
+
         bus.on("recognizer_loop:utterance", on_utterance)
         bus.on("speak", on_speak)
         bus.run_in_thread()
@@ -63,7 +68,13 @@ def test_a_phone_becomes_the_devices_microphone(tmp_path: Path) -> None:
                 data_dir, "--config", str(config), "--port", str(port), log_name="mic"
             ) as gateway:
                 stack.start(services=("ovos-dinkum-listener",))
-                time.sleep(8)  # the listener loads its VAD and STT and attaches to the microphone
+                # the listener loads its VAD and STT (then says it is ready) and attaches to the microphone
+                wait_until(
+                    lambda: "a device listener attached to the realtime microphone" in gateway.logs(),
+                    "the device listener to attach to the realtime microphone",
+                    timeout=180,
+                )
+                wait_until(listener_ready, "ovos-dinkum-listener to say it is ready", timeout=180)
                 # dinkum's continuous mode clips the first syllable after its VAD onset ("hello world"
                 # reaches its STT as "low world"), so the phrase starts with a word to spare
                 # and pocketsphinx sometimes mishears it under load: like a person, say it again (3 tries)
@@ -84,6 +95,6 @@ async def _speak(api_base: str, key: str, text: str) -> None:
     client = openai.AsyncOpenAI(base_url=api_base, api_key=key, max_retries=0)
     async with client.realtime.connect(model="ovos-microphone") as conn:
         created = await conn.recv()
-        assert created.session.audio.input.turn_detection is None  # type: ignore[union-attr]
+        assert created.session.audio.input.turn_detection is None  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
         await speak_in_real_time(conn, user_speech_pcm(text, lead_ms=1000, tail_ms=2500))
     await client.close()

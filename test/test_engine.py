@@ -7,7 +7,6 @@ own model for its type.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 
 import pytest
@@ -17,6 +16,7 @@ from ovos_realtime_gateway.engine.responder import (
 )
 
 from .engine_harness import FailingResponder, Harness, ScriptedResponder, user_text
+from .waiting import wait_until_async
 
 
 async def test_text_turn_emits_exactly_the_upstream_order() -> None:
@@ -103,7 +103,7 @@ async def test_cancel_active_and_cancel_nothing() -> None:
     await h.send({"type": "response.cancel", "event_id": "c0"})
     assert h.of("error")[-1]["error"]["code"] == "response_cancel_not_active"
     await h.send({"type": "response.create"})
-    await asyncio.sleep(0.12)
+    await wait_until_async(lambda: h.of("response.output_text.delta"), "the answer's first words", timeout=30)
     await h.send({"type": "response.cancel"})
     done = h.of("response.done")[-1]["response"]
     assert done["status"] == "cancelled"

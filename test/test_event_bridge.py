@@ -108,11 +108,19 @@ async def test_session_response_and_policy_events_reach_the_stream(
         response = await _turn(ws)
         assert response["status"] == "failed"
 
-    closed = _wait_for_entry(redis_server, kind="session.closed", session_id=session_id)
-    opened = _wait_for_entry(redis_server, kind="session.opened", session_id=session_id)
-    done = _wait_for_entry(redis_server, kind="response.done", response_id=response["id"])
-    denial = _wait_for_entry(redis_server, kind="policy.decision", outcome="denied")
-    allowed = _wait_for_entry(redis_server, kind="policy.decision", action="client_secrets.create")
+    closed = await asyncio.to_thread(
+        _wait_for_entry, redis_server, kind="session.closed", session_id=session_id
+    )
+    opened = await asyncio.to_thread(
+        _wait_for_entry, redis_server, kind="session.opened", session_id=session_id
+    )
+    done = await asyncio.to_thread(
+        _wait_for_entry, redis_server, kind="response.done", response_id=response["id"]
+    )
+    denial = await asyncio.to_thread(_wait_for_entry, redis_server, kind="policy.decision", outcome="denied")
+    allowed = await asyncio.to_thread(
+        _wait_for_entry, redis_server, kind="policy.decision", action="client_secrets.create"
+    )
 
     project = opened["project"]
     assert project.startswith("proj_")  # the key's project id, on every event
@@ -124,10 +132,14 @@ async def test_session_response_and_policy_events_reach_the_stream(
     assert denial["action"] == "models.list" and denial["reason"]
     assert allowed["outcome"] == "allowed"
     # ids, timings and outcomes only: never what was typed, nor a credential
-    everything = repr(_entries(redis_server))
+    everything = repr(await asyncio.to_thread(_entries, redis_server))
     for private in ("4711", "parrot", key, secret):
         assert private not in everything
-    assert _metric(gateway, "ovos_realtime_events_published_total", kind="response.done") >= 1
+    assert (
+        await asyncio.to_thread(
+            _metric, gateway, "ovos_realtime_events_published_total", kind="response.done"
+        )
+    ) >= 1
 
 
 @pytest.mark.slow
@@ -144,9 +156,13 @@ async def test_a_webrtc_call_and_its_session_are_events(
         ended = await asyncio.to_thread(_wait_for_entry, redis_server, kind="call.ended", call_id=call_id)
     finally:
         await peer.close()
-    started = _wait_for_entry(redis_server, kind="call.started", call_id=call_id)
-    opened = _wait_for_entry(redis_server, kind="session.opened", session_id=session_id)
-    closed = _wait_for_entry(redis_server, kind="session.closed", session_id=session_id)
+    started = await asyncio.to_thread(_wait_for_entry, redis_server, kind="call.started", call_id=call_id)
+    opened = await asyncio.to_thread(
+        _wait_for_entry, redis_server, kind="session.opened", session_id=session_id
+    )
+    closed = await asyncio.to_thread(
+        _wait_for_entry, redis_server, kind="session.closed", session_id=session_id
+    )
     assert started["transport"] == opened["transport"] == ended["transport"] == "webrtc"
     assert ended["session_id"] == session_id and ended["reason"] == closed["reason"] == "hangup"
     assert float(ended["duration_s"]) > 0 and float(closed["duration_s"]) > 0
@@ -157,8 +173,10 @@ async def test_a_frozen_redis_holds_up_no_session_and_drops_are_counted(
     bridged: tuple[GatewayProcess, str], redis_server: RedisServer
 ) -> None:
     gateway, key = bridged
-    full = _metric(gateway, "ovos_realtime_events_dropped_total", reason="queue_full")
-    down = _metric(gateway, "ovos_realtime_events_dropped_total", reason="sink_down")
+    full = await asyncio.to_thread(
+        _metric, gateway, "ovos_realtime_events_dropped_total", reason="queue_full"
+    )
+    down = await asyncio.to_thread(_metric, gateway, "ovos_realtime_events_dropped_total", reason="sink_down")
     async with realtime_socket(gateway.api_base, key) as ws:
         await ws.until("session.created")
         redis_server.freeze()  # SIGSTOP: connections stay open, nothing answers
@@ -178,19 +196,20 @@ async def test_a_killed_redis_holds_up_no_session_and_events_flow_once_it_is_bac
     bridged: tuple[GatewayProcess, str], redis_server: RedisServer
 ) -> None:
     gateway, key = bridged
-    down = _metric(gateway, "ovos_realtime_events_dropped_total", reason="sink_down")
+    down = await asyncio.to_thread(_metric, gateway, "ovos_realtime_events_dropped_total", reason="sink_down")
     async with realtime_socket(gateway.api_base, key) as ws:
         await ws.until("session.created")
-        redis_server.kill()
+        await asyncio.to_thread(redis_server.kill)
         try:
             lost = await _turn(ws, "hello")
             await _wait_for_metric(gateway, "ovos_realtime_events_dropped_total", down, reason="sink_down")
             for _ in range(3):
                 await _turn(ws, "hello")  # still answered at once
         finally:
-            redis_server.start()  # the same port, an empty Redis (no persistence)
+            await asyncio.to_thread(redis_server.start)  # the same port, an empty Redis (no persistence)
         await _events_flow_again(ws, redis_server)
-    assert not any(e.get("response_id") == lost["id"] for e in _entries(redis_server))
+    entries = await asyncio.to_thread(_entries, redis_server)
+    assert not any(e.get("response_id") == lost["id"] for e in entries)
 
 
 async def _events_flow_again(ws: EventReader, server: RedisServer, timeout: float = 30.0) -> None:
@@ -235,8 +254,12 @@ async def test_include_text_adds_what_was_typed_and_answered(redis_server: Redis
     await harness.send({"type": "response.create"})
     await harness.settle()
     await bridge.stop()  # what is queued goes out first
-    with redis_server.client() as client:
-        [(_, fields)] = client.xrange(stream)
+
+    def stream_entries() -> list[tuple[str, dict[str, str]]]:
+        with redis_server.client() as client:
+            return list(client.xrange(stream))
+
+    [(_, fields)] = await asyncio.to_thread(stream_entries)
     assert fields["kind"] == "response.done" and fields["outcome"] == "completed"
     assert fields["input_text"] == "what time is it"
     assert fields["output_text"].strip() == "It is ten past four."

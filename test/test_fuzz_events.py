@@ -201,7 +201,7 @@ def prober(gateway: GatewayProcess, alpha_key: str) -> Iterator[Prober]:
     url = ws_url(gateway.api_base, model="gpt-realtime")
     with connect(url, additional_headers={"Authorization": f"Bearer {alpha_key}"}, max_size=None) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "session.created"
-        prober = Prober(ws)
+        prober = Prober(ws)  # type: ignore[arg-type]  # connect() is typed as the base Connection
         prober.exchange(
             json.dumps(
                 {

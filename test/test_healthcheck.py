@@ -49,8 +49,8 @@ def test_like_pid_of_another_program_says_so() -> None:
 async def test_sigterm_tells_sessions_flushes_the_store_and_exits_0(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    key = create_key(data, "stop")
-    gateway = GatewayProcess(data).start()
+    key = await asyncio.to_thread(create_key, data, "stop")
+    gateway = await asyncio.to_thread(GatewayProcess(data).start)
     assert gateway.proc is not None
     proc = gateway.proc
     try:
@@ -63,7 +63,7 @@ async def test_sigterm_tells_sessions_flushes_the_store_and_exits_0(tmp_path: Pa
             assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), closed
         code = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
     finally:
-        gateway.stop()
+        await asyncio.to_thread(gateway.stop)
     assert code == 0, gateway.logs()[-2000:]
     with sqlite3.connect(next(data.glob("*.db"))) as db:  # the store is whole and says the session ended
         assert db.execute("pragma integrity_check").fetchone() == ("ok",)

@@ -61,17 +61,18 @@ async def test_conversation_items_are_stored_as_they_happen(gateway: GatewayProc
     in memory only), in conversation order."""
     client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=alpha_key, max_retries=0)
     async with client.realtime.connect(model="gpt-realtime") as conn:
-        session_id = (await conn.recv()).session.id  # type: ignore[union-attr]
+        session_id = (await conn.recv()).session.id  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
         await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
         await conn.recv()
         await conn.input_audio_buffer.append(audio=base64.b64encode(bytes(9600)).decode())
         await conn.input_audio_buffer.commit()
         committed = await conn.recv()
         text = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}
-        await conn.conversation.item.create(item=text)  # type: ignore[arg-type]
-        while (event := await conn.recv()).type != "conversation.item.done" or event.item.content[
+        await conn.conversation.item.create(item=text)  # type: ignore[arg-type]  # a plain dict where the SDK wants its item union
+        # item: the SDK's union of every item kind (only messages have content)
+        while (event := await conn.recv()).type != "conversation.item.done" or event.item.content[  # type: ignore[union-attr]  # item: the SDK's union of item kinds
             0
-        ].type != "input_text":  # type: ignore[union-attr]
+        ].type != "input_text":
             pass
         database = sqlite_utils.Database(gateway.data_dir / "ovos-realtime.db")
         deadline = time.monotonic() + 5
@@ -82,7 +83,7 @@ async def test_conversation_items_are_stored_as_they_happen(gateway: GatewayProc
             if len(rows) == 2 or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.05)
-        assert [r["item_id"] for r in rows][0] == committed.item_id  # type: ignore[union-attr]
+        assert [r["item_id"] for r in rows][0] == committed.item_id  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events
         stored = [json.loads(r["item"]) for r in rows]
         # the audio item without its audio (a transcript of the silence may already be there)
         assert [set(part) for part in stored[0]["content"]] == [{"type", "transcript"}]
@@ -101,8 +102,8 @@ async def test_sessions_a_killed_gateway_left_active_are_closed_at_the_next_star
 
     from .gateway_process import configured_gateway
 
-    gateway, key = configured_gateway(tmp_path, {}, "home", "killed")
-    gateway.start()
+    gateway, key = await asyncio.to_thread(configured_gateway, tmp_path, {}, "home", "killed")
+    await asyncio.to_thread(gateway.start)
     url = gateway.api_base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
     async with (
         aiohttp.ClientSession() as client,
@@ -111,7 +112,7 @@ async def test_sessions_a_killed_gateway_left_active_are_closed_at_the_next_star
         session_id = (await ws.receive_json())["session"]["id"]
         assert gateway.proc is not None
         gateway.proc.send_signal(signal.SIGKILL)
-        gateway.proc.wait(10)
+        await asyncio.to_thread(gateway.proc.wait, 10)
     database = gateway.data_dir / "ovos-realtime.db"
 
     def status() -> str:
@@ -119,6 +120,6 @@ async def test_sessions_a_killed_gateway_left_active_are_closed_at_the_next_star
             return str(db.execute("select status from sessions where id = ?", [session_id]).fetchone()[0])
 
     assert status() == "active"
-    with GatewayProcess(gateway.data_dir, log_name="restarted") as restarted:
+    async with GatewayProcess(gateway.data_dir, log_name="restarted") as restarted:
         assert status() == "closed"
         assert "closed 1 session(s) left active" in restarted.stderr_path.read_text()

@@ -8,6 +8,7 @@ import json
 import socket
 import sqlite3
 import time
+from collections.abc import Mapping
 from http.client import HTTPConnection
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .gateway_process import GatewayProcess, configured_gateway, create_key, htt
 from .realtime_helpers import EventReader, ws_url
 
 
-def _config(tmp_path: Path, settings: dict[str, object]) -> str:
+def _config(tmp_path: Path, settings: Mapping[str, object]) -> str:
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "settings.json"
     path.write_text(json.dumps(settings))
@@ -150,14 +151,14 @@ async def test_websocket_upgrade_is_policy_checked_and_session_limited(tmp_path:
     policy.write_text(DENY_SECRETS)  # allows only models.list: no realtime.connect
     denied_dir = tmp_path / "denied"
     denied_dir.mkdir()
-    denied_key = create_key(denied_dir, "nope")
+    denied_key = await asyncio.to_thread(create_key, denied_dir, "nope")
     limited_dir = tmp_path / "limited"
     limited_dir.mkdir()
-    limited_key = create_key(limited_dir, "small")
+    limited_key = await asyncio.to_thread(create_key, limited_dir, "small")
     limits = {"rate_limits": {"concurrent_sessions": 1, "concurrent_sessions_per_key": 1}}
     denied_config = _config(tmp_path / "d", {"policy_file": str(policy)})
     limited_config = _config(tmp_path / "l", limits)
-    with (
+    async with (
         GatewayProcess(denied_dir, "--config", denied_config, log_name="d") as denied,
         GatewayProcess(limited_dir, "--config", limited_config, log_name="l") as limited,
     ):
@@ -170,7 +171,7 @@ async def test_websocket_upgrade_is_policy_checked_and_session_limited(tmp_path:
                 assert error["type"] == "error" and error["error"]["code"] == "insufficient_permissions"
                 await ws.receive()
                 assert ws.close_code == 3000
-            metrics = http("GET", f"{denied.base_url}/metrics").body.decode()
+            metrics = (await asyncio.to_thread(http, "GET", f"{denied.base_url}/metrics")).body.decode()
             assert 'ovos_realtime_policy_denials_total{action="realtime.connect"} 1.0' in metrics
 
             auth = {"Authorization": f"Bearer {limited_key}"}
@@ -191,7 +192,7 @@ async def test_websocket_upgrade_is_policy_checked_and_session_limited(tmp_path:
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("the slot of a closed session was never released")
-            metrics = http("GET", f"{limited.base_url}/metrics").body.decode()
+            metrics = (await asyncio.to_thread(http, "GET", f"{limited.base_url}/metrics")).body.decode()
             throttled = 'ovos_realtime_rate_limit_decisions_total{limit="sessions",result="throttled"} 1.0'
             assert throttled in metrics
 
@@ -199,12 +200,14 @@ async def test_websocket_upgrade_is_policy_checked_and_session_limited(tmp_path:
 async def test_an_address_that_keeps_failing_authentication_is_held_off(tmp_path: Path) -> None:
     """Past `auth_failures_per_minute` failed authentications, an address gets 429 — even with a
     good key, on REST and on the WebSocket upgrade — while another address is not affected."""
-    gateway, key = configured_gateway(tmp_path, {"auth_failures_per_minute": 3}, "alpha", "throttle")
-    with gateway:
+    gateway, key = await asyncio.to_thread(
+        configured_gateway, tmp_path, {"auth_failures_per_minute": 3}, "alpha", "throttle"
+    )
+    async with gateway:
         models = f"{gateway.api_base}/models"
         for _ in range(3):
-            assert http("GET", models, key="sk-ovos-wrong").status == 401
-        held = http("GET", models, key=key)
+            assert (await asyncio.to_thread(http, "GET", models, key="sk-ovos-wrong")).status == 401
+        held = await asyncio.to_thread(http, "GET", models, key=key)
         assert held.status == 429 and held.json()["error"]["code"] == "rate_limit_exceeded", held.body
         assert "failed authentications from 127.0.0.1" in held.json()["error"]["message"]
         assert int(held.headers["retry-after"]) >= 1
@@ -219,12 +222,8 @@ async def test_an_address_that_keeps_failing_authentication_is_held_off(tmp_path
             await ws.receive()
             assert ws.close_code == 1013
         # 127.0.0.2 is loopback too, but another address: its good key works
-        host, port = gateway.base_url.removeprefix("http://").split(":")
-        other = HTTPConnection(host, int(port), source_address=("127.0.0.2", 0), timeout=10)
-        other.request("GET", "/v1/models", headers={"Authorization": f"Bearer {key}"})
-        assert other.getresponse().status == 200
-        other.close()
-        text = http("GET", f"{gateway.base_url}/metrics").body.decode()
+        assert (await asyncio.to_thread(_from, gateway, "127.0.0.2", key, None)) == 200
+        text = (await asyncio.to_thread(http, "GET", f"{gateway.base_url}/metrics")).body.decode()
         assert 'ovos_realtime_auth_failures_total{reason="throttled"} 2.0' in text
 
 
@@ -241,11 +240,13 @@ def _detail_of(gateway: GatewayProcess, request_id: str) -> dict[str, object]:
     raise AssertionError(f"no audit row for {request_id}")
 
 
-def _from(gateway: GatewayProcess, source: str, key: str, forwarded_for: str) -> int:
+def _from(gateway: GatewayProcess, source: str, key: str, forwarded_for: str | None) -> int:
     """GET /v1/models from the loopback address `source`, claiming to forward `forwarded_for`."""
     host, port = gateway.base_url.removeprefix("http://").split(":")
     connection = HTTPConnection(host, int(port), source_address=(source, 0), timeout=10)
-    headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": forwarded_for}
+    headers = {"Authorization": f"Bearer {key}"}
+    if forwarded_for is not None:
+        headers["X-Forwarded-For"] = forwarded_for
     try:
         connection.request("GET", "/v1/models", headers=headers)
         return connection.getresponse().status
@@ -271,30 +272,43 @@ async def test_behind_a_trusted_proxy_the_scanner_is_held_off_not_everyone(tmp_p
         "audit_repeats_window_seconds": 1,  # a throttled address's row is written when its window closes
         "audit_client_address": "full",  # which client the audit names (the default keeps only its /24)
     }
-    gateway, key = configured_gateway(tmp_path, settings, "alpha", "proxied")
-    with gateway:
+    gateway, key = await asyncio.to_thread(configured_gateway, tmp_path, settings, "alpha", "proxied")
+    async with gateway:
         models = f"{gateway.api_base}/models"
         scanner = {"X-Forwarded-For": "10.0.0.1"}
-        failed = [http("GET", models, key="sk-ovos-wrong", headers=scanner) for _ in range(3)]
+        failed = [
+            (await asyncio.to_thread(http, "GET", models, key="sk-ovos-wrong", headers=scanner))
+            for _ in range(3)
+        ]
         assert [f.status for f in failed] == [401] * 3
-        assert _detail_of(gateway, failed[0].headers["x-request-id"])["remote"] == "10.0.0.1"
-        held = http("GET", models, key=key, headers=scanner)
+        assert (await asyncio.to_thread(_detail_of, gateway, failed[0].headers["x-request-id"]))[
+            "remote"
+        ] == "10.0.0.1"
+        held = await asyncio.to_thread(http, "GET", models, key=key, headers=scanner)
         assert held.status == 429, held.body
         assert "failed authentications from 10.0.0.1" in held.json()["error"]["message"]
-        assert _detail_of(gateway, held.headers["x-request-id"])["remote"] == "10.0.0.1"
+        assert (await asyncio.to_thread(_detail_of, gateway, held.headers["x-request-id"]))[
+            "remote"
+        ] == "10.0.0.1"
         # what the scanner writes left of the proxy's own entry is not believed
-        spoofed = http("GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2, 10.0.0.1"})
+        spoofed = await asyncio.to_thread(
+            http, "GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2, 10.0.0.1"}
+        )
         assert spoofed.status == 429
         # another client behind the same proxy is not affected, on REST and on the WebSocket
-        assert http("GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2"}).status == 200
+        assert (
+            await asyncio.to_thread(http, "GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2"})
+        ).status == 200
         assert await _websocket_opens(gateway, key, "10.0.0.2") == "session.created"
         assert await _websocket_opens(gateway, key, "10.0.0.1") == "rate_limit_exceeded"
         # a peer that is not a trusted proxy cannot name its address: 127.0.0.2 is held off
         # under its own address, not the 10.0.0.2 it claims
         for _ in range(3):
-            assert _from(gateway, "127.0.0.2", "sk-ovos-wrong", "10.0.0.2") == 401
-        assert _from(gateway, "127.0.0.2", key, "10.0.0.9") == 429
-        assert http("GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2"}).status == 200
+            assert (await asyncio.to_thread(_from, gateway, "127.0.0.2", "sk-ovos-wrong", "10.0.0.2")) == 401
+        assert (await asyncio.to_thread(_from, gateway, "127.0.0.2", key, "10.0.0.9")) == 429
+        assert (
+            await asyncio.to_thread(http, "GET", models, key=key, headers={"X-Forwarded-For": "10.0.0.2"})
+        ).status == 200
     logs = gateway.logs()
     assert "10.0.0.1 GET /v1/models 429" in logs and "10.0.0.2 GET /v1/models 200" in logs
 

@@ -131,10 +131,10 @@ def test_a_full_export_queue_drops_and_counts_spans_without_blocking() -> None:
             return True
 
     dropped = Counter("dropped", "spans dropped", registry=CollectorRegistry())
-    counting = CountingExporter(HangingExporter(), dropped.inc)  # type: ignore[arg-type]
-    batch = BatchSpanProcessor(counting, max_queue_size=16, schedule_delay_millis=10, max_export_batch_size=4)  # type: ignore[arg-type]
+    counting = CountingExporter(HangingExporter(), dropped.inc)  # type: ignore[arg-type]  # a stand-in exporter for an injected fault (a hang), not the SDK's class
+    batch = BatchSpanProcessor(counting, max_queue_size=16, schedule_delay_millis=10, max_export_batch_size=4)  # type: ignore[arg-type]  # a stand-in exporter for an injected fault (a hang), not the SDK's class
     provider = TracerProvider()
-    provider.add_span_processor(BoundedProcessor(batch, 16, counting, dropped.inc))  # type: ignore[arg-type]
+    provider.add_span_processor(BoundedProcessor(batch, 16, counting, dropped.inc))  # type: ignore[arg-type]  # a stand-in exporter for an injected fault (a hang), not the SDK's class
     tracer = provider.get_tracer("test")
     for n in range(200):
         tracer.start_span(f"span {n}").end()

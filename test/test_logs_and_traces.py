@@ -17,11 +17,13 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from openai.types.realtime import RealtimeAudioConfigInputParam
 
 from ovos_realtime_gateway.ovos.stack import CONVERSATIONAL_SKILLS, OvosStack, free_port
 
@@ -35,13 +37,6 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 HANDSHAKE_TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
 TYPED = "recite the zanzibar marmalade inventory"
-
-
-@pytest.fixture(scope="module")
-def ovos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvosStack]:
-    with OvosStack(tmp_path_factory.mktemp("ovos")) as stack:
-        stack.wait_ready(180)
-        yield stack
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +94,12 @@ async def _voice_then_typed(gateway: GatewayProcess, key: str) -> dict[str, Any]
     seen: dict[str, Any] = {"secret": secret.value, "answers": [], "statuses": []}
     headers = {"traceparent": HANDSHAKE_TRACEPARENT}
     async with ephemeral.realtime.connect(model="gpt-realtime", extra_headers=headers) as conn:
-        seen["session_id"] = (await conn.recv()).session.id  # type: ignore[union-attr]
-        audio_in = {
+        seen["session_id"] = (await conn.recv()).session.id  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
+        audio_in: RealtimeAudioConfigInputParam = {
             "transcription": {"model": "ovos-stt"},
             "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
         }
-        await conn.session.update(session={"type": "realtime", "audio": {"input": audio_in}})  # type: ignore[typeddict-item]
+        await conn.session.update(session={"type": "realtime", "audio": {"input": audio_in}})
         await conn.recv()
 
         async def stream() -> None:
@@ -214,6 +209,10 @@ def test_a_voice_session_logs_json_lines_with_its_ids_and_nothing_the_user_said_
     assert any(s.name == "POST /v1/realtime/client_secrets" and s.parent_id == "" for s in minted)
 
 
+def _has_request(request_id: str, spans: list[ReceivedSpan]) -> bool:
+    return any(s.attributes.get("ovos_realtime.request_id") == request_id for s in spans)
+
+
 def test_a_malformed_traceparent_starts_a_new_trace(
     traced: tuple[GatewayProcess, str], receiver: OtlpReceiver
 ) -> None:
@@ -222,9 +221,7 @@ def test_a_malformed_traceparent_starts_a_new_trace(
         answered = http("GET", f"{gateway.api_base}/models", key=key, headers={"traceparent": bad})
         assert answered.status == 200, (bad, answered.body)
         request_id = answered.headers["x-request-id"]
-        spans = receiver.wait_for(
-            lambda got, rid=request_id: any(s.attributes.get("ovos_realtime.request_id") == rid for s in got)
-        )
+        spans = receiver.wait_for(partial(_has_request, request_id))
         span = next(s for s in spans if s.attributes.get("ovos_realtime.request_id") == request_id)
         assert span.name == "GET /v1/models" and span.parent_id == "", (bad, span)
         assert re.fullmatch(r"[0-9a-f]{32}", span.trace_id) and span.trace_id != "0" * 32

@@ -16,6 +16,7 @@ from ovos_realtime_gateway.engine.transcription import SttBackend, Transcription
 from ovos_realtime_gateway.observability.loop_lag import watch_loop_lag
 from ovos_realtime_gateway.observability.metrics import call_outcome
 from ovos_realtime_gateway.observability.turn_latency import TurnLatency
+from ovos_realtime_gateway.tasks import TaskSupervisor
 
 
 class Clock:
@@ -27,7 +28,9 @@ class Clock:
 
 
 def test_a_spoken_turn_is_timed_from_its_commit_to_transcript_answer_and_audio() -> None:
-    clock, sent, seen = Clock(), [], []
+    clock = Clock()
+    sent: list[dict[str, Any]] = []
+    seen: list[tuple[str, float]] = []
     watch = TurnLatency(sent.append, lambda stage, s: seen.append((stage, round(s, 3))), clock)
     script: list[tuple[float, dict[str, Any]]] = [
         (0.0, {"type": "input_audio_buffer.committed", "item_id": "item_1"}),
@@ -48,13 +51,16 @@ def test_a_spoken_turn_is_timed_from_its_commit_to_transcript_answer_and_audio()
 
 def test_a_typed_turn_is_timed_from_its_response() -> None:
     clock, seen = Clock(), []
-    watch = TurnLatency(lambda ev: None, lambda stage, s: seen.append((stage, round(s, 3))), clock)
+    watch: TurnLatency[dict[str, Any]] = TurnLatency(
+        lambda ev: None, lambda stage, s: seen.append((stage, round(s, 3))), clock
+    )
     for at, kind in [(5.0, "response.created"), (5.4, "response.output_text.delta"), (5.6, "response.done")]:
         clock.now = 100.0 + at
         watch({"type": kind})
     assert seen == [("first_answer", 0.4)]
 
 
+@pytest.mark.loop_may_block("the fault under test: the loop is blocked on purpose")
 async def test_a_blocked_event_loop_shows_as_lag() -> None:
     """A deliberately blocking call on the loop (the fault the metric is for) is measured."""
     lags: list[float] = []
@@ -65,11 +71,14 @@ async def test_a_blocked_event_loop_shows_as_lag() -> None:
         if lag >= 0.25:
             blocked.set()
 
-    watcher = asyncio.create_task(watch_loop_lag(observe, interval_s=0.05))
-    await asyncio.sleep(0)
-    time.sleep(0.3)  # noqa: TID251, ASYNC251 - the fault under test: the loop is blocked
-    await asyncio.wait_for(blocked.wait(), 30)
-    watcher.cancel()
+    tasks = TaskSupervisor("lag-test")
+    try:
+        tasks.spawn("watch", watch_loop_lag(observe, interval_s=0.05))
+        await asyncio.sleep(0)  # the watcher takes its first reading
+        time.sleep(0.3)  # noqa: TID251, ASYNC251 - the fault under test: the loop is blocked
+        await asyncio.wait_for(blocked.wait(), 30)
+    finally:
+        await tasks.close()
     assert max(lags) < 5
 
 
@@ -112,9 +121,12 @@ class Faulty:
 async def test_an_stt_failure_is_reported_as_error_or_timeout(fault: str, kind: str, code: str) -> None:
     told: list[str] = []
     plugin = Faulty(fault)
-    with ThreadPoolExecutor(1) as executor:
+    executor = ThreadPoolExecutor(1)
+    try:
         backend = SttBackend(plugin, executor, timeout_s=0.2, failed=told.append)
         with pytest.raises(TranscriptionFailed) as failed:
             await transcribe(backend, b"\0\0" * 1600, "en-US")
+    finally:
         plugin.release.set()
+        await asyncio.to_thread(executor.shutdown)  # joins the worker thread: off the loop
     assert failed.value.code == code and told == [kind]

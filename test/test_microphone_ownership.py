@@ -89,20 +89,26 @@ async def test_another_project_can_neither_hear_nor_feed_the_device_microphone(
     device: tuple[GatewayProcess, str], session: aiohttp.ClientSession
 ) -> None:
     gateway, owner_key = device
-    stranger = create_key(gateway.data_dir, "neighbour")
+    stranger = await asyncio.to_thread(create_key, gateway.data_dir, "neighbour")
     with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
         await _listen(gateway, session, stranger)
     assert caught.value.status == 403
 
     await _refused(await _feeder(gateway, session, stranger), "insufficient_permissions")
-    minted = http("POST", f"{gateway.api_base}/realtime/client_secrets", key=stranger, json_body={})
+    minted = await asyncio.to_thread(
+        http, "POST", f"{gateway.api_base}/realtime/client_secrets", key=stranger, json_body={}
+    )
     await _refused(await _feeder(gateway, session, minted.json()["value"]), "insufficient_permissions")
-    page_secret = http("POST", f"{gateway.base_url}/talk/client_secret").json()["value"]
+    page_secret = (await asyncio.to_thread(http, "POST", f"{gateway.base_url}/talk/client_secret")).json()[
+        "value"
+    ]
     await _refused(await _feeder(gateway, session, page_secret), "insufficient_permissions")
 
     # the owner's listener heard none of it, and the owner's own ek_ may feed
     listener = await _listen(gateway, session, owner_key)
-    owned = http("POST", f"{gateway.api_base}/realtime/client_secrets", key=owner_key, json_body={})
+    owned = await asyncio.to_thread(
+        http, "POST", f"{gateway.api_base}/realtime/client_secrets", key=owner_key, json_body={}
+    )
     feeder = await _feeder(gateway, session, owned.json()["value"])
     await feeder.until("session.created")
     await feeder.send({"type": "input_audio_buffer.append", "audio": _tone(1000)})

@@ -12,12 +12,17 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import openai
 import pytest
 import soxr
+from openai.types.realtime import (
+    AudioTranscriptionParam,
+    RealtimeAudioConfigInputParam,
+    RealtimeAudioInputTurnDetectionParam,
+)
 
 from ovos_realtime_gateway.audio import AudioFormat
 from ovos_realtime_gateway.ovos.stack import CONVERSATIONAL_SKILLS, OvosStack
@@ -26,21 +31,15 @@ from .gateway_process import GatewayProcess, configured_gateway, http
 from .realtime_helpers import SPOKEN_TURN_EVENTS, say_and_ask, speak_in_real_time
 from .speech import chunks, user_speech_pcm, voice_pcm
 from .test_webrtc_calls import place_call
+from .waiting import wait_until_async
 from .webrtc_peer import CallPeer
 
 pytestmark = pytest.mark.slow
 HOURS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|midnight|noon"
 
 
-@pytest.fixture(scope="module")
-def ovos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OvosStack]:
-    # German too: the skills' de-de resources load, for the non-English session test
-    # one ovos-persona persona, answered by the offline failure solver (it says "404" to everything)
-    personas = {"Marvin": {"solvers": ["ovos-solver-failure-plugin"]}}
-    root = tmp_path_factory.mktemp("ovos")
-    with OvosStack(root, extra_config={"secondary_langs": ["de-DE"]}, personas=personas) as stack:
-        stack.wait_ready(180)
-        yield stack
+# `ovos` (conftest.py): the shared stack, with German resources (the non-English session test) and
+# the `Marvin` persona answered by the offline failure solver (it says "404" to everything)
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +53,15 @@ def answering(
         yield gateway, key
 
 
-async def ask(gateway: GatewayProcess, key: str, text: str, modality: str = "text") -> tuple[Any, list[Any]]:
+async def ask(
+    gateway: GatewayProcess, key: str, text: str, modality: Literal["text", "audio"] = "text"
+) -> tuple[Any, list[Any]]:
     """One typed turn; returns response.done's response and every event after the question."""
     client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
     events: list[Any] = []
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
-        await conn.session.update(session={"type": "realtime", "output_modalities": [modality]})  # type: ignore[typeddict-item]
+        await conn.session.update(session={"type": "realtime", "output_modalities": [modality]})
         await conn.recv()
         await say_and_ask(conn, text)
         async for event in conn:
@@ -152,17 +153,21 @@ async def test_the_light_profile_hears_the_question(ovos: OvosStack, tmp_path: P
     settings: dict[str, Any] = {"messagebus_url": ovos.bus_url, "speech_profile": "light"}
     if mode == "streamed":
         settings["stt_plugin"] = "ovos-realtime-stt-pocketsphinx-streaming"
-    gateway, key = configured_gateway(tmp_path, settings, "light", f"light-{mode}")
-    with gateway:
+    gateway, key = await asyncio.to_thread(configured_gateway, tmp_path, settings, "light", f"light-{mode}")
+    async with gateway:
         # as a user would after "speech is ready": a turn spoken while the plugin still loads is
         # transcribed in batch, and this test is about the streaming plugin's own path
         deadline = time.monotonic() + 120
-        while http("GET", f"{gateway.base_url}/readyz").status != 200:
-            assert time.monotonic() < deadline, http("GET", f"{gateway.base_url}/readyz").body
+        while (await asyncio.to_thread(http, "GET", f"{gateway.base_url}/readyz")).status != 200:
+            assert time.monotonic() < deadline, (
+                await asyncio.to_thread(http, "GET", f"{gateway.base_url}/readyz")
+            ).body
             await asyncio.sleep(0.2)
         await _ask_aloud_and_check(gateway, key)
-        ready = http("GET", f"{gateway.base_url}/readyz").json()["checks"]["speech"]
-        metrics = http("GET", f"{gateway.base_url}/metrics").body.decode()
+        ready = (await asyncio.to_thread(http, "GET", f"{gateway.base_url}/readyz")).json()["checks"][
+            "speech"
+        ]
+        metrics = (await asyncio.to_thread(http, "GET", f"{gateway.base_url}/metrics")).body.decode()
     assert ready["ok"], ready
     assert f'ovos_realtime_transcriptions_total{{mode="{mode}"}} 1.0' in metrics
     other = "batch" if mode == "streamed" else "streamed"
@@ -226,7 +231,8 @@ async def test_a_conversation_of_several_turns_in_one_session(answering: tuple[G
             async for event in conn:
                 if event.type == "response.done":
                     assert event.response.status == "completed"
-                    answers.append(event.response.output[0].content[0].text)  # type: ignore[index,union-attr]
+                    # output: the SDK's union of item kinds; content: of text and audio parts
+                    answers.append(event.response.output[0].content[0].text)  # type: ignore[index,union-attr,arg-type]  # output and content: the SDK's unions of item kinds and parts
                     break
     await client.close()
     assert answers[0] == answers[2] == "Hello world"
@@ -253,7 +259,10 @@ async def _commit_speech_then_type(gateway: GatewayProcess, key: str) -> list[An
     events: list[Any] = []
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
-        audio_in = {"transcription": {"model": "ovos-stt"}, "turn_detection": None}
+        audio_in: RealtimeAudioConfigInputParam = {
+            "transcription": {"model": "ovos-stt"},
+            "turn_detection": None,
+        }
         await conn.session.update(
             session={"type": "realtime", "output_modalities": ["text"], "audio": {"input": audio_in}}
         )
@@ -284,7 +293,7 @@ async def test_speaking_over_an_answer_interrupts_it(answering: tuple[GatewayPro
     events: list[Any] = []
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
-        vad = {"type": "server_vad", "silence_duration_ms": 500}
+        vad: RealtimeAudioInputTurnDetectionParam = {"type": "server_vad", "silence_duration_ms": 500}
         await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": vad}}})
         await conn.recv()
         await say_and_ask(conn, "what is the date")
@@ -313,7 +322,8 @@ async def test_speaking_over_an_answer_interrupts_it(answering: tuple[GatewayPro
         await conn.conversation.item.retrieve(item_id=interrupted.output[0].id)
         async for event in conn:
             if event.type == "conversation.item.retrieved":
-                stored = base64.b64decode(event.item.content[0].audio)  # type: ignore[index,union-attr]
+                # item: the SDK's union of item kinds; audio: optional on every content part
+                stored = base64.b64decode(event.item.content[0].audio)  # type: ignore[union-attr,arg-type]  # item: the SDK's union of item kinds
                 break
     await client.close()
     types = [e.type for e in events]
@@ -337,7 +347,7 @@ async def test_a_webrtc_call_hears_the_question_and_plays_the_answer(
         session = {"type": "realtime", "audio": {"input": {"transcription": {"model": "ovos-stt"}}}}
         call_id = await place_call(sdk, peer, session)
         await peer.until("session.created")
-        await asyncio.sleep(0.5)
+        await wait_until_async(lambda: len(peer.heard) >= 25, "half a second of the call's audio", timeout=30)
         silent_before = peer.heard_rms(len(peer.heard) - 10)
         peer.microphone.say(user_speech_pcm("what time is it", 48_000, tail_ms=1200))
         transcript = await peer.until("conversation.item.input_audio_transcription.completed", 30)
@@ -410,8 +420,10 @@ async def test_tts_transformers_shape_the_spoken_answer(
     settings = {"messagebus_url": ovos.bus_url, "tts_transformers": transformers}
     plugins = str(Path(__file__).parent / "opm_test_plugins")
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [plugins, os.environ.get("PYTHONPATH")]))}
-    transformed, key = configured_gateway(tmp_path, settings, "home", "transformed", env=env)
-    with transformed:
+    transformed, key = await asyncio.to_thread(
+        configured_gateway, tmp_path, settings, "home", "transformed", env=env
+    )
+    async with transformed:
         plain, plain_events = await ask(*answering, "hello world", modality="audio")
         fast, fast_events = await ask(transformed, key, "hello world", modality="audio")
         skipped = "TTS transformer ovos-tts-transformer-sox failed; skipped" in transformed.logs()
@@ -510,9 +522,9 @@ async def test_a_german_session_is_answered_in_german(answering: tuple[GatewayPr
     async def ask_in(lang: str, text: str) -> tuple[str, int]:
         async with client.realtime.connect(model="gpt-realtime") as conn:
             await conn.recv()
-            transcription = {"model": "whisper-1", "language": lang}
+            transcription: AudioTranscriptionParam = {"model": "whisper-1", "language": lang}
             await conn.session.update(
-                session={"type": "realtime", "audio": {"input": {"transcription": transcription}}}  # type: ignore[typeddict-item]
+                session={"type": "realtime", "audio": {"input": {"transcription": transcription}}}
             )
             await conn.recv()
             await say_and_ask(conn, text)
@@ -522,7 +534,7 @@ async def test_a_german_session_is_answered_in_german(answering: tuple[GatewayPr
                     audio += len(base64.b64decode(event.delta))
                 if event.type == "response.done":
                     assert event.response.status == "completed", event.response.status_details
-                    return str(event.response.output[0].content[0].transcript), audio  # type: ignore[union-attr,index]
+                    return str(event.response.output[0].content[0].transcript), audio  # type: ignore[union-attr,index]  # output and content: the SDK's unions of item kinds and parts
         raise AssertionError("no response.done")
 
     (german, german_audio), (english, _) = await asyncio.gather(
@@ -560,7 +572,7 @@ async def test_a_session_prompt_names_the_ovos_persona_that_answers(
             async for event in conn:
                 if event.type == "response.done":
                     assert event.response.status == "completed", event.response.status_details
-                    return str(event.response.output[0].content[0].text)  # type: ignore[union-attr,index]
+                    return str(event.response.output[0].content[0].text)  # type: ignore[union-attr,index]  # output and content: the SDK's unions of item kinds and parts
         raise AssertionError("no response.done")
 
     marvin, skills, per_response, unknown = await asyncio.gather(
@@ -575,8 +587,10 @@ async def test_a_session_prompt_names_the_ovos_persona_that_answers(
     assert "Zaphod" in unknown and "Marvin" in unknown, unknown
 
     settings = {"messagebus_url": ovos.bus_url, "persona": "Marvin"}
-    with_persona, persona_key = configured_gateway(tmp_path, settings, "home", "persona")
-    with with_persona:
+    with_persona, persona_key = await asyncio.to_thread(
+        configured_gateway, tmp_path, settings, "home", "persona"
+    )
+    async with with_persona:
         answer, _ = await ask(with_persona, persona_key, "what time is it")
     assert answer.output[0].content[0].text == "404"
 
@@ -604,14 +618,14 @@ async def test_a_persona_swapped_mid_session_answers_the_next_turn(
             while updated.type == "rate_limits.updated":  # the end of the previous response
                 updated = await conn.recv()
             assert updated.type == "session.updated"
-            assert (updated.session.prompt.id if updated.session.prompt else None) == prompt  # type: ignore[union-attr]
+            assert (updated.session.prompt.id if updated.session.prompt else None) == prompt  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
             await say_and_ask(conn, "what time is it")
             async for event in conn:
                 if event.type == "conversation.item.added":
-                    added.append(event.item.id)  # type: ignore[arg-type]
+                    added.append(event.item.id)  # type: ignore[arg-type]  # item: the SDK's union of item kinds
                 if event.type == "response.done":
                     assert event.response.status == "completed", event.response.status_details
-                    answers.append(str(event.response.output[0].content[0].text))  # type: ignore[union-attr,index]
+                    answers.append(str(event.response.output[0].content[0].text))  # type: ignore[union-attr,index]  # output and content: the SDK's unions of item kinds and parts
                     break
         await conn.conversation.item.retrieve(item_id=added[0])
         first = await conn.recv()
@@ -622,7 +636,7 @@ async def test_a_persona_swapped_mid_session_answers_the_next_turn(
     assert re.search(rf"\b({HOURS})\b", skills.lower()) and re.search(rf"\b({HOURS})\b", skills_again.lower())
     assert marvin == "404", "the persona answered the turn after the swap"
     assert len(added) == 6, "one conversation: three questions, three answers"
-    assert first.type == "conversation.item.retrieved" and first.item.id == added[0]  # type: ignore[union-attr]
+    assert first.type == "conversation.item.retrieved" and first.item.id == added[0]
 
 
 async def _speak_turns(gateway: GatewayProcess, key: str, spoken: list[bytes]) -> list[Any]:
@@ -716,9 +730,9 @@ async def test_the_talk_page_asks_aloud_and_shows_the_skills_answer(ovos: OvosSt
 
     zone = machine_timezone()
     settings = {"messagebus_url": ovos.bus_url, "talk_page": True, "timezone": zone}
-    gateway, _ = configured_gateway(tmp_path, settings, "admin", "talk-aloud")
+    gateway, _ = await asyncio.to_thread(configured_gateway, tmp_path, settings, "admin", "talk-aloud")
     wav = user_speech_wav(tmp_path / "question.wav", "what time is it", tail_ms=6000, voice="espeak-ng")
-    with gateway:
+    async with gateway:
         browser = await Chromium(tmp_path / "profile", wav).launch().connect()
         try:
             await browser.open(f"{gateway.base_url}/talk")
@@ -771,7 +785,7 @@ def test_only_conversational_skills_are_asked_to_converse(
 
 async def _ask_twice(gateway: GatewayProcess, key: str, text: str) -> list[str]:
     client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
-    answers = []
+    answers: list[str] = []
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
         await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
@@ -780,7 +794,8 @@ async def _ask_twice(gateway: GatewayProcess, key: str, text: str) -> list[str]:
             await say_and_ask(conn, text)
             async for event in conn:
                 if event.type == "response.done":
-                    answers.append(event.response.output[0].content[0].text)  # type: ignore[index,union-attr]
+                    # output: the SDK's union of item kinds; content: of text and audio parts
+                    answers.append(event.response.output[0].content[0].text)  # type: ignore[index,union-attr,arg-type]  # output and content: the SDK's unions of item kinds and parts
                     break
     await client.close()
     return answers
@@ -816,7 +831,7 @@ async def test_a_client_that_vanishes_mid_answer_leaves_its_session_closed_and_s
             if json.loads(message.data)["type"] == "response.output_audio.delta":
                 break
         assert ws._response is not None and ws._response.connection is not None
-        ws._response.connection.transport.abort()  # type: ignore[union-attr]
+        ws._response.connection.transport.abort()  # type: ignore[union-attr]  # aiohttp's private response connection, typed optional
 
     def stored() -> tuple[str, list[str]]:
         with sqlite3.connect(gateway.data_dir / "ovos-realtime.db") as db:
@@ -868,26 +883,32 @@ async def test_what_was_said_and_typed_stays_out_of_the_audit_trail_and_logs(
         "retention": {"conversation_seconds": 2, "interval_seconds": 0.3},
         "response_timeout_seconds": 120,  # the first question may meet a cold ovos-core on a busy machine
     }
-    gateway, key = configured_gateway(tmp_path, settings, "privacy", "privacy")
+    gateway, key = await asyncio.to_thread(configured_gateway, tmp_path, settings, "privacy", "privacy")
     typed = "tell me about the periwinkle zanzibar accordion"
     db_path = gateway.data_dir / "ovos-realtime.db"
-    with gateway:
+    async with gateway:
         deadline = time.monotonic() + 120
-        while http("GET", f"{gateway.base_url}/readyz").status != 200:
-            assert time.monotonic() < deadline, http("GET", f"{gateway.base_url}/readyz").body
+        while (await asyncio.to_thread(http, "GET", f"{gateway.base_url}/readyz")).status != 200:
+            assert time.monotonic() < deadline, (
+                await asyncio.to_thread(http, "GET", f"{gateway.base_url}/readyz")
+            ).body
             await asyncio.sleep(0.2)
         body = {"session": {"type": "realtime"}}
-        secret = http("POST", f"{gateway.api_base}/realtime/client_secrets", json_body=body, key=key).json()
+        secret = (
+            await asyncio.to_thread(
+                http, "POST", f"{gateway.api_base}/realtime/client_secrets", json_body=body, key=key
+            )
+        ).json()
         ek = secret["value"]
         client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=ek, max_retries=0)
         events: list[Any] = []
         async with client.realtime.connect(model="gpt-realtime") as conn:
             await conn.recv()
-            audio_in = {
+            audio_in: RealtimeAudioConfigInputParam = {
                 "transcription": {"model": "ovos-stt"},
                 "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
             }
-            await conn.session.update(session={"type": "realtime", "audio": {"input": audio_in}})  # type: ignore[typeddict-item]
+            await conn.session.update(session={"type": "realtime", "audio": {"input": audio_in}})
             await conn.recv()
             await speak_in_real_time(
                 conn, user_speech_pcm("what time is it", lead_ms=500, tail_ms=1200)
@@ -911,14 +932,19 @@ async def test_what_was_said_and_typed_stays_out_of_the_audit_trail_and_logs(
             assert [a.status for a in answers] == ["completed"] * 2, [a.status_details for a in answers]
             items = "select count(*) from conversation_items"
             deadline = time.monotonic() + 30
-            while _tables_holding(db_path, typed) != {"conversation_items"}:  # saved as it happens
-                assert time.monotonic() < deadline, _tables_holding(db_path, typed)
+            while (await asyncio.to_thread(_tables_holding, db_path, typed)) != {
+                "conversation_items"
+            }:  # saved as it happens
+                assert time.monotonic() < deadline, await asyncio.to_thread(_tables_holding, db_path, typed)
                 await asyncio.sleep(0.1)
             # only the conversation holds the words, while its session lives
-            assert _tables_holding(db_path, heard) == {"conversation_items"}
+            assert (await asyncio.to_thread(_tables_holding, db_path, heard)) == {"conversation_items"}
             for secret_value in (key, ek):
-                assert not _tables_holding(db_path, secret_value)
-            assert _tables_holding(db_path, secret["session"]["id"]) >= {"audit_log", "sessions"}  # ids only
+                assert not (await asyncio.to_thread(_tables_holding, db_path, secret_value))
+            assert (await asyncio.to_thread(_tables_holding, db_path, secret["session"]["id"])) >= {
+                "audit_log",
+                "sessions",
+            }  # ids only
         await client.close()
         with sqlite3.connect(db_path) as db:
             audit = db.execute("select * from audit_log").fetchall()

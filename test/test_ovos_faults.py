@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 def wait_for(check: object, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():  # type: ignore[operator]  # check: object, called as a function
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.2)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ovos_realtime_gateway.security.policy import default_policy_text
 from ovos_realtime_gateway.security.rego_tests import DEFAULT_TESTS
 
 from .gateway_process import cli
 
-CROSS_PROJECT_READ = {
+CROSS_PROJECT_READ: dict[str, Any] = {
     "principal": {"kind": "project_key", "project_id": "proj_a", "credential_id": "key_a", "key_id": "key_a"},
     "project": {"id": "proj_a"},
     "action": "sessions.read",

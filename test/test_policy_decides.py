@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from openai.types.realtime import RealtimeSessionCreateRequestParam
 
 from .conftest import SdkFactory
 from .gateway_process import GatewayProcess, create_key, http
@@ -119,7 +120,7 @@ async def _webrtc_call(sdk: openai.OpenAI, model: str) -> int:
     peer = CallPeer()
     try:
         offer = await peer.offer()
-        session = {"type": "realtime", "model": model}
+        session: RealtimeSessionCreateRequestParam = {"type": "realtime", "model": model}
         try:
             raw = await asyncio.to_thread(
                 sdk.realtime.calls.with_raw_response.create, sdp=offer, session=session
@@ -169,7 +170,9 @@ async def _exercise(
     seen: dict[str, Any] = {}
     # REST: mint a secret for a session of the forbidden model
     try:
-        home_sdk.realtime.client_secrets.create(session={"type": "realtime", "model": FORBIDDEN_MODEL})
+        await asyncio.to_thread(
+            home_sdk.realtime.client_secrets.create, session={"type": "realtime", "model": FORBIDDEN_MODEL}
+        )
         seen["rest"] = 200
     except openai.PermissionDeniedError as exc:
         assert "is not allowed on this device" in exc.message
@@ -188,10 +191,14 @@ async def _exercise(
     seen["microphone.feed"] = (event["type"], event.get("error", {}).get("message", ""), code)
     seen["microphone.listen"] = await _listen_status(gateway, home)
     # the second line: another project's session and microphone
-    foreign = sdk(gateway.api_base, other).realtime.client_secrets.create()
-    read = http("GET", f"{gateway.api_base}/realtime/sessions/{foreign.session.id}", key=home)
-    seen["foreign_session"] = (read.status, _denials(gateway, "sessions.read"))
-    listen = http("GET", f"{gateway.base_url}/ovos/microphone", key=other)  # refused before any upgrade
+    foreign = await asyncio.to_thread(sdk(gateway.api_base, other).realtime.client_secrets.create)
+    read = await asyncio.to_thread(
+        http, "GET", f"{gateway.api_base}/realtime/sessions/{foreign.session.id}", key=home
+    )
+    seen["foreign_session"] = (read.status, (await asyncio.to_thread(_denials, gateway, "sessions.read")))
+    listen = await asyncio.to_thread(
+        http, "GET", f"{gateway.base_url}/ovos/microphone", key=other
+    )  # refused before any upgrade
     seen["foreign_listen"] = (listen.status, listen.json()["error"]["message"])
     return seen
 
@@ -200,12 +207,15 @@ async def test_only_the_rego_file_changes_and_every_entry_point_follows(
     tmp_path: Path, make_sdk: SdkFactory
 ) -> None:
     data_dir = tmp_path / "data"
-    home, other = create_key(data_dir, "home"), create_key(data_dir, "other")
+    home, other = (
+        (await asyncio.to_thread(create_key, data_dir, "home")),
+        (await asyncio.to_thread(create_key, data_dir, "other")),
+    )
     custom = _gateway(tmp_path, data_dir, "custom-policy", CUSTOM_POLICY)
-    with custom:
+    async with custom:
         denied = await _exercise(custom, _port(custom), home, other, make_sdk)
     default = _gateway(tmp_path, data_dir, "default-policy", None)
-    with default:
+    async with default:
         allowed = await _exercise(default, _port(default), home, other, make_sdk)
 
     assert denied["rest"] == 403 and allowed["rest"] == 200

@@ -138,7 +138,7 @@ async def test_a_gateway_on_postgresql_serves_the_openai_sdk_and_saves_its_conve
         finally:
             await ephemeral.close()
             await sdk.close()
-        session_id = str(secret.session.id)  # type: ignore[union-attr]
+        session_id = str(secret.session.id)
         store = PostgresStore(url, lambda: "gw-pass")
         try:
             items = await _eventually(lambda: store.list_items(session_id), "the conversation saved")

@@ -22,6 +22,7 @@ from typing import Any
 import openai
 import pytest
 import yaml
+from openai.types.realtime import RealtimeAudioInputTurnDetectionParam
 
 from ovos_realtime_gateway.observability import dashboards
 from ovos_realtime_gateway.ovos.stack import OvosStack, free_port
@@ -30,6 +31,7 @@ from .gateway_process import GatewayProcess, configured_gateway, create_key, htt
 from .realtime_helpers import say_and_ask, speak_in_real_time
 from .speech import chunks, user_speech_pcm
 from .test_webrtc_calls import place_call
+from .waiting import wait_until
 from .webrtc_peer import CallPeer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,24 +111,22 @@ def _panel_queries() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def answering(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, str]]:
-    """A gateway answered by OVOS (its speech plugins load while ovos-core loads its skills),
-    which has served the traffic once already: every series exists before Prometheus scrapes."""
+def answering(
+    ovos: OvosStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GatewayProcess, str]]:
+    """A gateway answered by OVOS (the shared stack), which has served the traffic once already:
+    every series exists before Prometheus scrapes."""
     root = tmp_path_factory.mktemp("observed")
-    with OvosStack(root / "ovos") as ovos:
-        settings = {
-            "messagebus_url": ovos.bus_url,
-            "project_limits": {"throttled": {"requests_per_minute": 1}},  # a 429 for the dashboards
-        }
-        gateway, key = configured_gateway(root, settings, "observed", "observed")
-        with gateway:
-            ovos.wait_ready(180)
-            deadline = time.monotonic() + 120  # the speech plugins load after start
-            while (ready := http("GET", f"{gateway.base_url}/readyz")).status != 200:
-                assert time.monotonic() < deadline, ready.body
-                time.sleep(0.2)
-            asyncio.run(_traffic(gateway, key, create_key(gateway.data_dir, "throttled")))
-            yield gateway, key
+    settings = {
+        "messagebus_url": ovos.bus_url,
+        "project_limits": {"throttled": {"requests_per_minute": 1}},  # a 429 for the dashboards
+    }
+    gateway, key = configured_gateway(root, settings, "observed", "observed")
+    with gateway:
+        # the bus connects and the speech plugins load after start
+        wait_until(lambda: http("GET", f"{gateway.base_url}/readyz").status == 200, "/readyz", timeout=120)
+        asyncio.run(_traffic(gateway, key, create_key(gateway.data_dir, "throttled")))
+        yield gateway, key
 
 
 @pytest.fixture(scope="module")
@@ -193,19 +193,26 @@ async def _traffic(gateway: GatewayProcess, key: str, throttled: str) -> None:
     turn and a typed turn answered aloud by OVOS's skills, a cancelled response, a client mistake,
     and a WebRTC call placed and hung up."""
     sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
-    secret = sdk.realtime.client_secrets.create().value
-    assert http("GET", f"{gateway.api_base}/models", key=secret).status == 403  # a policy denial
-    assert http("GET", f"{gateway.api_base}/models", key="sk-ovos-wrong").status == 401
-    statuses = [http("GET", f"{gateway.api_base}/models", key=throttled).status for _ in range(2)]
+    secret = (await asyncio.to_thread(sdk.realtime.client_secrets.create)).value
+    assert (
+        await asyncio.to_thread(http, "GET", f"{gateway.api_base}/models", key=secret)
+    ).status == 403  # a policy denial
+    assert (
+        await asyncio.to_thread(http, "GET", f"{gateway.api_base}/models", key="sk-ovos-wrong")
+    ).status == 401
+    statuses = [
+        (await asyncio.to_thread(http, "GET", f"{gateway.api_base}/models", key=throttled)).status
+        for _ in range(2)
+    ]
     assert statuses[-1] == 429, "the throttled project allows one request a minute"
     client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
     async with client.realtime.connect(model="gpt-realtime") as conn:
         await conn.recv()
-        vad = {"type": "server_vad", "silence_duration_ms": 500}
+        vad: RealtimeAudioInputTurnDetectionParam = {"type": "server_vad", "silence_duration_ms": 500}
         await conn.session.update(
             session={
                 "type": "realtime",
-                "audio": {"input": {"turn_detection": vad, "transcription": {"model": "ovos-stt"}}},  # type: ignore[typeddict-item]
+                "audio": {"input": {"turn_detection": vad, "transcription": {"model": "ovos-stt"}}},
             }
         )
         await conn.recv()

@@ -27,7 +27,7 @@ async def reader(gateway: GatewayProcess, alpha_key: str) -> AsyncIterator[Event
 
 
 async def _error(reader: EventReader, frame: object) -> dict[str, object]:
-    await reader.send(frame)  # type: ignore[arg-type]
+    await reader.send(frame)  # type: ignore[arg-type]  # a frame that is not an event on purpose
     event = await reader.until("error")
     check_server_event(event)
     assert event["event_id"].startswith("event_")
@@ -116,22 +116,22 @@ async def test_sdk_helpers_work(gateway: GatewayProcess, alpha_key: str) -> None
         assert (await conn.recv()).type == "session.created"
         await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
         updated = await conn.recv()
-        assert updated.type == "session.updated" and updated.session.output_modalities == ["text"]  # type: ignore[union-attr]
+        assert updated.type == "session.updated" and updated.session.output_modalities == ["text"]  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
         await conn.conversation.item.create(
             item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}
         )
         added = await conn.recv()
         assert added.type == "conversation.item.added"
-        item_id = added.item.id  # type: ignore[union-attr]
+        item_id = added.item.id
         assert (await conn.recv()).type == "conversation.item.done"
-        await conn.conversation.item.retrieve(item_id=item_id)  # type: ignore[arg-type]
+        await conn.conversation.item.retrieve(item_id=item_id)  # type: ignore[arg-type]  # item_id is optional in the event typed by the SDK
         retrieved = await conn.recv()
         assert retrieved.type == "conversation.item.retrieved"
-        await conn.conversation.item.delete(item_id=item_id)  # type: ignore[arg-type]
+        await conn.conversation.item.delete(item_id=item_id)  # type: ignore[arg-type]  # item_id is optional in the event typed by the SDK
         assert (await conn.recv()).type == "conversation.item.deleted"
         await conn.response.cancel()
         error = await conn.recv()
-        assert error.type == "error" and error.error.code == "response_cancel_not_active"  # type: ignore[union-attr]
+        assert error.type == "error" and error.error.code == "response_cancel_not_active"
     await client.close()
 
 
@@ -145,15 +145,15 @@ async def test_beta_dialect_through_the_sdk_beta_client(gateway: GatewayProcess,
     async with client.beta.realtime.connect(model="gpt-4o-realtime-preview") as conn:
         created = await conn.recv()
         assert created.type == "session.created"
-        assert created.session.modalities == ["text", "audio"]  # type: ignore[union-attr]
-        assert created.session.input_audio_format == "pcm16"  # type: ignore[union-attr]
+        assert created.session.modalities == ["text", "audio"]
+        assert created.session.input_audio_format == "pcm16"
         await conn.session.update(
             session={"modalities": ["text"], "voice": "verse", "input_audio_format": "g711_ulaw"}
         )
         updated = await conn.recv()
         assert updated.type == "session.updated"
-        assert updated.session.modalities == ["text"]  # type: ignore[union-attr]
-        assert updated.session.input_audio_format == "g711_ulaw"  # type: ignore[union-attr]
+        assert updated.session.modalities == ["text"]
+        assert updated.session.input_audio_format == "g711_ulaw"
         await conn.conversation.item.create(
             item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
         )
@@ -161,9 +161,9 @@ async def test_beta_dialect_through_the_sdk_beta_client(gateway: GatewayProcess,
         assert created_item.type == "conversation.item.created", (
             "beta name for item.added; item.done is not sent"
         )
-        await conn.session.update(session={"output_modalities": ["text"]})  # type: ignore[typeddict-unknown-key]
+        await conn.session.update(session={"output_modalities": ["text"]})  # type: ignore[typeddict-unknown-key]  # recv() is typed as the SDK's union of server events and sessions
         error = await conn.recv()
-        assert error.type == "error" and error.error.param == "session.output_modalities"  # type: ignore[union-attr]
+        assert error.type == "error" and error.error.param == "session.output_modalities"
     await client.close()
 
 
@@ -240,7 +240,7 @@ async def test_beta_dialect_voice_turn_and_response(gateway: GatewayProcess, alp
         async for event in conn:
             seen.append(event.type)
             if event.type == "response.done":
-                assert event.response.status == "failed"  # type: ignore[union-attr]
+                assert event.response.status == "failed"
                 break
     await client.close()
     assert seen[:4] == [

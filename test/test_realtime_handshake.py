@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import openai
@@ -24,9 +25,9 @@ async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def _refused(
-    http_session: aiohttp.ClientSession, url: str, **kwargs: object
+    http_session: aiohttp.ClientSession, url: str, **kwargs: Any
 ) -> tuple[dict[str, object], int, str]:
-    async with http_session.ws_connect(url, **kwargs) as ws:  # type: ignore[arg-type]
+    async with http_session.ws_connect(url, **kwargs) as ws:
         reader = EventReader(ws)
         event = await reader.next()
         closing = await ws.receive(timeout=5)
@@ -43,7 +44,7 @@ async def test_bad_key_is_error_then_close_3000(
         headers={"Authorization": "Bearer sk-ovos-bad"},
     )
     assert event["type"] == "error"
-    assert event["error"]["code"] == "invalid_api_key"  # type: ignore[index]
+    assert event["error"]["code"] == "invalid_api_key"  # type: ignore[index]  # event is a dict[str, object]
     assert code == 3000 and reason == "invalid_request_error.invalid_api_key"
 
 
@@ -51,7 +52,7 @@ async def test_no_key_is_null_code_then_close_3000(
     gateway: GatewayProcess, http_session: aiohttp.ClientSession
 ) -> None:
     event, code, _ = await _refused(http_session, ws_url(gateway.api_base, model="gpt-realtime"))
-    assert event["error"]["code"] is None  # type: ignore[index]
+    assert event["error"]["code"] is None  # type: ignore[index]  # event is a dict[str, object]
     assert code == 3000
 
 
@@ -60,9 +61,9 @@ async def test_unknown_and_missing_model_close_4000(
 ) -> None:
     auth = {"Authorization": f"Bearer {alpha_key}"}
     event, code, _ = await _refused(http_session, ws_url(gateway.api_base, model="gpt-nope"), headers=auth)
-    assert (event["error"]["code"], code) == ("invalid_model", 4000)  # type: ignore[index]
+    assert (event["error"]["code"], code) == ("invalid_model", 4000)  # type: ignore[index]  # event is a dict[str, object]
     event, code, _ = await _refused(http_session, ws_url(gateway.api_base), headers=auth)
-    assert (event["error"]["code"], code) == ("missing_model", 4000)  # type: ignore[index]
+    assert (event["error"]["code"], code) == ("missing_model", 4000)  # type: ignore[index]  # event is a dict[str, object]
 
 
 async def test_browser_subprotocol_credentials_are_accepted_and_echoed(
@@ -83,11 +84,13 @@ async def test_python_sdk_connects_and_gets_session_created(gateway: GatewayProc
         created = await conn.recv()
         assert created.type == "session.created"
         session = created.session
-        assert session.type == "realtime" and session.id.startswith("sess_")  # type: ignore[union-attr]
-        assert abs((session.expires_at or 0) - (time.time() + 3600)) < 10  # type: ignore[union-attr]
-        vad = session.audio.input.turn_detection  # type: ignore[union-attr]
-        assert vad.type == "server_vad" and vad.create_response and vad.interrupt_response  # type: ignore[union-attr]
-        assert (vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms) == (  # type: ignore[union-attr]
+        # the SDK types this session as the create *request*: its id and expiry arrive as extras
+        extra = session.model_extra or {}
+        assert session.type == "realtime" and extra["id"].startswith("sess_")
+        assert abs((extra.get("expires_at") or 0) - (time.time() + 3600)) < 10
+        vad = session.audio.input.turn_detection  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
+        assert vad.type == "server_vad" and vad.create_response and vad.interrupt_response  # type: ignore[union-attr]  # turn_detection: the SDK's union of VAD kinds (None allowed)
+        assert (vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms) == (  # type: ignore[union-attr]  # turn_detection: the SDK's union of VAD kinds (None allowed)
             0.5,
             300,
             GATEWAY_SILENCE_MS,
@@ -104,9 +107,9 @@ async def test_client_secret_session_is_hydrated(gateway: GatewayProcess, alpha_
     async with ephemeral.realtime.connect(model="gpt-realtime") as conn:
         created = await conn.recv()
         assert created.type == "session.created"
-        assert created.session.instructions == "from the secret"  # type: ignore[union-attr]
-        assert created.session.output_modalities == ["text"]  # type: ignore[union-attr]
-        assert created.session.id == secret.session.id  # type: ignore[union-attr]
+        assert created.session.instructions == "from the secret"  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
+        assert created.session.output_modalities == ["text"]  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
+        assert created.session.id == secret.session.id  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
     await ephemeral.close()
     await client.close()
 

@@ -121,7 +121,7 @@ async def test_a_client_that_stops_reading_is_disconnected(
                     codes.append(ws.close_code)
                     break
         assert codes == [1008]
-    metrics = http("GET", f"{gateway.base_url}/metrics").body.decode()
+    metrics = (await asyncio.to_thread(http, "GET", f"{gateway.base_url}/metrics")).body.decode()
     assert "ovos_realtime_slow_consumers_total 1.0" in metrics
 
 
@@ -135,13 +135,13 @@ async def test_a_client_secret_can_shorten_its_session(gateway: GatewayProcess, 
         user = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=secret.value, max_retries=0)
         async with user.realtime.connect(model="gpt-realtime") as conn:
             created = await conn.recv()
-            assert abs(created.session.expires_at - (time.time() + expected)) <= 2  # type: ignore[union-attr]
+            assert abs(created.session.expires_at - (time.time() + expected)) <= 2  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
         await user.close()
     with pytest.raises(openai.BadRequestError) as refused:
         await client.realtime.client_secrets.create(
             session={"type": "realtime"}, extra_body={"max_session_seconds": 5}
         )
-    assert refused.value.body["param"] == "max_session_seconds"  # type: ignore[index]
+    assert refused.value.body["param"] == "max_session_seconds"  # type: ignore[index]  # APIError.body is an object
     await client.close()
 
 

@@ -24,8 +24,8 @@ async def test_spoken_turn_through_an_ek_secret_session(gateway: GatewayProcess,
     seen: list[str] = []
     async with ephemeral.realtime.connect(model="gpt-realtime") as conn:
         created = await conn.recv()
-        vad = created.session.audio.input.turn_detection  # type: ignore[union-attr]
-        assert vad.silence_duration_ms == 500  # type: ignore[union-attr]
+        vad = created.session.audio.input.turn_detection  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
+        assert vad.silence_duration_ms == 500  # type: ignore[union-attr]  # turn_detection: the SDK's union of VAD kinds (None allowed)
         for part in chunks(speech_pcm("what time is it", lead_ms=600, tail_ms=900)):
             await conn.input_audio_buffer.append(audio=base64.b64encode(part).decode())
         async for event in conn:
@@ -37,5 +37,5 @@ async def test_spoken_turn_through_an_ek_secret_session(gateway: GatewayProcess,
     await ephemeral.close()
     assert seen[: len(SPOKEN_TURN_EVENTS)] == SPOKEN_TURN_EVENTS
     assert done.status == "failed"
-    error = done.status_details.error  # type: ignore[union-attr]
+    error = done.status_details.error  # type: ignore[union-attr]  # optional in the SDK's model
     assert error is not None and error.code == "responder_unavailable" and "OVOS" in (error.message or "")

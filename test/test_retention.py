@@ -43,7 +43,9 @@ def _seed(db: sqlite3.Connection, now: float) -> None:
     db.execute(secret, ("cs_expired_old", project, "sess_pending_expired", old - 600, old))
     db.execute(secret, ("cs_expired_recent", project, "sess_recent", now - 600, now - 10))
     db.execute(secret, ("cs_valid", project, "sess_pending_valid", old, now + HOUR))
-    sessions = [(f"sess_old_{i}", "closed", None, old) for i in range(OLD_SESSIONS)]
+    sessions: list[tuple[str, str, str | None, float]] = [
+        (f"sess_old_{i}", "closed", None, old) for i in range(OLD_SESSIONS)
+    ]
     sessions += [
         ("sess_recent", "closed", None, recent),
         ("sess_pending_expired", "pending", "cs_expired_old", old),
@@ -86,11 +88,13 @@ async def _wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
 
 
 async def test_retention_deletes_what_is_old_and_keeps_what_is_live(tmp_path: Path) -> None:
-    gateway, key = configured_gateway(tmp_path, {"retention": RETENTION}, "alpha", "retention")
+    gateway, key = await asyncio.to_thread(
+        configured_gateway, tmp_path, {"retention": RETENTION}, "alpha", "retention"
+    )
     db_path = gateway.data_dir / "ovos-realtime.db"
     with sqlite3.connect(db_path) as db:
         _seed(db, time.time())
-    with gateway:
+    async with gateway:
         async with realtime_socket(gateway.api_base, key) as reader:
             live = (await reader.until("session.created"))["session"]["id"]
 
@@ -114,8 +118,12 @@ async def test_retention_deletes_what_is_old_and_keeps_what_is_live(tmp_path: Pa
                     [(f"aud_more_{i}", time.time() - 2 * HOUR) for i in range(3000)],
                 )
             n = 3
-            while _ids(db_path, "select id from audit_log where id like 'aud_more_%'"):
-                assert http("GET", f"{gateway.api_base}/models", key=key).status == 200
+            while await asyncio.to_thread(
+                _ids, db_path, "select id from audit_log where id like 'aud_more_%'"
+            ):
+                assert (
+                    await asyncio.to_thread(http, "GET", f"{gateway.api_base}/models", key=key)
+                ).status == 200
                 await add_item(n)
                 n += 1
                 assert n < 10_000, "retention did not delete the second load"
@@ -123,17 +131,28 @@ async def test_retention_deletes_what_is_old_and_keeps_what_is_live(tmp_path: Pa
 
         status = f"select status from sessions where id = '{live}'"
         await _wait_for(lambda: _ids(db_path, status) == {"closed"}, "the live session stored closed")
-        deleted = _deleted(gateway)
+        deleted = await asyncio.to_thread(_deleted, gateway)
 
-    sessions = _ids(db_path, "select id from sessions")
+    sessions = await asyncio.to_thread(_ids, db_path, "select id from sessions")
     assert not {s for s in sessions if s.startswith("sess_old_")}
     assert "sess_pending_expired" not in sessions
     assert {"sess_recent", "sess_pending_valid", live} <= sessions
-    items = _ids(db_path, "select distinct session_id from conversation_items")
+    items = await asyncio.to_thread(_ids, db_path, "select distinct session_id from conversation_items")
     assert items == {"sess_recent", live}
-    assert len(_ids(db_path, f"select item_id from conversation_items where session_id = '{live}'")) == n + 1
-    assert _ids(db_path, "select id from client_secrets") == {"cs_expired_recent", "cs_valid"}
-    seeded_audit = _ids(  # the rows seeded here, not those the gateway wrote (an opened session)
+    assert (
+        len(
+            await asyncio.to_thread(
+                _ids, db_path, f"select item_id from conversation_items where session_id = '{live}'"
+            )
+        )
+        == n + 1
+    )
+    assert (await asyncio.to_thread(_ids, db_path, "select id from client_secrets")) == {
+        "cs_expired_recent",
+        "cs_valid",
+    }
+    seeded_audit = await asyncio.to_thread(
+        _ids,  # the rows seeded here, not those the gateway wrote (an opened session)
         db_path,
         "select id from audit_log"
         " where id like 'aud_recent_%' or id like 'aud_old_%' or id like 'aud_more_%'",
@@ -158,11 +177,13 @@ async def test_a_conversation_is_kept_while_its_session_lives_then_for_conversat
     `conversation_seconds` after it ended; then it is gone from every file of the data dir — the
     database's free pages and its WAL included — while the session's record stays."""
     retention = {"conversation_seconds": 2, "sessions_seconds": HOUR, "interval_seconds": 0.3}
-    gateway, key = configured_gateway(tmp_path, {"retention": retention}, "alpha", "conversation")
+    gateway, key = await asyncio.to_thread(
+        configured_gateway, tmp_path, {"retention": retention}, "alpha", "conversation"
+    )
     db_path = gateway.data_dir / "ovos-realtime.db"
     phrase = "my locker code is aubergine seventeen"
     items = "select item_id from conversation_items"
-    with gateway:
+    async with gateway:
         async with realtime_socket(gateway.api_base, key) as reader:
             session = (await reader.until("session.created"))["session"]["id"]
             content = [{"type": "input_text", "text": phrase}]
@@ -175,8 +196,10 @@ async def test_a_conversation_is_kept_while_its_session_lives_then_for_conversat
                 db.execute(AUDIT_ROW, ("aud_marker", time.time() - 100 * 86_400))
             marker = "select id from audit_log where id = 'aud_marker'"
             await _wait_for(lambda: not _ids(db_path, marker), "a retention pass after the update")
-            assert _ids(db_path, items), "a live session's conversation is kept, however old"
-            assert "conversation_items" not in _deleted(gateway)
+            assert await asyncio.to_thread(_ids, db_path, items), (
+                "a live session's conversation is kept, however old"
+            )
+            assert "conversation_items" not in (await asyncio.to_thread(_deleted, gateway))
             assert files_holding(gateway.data_dir, phrase.encode()), "the text is in the store meanwhile"
         closed = f"select id from sessions where id = '{session}' and status = 'closed'"
         await _wait_for(lambda: bool(_ids(db_path, closed)), "the session stored closed")
@@ -184,7 +207,9 @@ async def test_a_conversation_is_kept_while_its_session_lives_then_for_conversat
         await _wait_for(
             lambda: not files_holding(gateway.data_dir, phrase.encode()), "the text gone from every file", 30
         )
-        assert _ids(db_path, "select id from sessions") == {session}, "the session's record stays"
+        assert (await asyncio.to_thread(_ids, db_path, "select id from sessions")) == {session}, (
+            "the session's record stays"
+        )
     assert not files_holding(gateway.data_dir, phrase.encode())
 
 

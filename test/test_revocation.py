@@ -62,8 +62,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def test_revoking_a_key_ends_its_open_sessions_and_those_of_its_client_secrets(
     watched: GatewayProcess, http: aiohttp.ClientSession
 ) -> None:
-    key = create_key(watched.data_dir, "revoked")
-    other = create_key(watched.data_dir, "revoked")
+    key = await asyncio.to_thread(create_key, watched.data_dir, "revoked")
+    other = await asyncio.to_thread(create_key, watched.data_dir, "revoked")
     sdk = openai.OpenAI(base_url=watched.api_base, api_key=key, max_retries=0)
     ek = (await asyncio.to_thread(sdk.realtime.client_secrets.create)).value
     unused_ek = (await asyncio.to_thread(sdk.realtime.client_secrets.create)).value
@@ -73,7 +73,7 @@ async def test_revoking_a_key_ends_its_open_sessions_and_those_of_its_client_sec
     for reader in (with_key, with_secret, bystander):
         await reader.until("session.created")
 
-    _revoke(watched, key)
+    (await asyncio.to_thread(_revoke, watched, key))
     await _ends_revoked(with_key)
     await _ends_revoked(with_secret)
     # a secret the revoked key minted opens nothing more, though it has not expired
@@ -90,10 +90,12 @@ async def test_revoking_a_key_ends_its_open_sessions_and_those_of_its_client_sec
 async def test_the_end_of_a_rotation_grace_ends_the_old_keys_sessions(
     watched: GatewayProcess, http: aiohttp.ClientSession
 ) -> None:
-    old = create_key(watched.data_dir, "rotated")
+    old = await asyncio.to_thread(create_key, watched.data_dir, "rotated")
     session = await _open(watched, http, old)
     await session.until("session.created")
-    rotated = cli("keys", "rotate", _key_id(old), "--grace-seconds", "2", data_dir=watched.data_dir)
+    rotated = await asyncio.to_thread(
+        cli, "keys", "rotate", _key_id(old), "--grace-seconds", "2", data_dir=watched.data_dir
+    )
     new = rotated.stdout.strip().splitlines()[-1]
     await _ends_revoked(session)
     successor = await _open(watched, http, new)
@@ -104,8 +106,8 @@ async def test_the_end_of_a_rotation_grace_ends_the_old_keys_sessions(
 async def test_revoking_a_key_ends_its_calls_and_sidebands(
     watched: GatewayProcess, http: aiohttp.ClientSession
 ) -> None:
-    caller_key = create_key(watched.data_dir, "calls")
-    monitor_key = create_key(watched.data_dir, "calls")
+    caller_key = await asyncio.to_thread(create_key, watched.data_dir, "calls")
+    monitor_key = await asyncio.to_thread(create_key, watched.data_dir, "calls")
     sdk = openai.OpenAI(base_url=watched.api_base, api_key=caller_key, max_retries=0)
     watched_call, kept_call = CallPeer(), CallPeer()
     try:
@@ -119,9 +121,9 @@ async def test_revoking_a_key_ends_its_calls_and_sidebands(
         )
         sideband = EventReader(sideband_ws)
         await sideband.until("session.created")
-        calls_before = metric(watched, "ovos_realtime_sessions_open")
+        calls_before = await asyncio.to_thread(metric, watched, "ovos_realtime_sessions_open")
 
-        _revoke(watched, caller_key)
+        (await asyncio.to_thread(_revoke, watched, caller_key))
         error = await watched_call.until("error", timeout=ENDS_WITHIN_S)
         assert error["error"]["code"] == "invalid_api_key", error
         await _ends_revoked(sideband)  # the monitor placed with the revoked key goes ...
@@ -140,7 +142,7 @@ async def test_revoking_a_key_ends_its_calls_and_sidebands(
 async def test_client_secrets_count_against_their_keys_session_cap(
     watched: GatewayProcess, http: aiohttp.ClientSession
 ) -> None:
-    key = create_key(watched.data_dir, "capped")
+    key = await asyncio.to_thread(create_key, watched.data_dir, "capped")
     sdk = openai.OpenAI(base_url=watched.api_base, api_key=key, max_retries=0)
     secrets = [(await asyncio.to_thread(sdk.realtime.client_secrets.create)).value for _ in range(3)]
     opened = [await _open(watched, http, secret) for secret in secrets[:2]]

@@ -74,7 +74,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp's private server attribute, typed optional
     yield Receiver(f"http://127.0.0.1:{port}/hook", queue)
     await runner.cleanup()
 
@@ -147,21 +147,27 @@ async def test_a_vault_webhook_secret_signs_and_rotates_without_restart(
     tmp_path: Path, openbao: OpenBao, receiver: Receiver
 ) -> None:
     first, second = whsec(), whsec()
-    openbao.put("ovos", webhook=first)
-    port = free_udp_port()
+    await asyncio.to_thread(openbao.put, "ovos", webhook=first)
+    port = await asyncio.to_thread(free_udp_port)
     settings = {
         **sip_settings(receiver, port, webhook_secret="vault:secret/ovos#webhook"),
         "vault": {"url": openbao.url, "token": "env:OVOS_TEST_BAO_TOKEN", "refresh_seconds": 0.5},
     }
-    gateway, _ = configured_gateway(
-        tmp_path, settings, "phones", "vault", env={"OVOS_TEST_BAO_TOKEN": openbao.root_token}
+    gateway, _ = await asyncio.to_thread(
+        configured_gateway,
+        tmp_path,
+        settings,
+        "phones",
+        "vault",
+        env={"OVOS_TEST_BAO_TOKEN": openbao.root_token},
     )
-    with gateway:
+    async with gateway:
         before = await ring(port, receiver)
         assert before.verifies_with(first) and len(before.signatures) == 1
         assert not before.verifies_with(second)
 
-        openbao.put("ovos", webhook=second)  # rotated in OpenBao; the gateway is not restarted
+        # rotated in OpenBao; the gateway is not restarted
+        await asyncio.to_thread(openbao.put, "ovos", webhook=second)
         after = await until_signed_with(port, receiver, second)
         # the overlap (a day by default): the old secret signs too, so receivers switch at leisure
         assert after.verifies_with(first)
@@ -190,7 +196,7 @@ async def test_file_and_env_secrets_rotate_and_a_previous_secret_overlaps(
     old, current, new = whsec(), whsec(), whsec()
     secret_file = tmp_path / "webhook.secret"
     secret_file.write_text(current + "\n")
-    port = free_udp_port()
+    port = await asyncio.to_thread(free_udp_port)
     settings = {
         **sip_settings(
             receiver,
@@ -201,10 +207,10 @@ async def test_file_and_env_secrets_rotate_and_a_previous_secret_overlaps(
         ),
         "vault": {"refresh_seconds": 0.5},
     }
-    gateway, _ = configured_gateway(
-        tmp_path, settings, "phones", "local", env={"OVOS_TEST_OLD_WEBHOOK_SECRET": old}
+    gateway, _ = await asyncio.to_thread(
+        configured_gateway, tmp_path, settings, "phones", "local", env={"OVOS_TEST_OLD_WEBHOOK_SECRET": old}
     )
-    with gateway:
+    async with gateway:
         first = await ring(port, receiver)
         assert first.verifies_with(current) and first.verifies_with(old)
         assert not first.verifies_with(new)
@@ -389,13 +395,13 @@ async def test_the_opa_token_is_sent_and_follows_its_rotation(tmp_path: Path) ->
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    opa = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    opa = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # aiohttp's private server attribute, typed optional
     token_file = tmp_path / "opa.token"
     token_file.write_text(first)
     settings = {"opa_url": opa, "opa_token": f"file:{token_file}", "vault": {"refresh_seconds": 0.5}}
-    gateway, key = configured_gateway(tmp_path, settings, "p", "opa")
+    gateway, key = await asyncio.to_thread(configured_gateway, tmp_path, settings, "p", "opa")
     try:
-        with gateway:
+        async with gateway:
             models = f"{gateway.api_base}/models"
             assert (await asyncio.to_thread(http, "GET", models, key=key)).status == 200
             expected["token"] = second  # OPA's token rotated: the old one is refused ...

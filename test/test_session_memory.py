@@ -4,7 +4,6 @@ buffer takes at most `max_input_buffer_seconds` before a commit."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator, Iterator
 
@@ -72,17 +71,17 @@ async def test_a_long_conversation_keeps_only_its_newest_audio_in_memory(
     first = await _turn(conversation, TURN_S, seed=0)  # warm-up: transcoder, buffers, allocator
     before = rss_kib(gateway.proc.pid)
     items = [first] + [await _turn(conversation, TURN_S, seed=n) for n in range(1, TURNS)]
-    await asyncio.sleep(0)  # (the last commit's event arrived: its audio is stored)
+    # (each turn waited for its commit's event: its audio is stored)
     grown_mb = (rss_kib(gateway.proc.pid) - before) / 1024
     appended_mb = (TURNS - 1) * TURN_S * RATE * 2 / 1e6
     # kept whole, the conversation's audio made the gateway grow by what was appended (31.7 MB)
     assert grown_mb < 12, f"the gateway grew {grown_mb:.1f} MB over {appended_mb:.1f} MB of audio"
 
     newest = await _retrieve(conversation, items[-1])
-    audio = base64.b64decode(newest["content"][0]["audio"])  # type: ignore[index]
+    audio = base64.b64decode(newest["content"][0]["audio"])  # type: ignore[index]  # a stored item: dict[str, object]
     assert len(audio) == TURN_S * RATE * 2  # the latest turn is there, whole
     oldest = await _retrieve(conversation, items[0])
-    assert "audio" not in oldest["content"][0]  # type: ignore[index]
+    assert "audio" not in oldest["content"][0]  # type: ignore[index]  # a stored item: dict[str, object]
 
     # usage still counts every turn's audio, dropped or not: a text response sees them all
     await conversation.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
@@ -103,7 +102,7 @@ async def test_the_input_buffer_refuses_audio_past_its_limit_and_keeps_what_it_h
     await conversation.send({"type": "input_audio_buffer.commit"})
     item_id = (await conversation.until("input_audio_buffer.committed", timeout=60))["item_id"]
     kept = await _retrieve(conversation, item_id)
-    audio = base64.b64decode(kept["content"][0]["audio"])  # type: ignore[index]
+    audio = base64.b64decode(kept["content"][0]["audio"])  # type: ignore[index]  # a stored item: dict[str, object]
     assert len(audio) == 68 * RATE * 2
 
 

@@ -39,27 +39,33 @@ async def test_an_update_naming_another_served_model_applies_all_of_it(
         )
         updated = await conn.recv()
         assert updated.type == "session.updated", updated
-        assert updated.session.instructions == "Speak like a pirate."  # type: ignore[union-attr]
-        assert updated.session.audio.output.voice == "marin"  # type: ignore[union-attr]
-        assert updated.session.model == "gpt-realtime"  # type: ignore[union-attr]
+        assert updated.session.instructions == "Speak like a pirate."  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
+        assert updated.session.audio.output.voice == "marin"  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
+        assert updated.session.model == "gpt-realtime"  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
     await client.close()
 
 
 async def test_an_update_naming_an_unserved_model_is_refused_logged_and_counted(
     gateway: GatewayProcess, alpha_key: str
 ) -> None:
-    counted = _metric(gateway, "ovos_realtime_client_event_errors_total", code="invalid_value")
+    counted = await asyncio.to_thread(
+        _metric, gateway, "ovos_realtime_client_event_errors_total", code="invalid_value"
+    )
     client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=alpha_key, max_retries=0)
     async with client.realtime.connect(model="gpt-realtime") as conn:
         created = await conn.recv()
         await conn.session.update(session={"type": "realtime", "model": "gpt-5-omni", "instructions": "x"})
         error = await conn.recv()
         assert error.type == "error", error
-        assert error.error.param == "session.model"  # type: ignore[union-attr]
-        assert "gpt-5-omni" in error.error.message and "gpt-realtime" in error.error.message  # type: ignore[union-attr]
+        assert error.error.param == "session.model"
+        assert "gpt-5-omni" in error.error.message and "gpt-realtime" in error.error.message
     await client.close()
-    session_id = created.session.id  # type: ignore[union-attr]
-    assert _metric(gateway, "ovos_realtime_client_event_errors_total", code="invalid_value") == counted + 1
+    session_id = created.session.id  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
+    assert (
+        await asyncio.to_thread(
+            _metric, gateway, "ovos_realtime_client_event_errors_total", code="invalid_value"
+        )
+    ) == counted + 1
     deadline = time.monotonic() + 10
     while f"session {session_id}: session.update refused" not in gateway.logs():
         assert time.monotonic() < deadline, "the refused update was not logged"
@@ -69,7 +75,7 @@ async def test_an_update_naming_an_unserved_model_is_refused_logged_and_counted(
 async def test_opening_a_websocket_session_is_audited(gateway: GatewayProcess, alpha_key: str) -> None:
     client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=alpha_key, max_retries=0)
     async with client.realtime.connect(model="gpt-realtime") as conn:
-        session_id = (await conn.recv()).session.id  # type: ignore[union-attr]
+        session_id = (await conn.recv()).session.id  # type: ignore[union-attr]  # recv() is typed as the SDK's union of server events and sessions
     await client.close()
     deadline = time.monotonic() + 10
     while True:  # the audit writer flushes in batches

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import socket
 import struct
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,17 +98,10 @@ async def webhooks() -> AsyncIterator[Webhooks]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp's private server attribute, typed optional
     yield Webhooks(f"http://127.0.0.1:{port}/hooks/openai", received, refused)
     verifier.close()
     await runner.cleanup()
-
-
-@dataclass
-class SipGateway:
-    gateway: GatewayProcess
-    key: str
-    port: int
 
 
 def sip_gateway(root: Path, name: str, **sip: Any) -> tuple[GatewayProcess, str, int]:
@@ -172,11 +165,6 @@ class Sipp:
             await self.process.wait()
 
 
-@pytest.fixture(scope="module")
-def phones(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[SipGateway]]]:
-    yield tmp_path_factory.mktemp("sip"), []
-
-
 async def incoming(webhooks: Webhooks, timeout: float = 15.0) -> Any:
     event = await asyncio.wait_for(webhooks.events.get(), timeout)
     assert event.type == "realtime.call.incoming"
@@ -193,8 +181,8 @@ async def test_a_phone_call_is_announced_accepted_heard_and_hung_up(
 ) -> None:
     """The session's wire format is the call's codec, or (`pcm16`) a sideband switches it to
     24 kHz PCM: the call's audio is PCM inside either way (issue 14), and the call still works."""
-    gateway, key, port = sip_gateway(
-        tmp_path, "sip-talk", webhook_url=webhooks.url, webhook_secret=WEBHOOK_SECRET
+    gateway, key, port = await asyncio.to_thread(
+        sip_gateway, tmp_path, "sip-talk", webhook_url=webhooks.url, webhook_secret=WEBHOOK_SECRET
     )
     wav = tmp_path / "question.wav"
     lead_ms = 4000 if pcm16 else 1500  # the sideband's update lands before the caller speaks
@@ -203,7 +191,7 @@ async def test_a_phone_call_is_announced_accepted_heard_and_hung_up(
     sink = RtpSink()
     rtp, _ = await loop.create_datagram_endpoint(lambda: sink, local_addr=("127.0.0.1", 0))
     rtp_port = rtp.get_extra_info("sockname")[1]
-    with gateway:
+    async with gateway:
         sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
         sipp = await Sipp(
             "talk_then_gateway_hangs_up.xml", port, tmp_path, rtp_port=str(rtp_port), question_wav=str(wav)
@@ -256,13 +244,15 @@ async def test_a_phone_call_is_announced_accepted_heard_and_hung_up(
 
 
 async def test_calls_are_rejected_transferred_and_refused(tmp_path: Path, webhooks: Webhooks) -> None:
-    gateway, key, port = sip_gateway(
-        tmp_path, "sip-control", webhook_url=webhooks.url, webhook_secret=WEBHOOK_SECRET
+    gateway, key, port = await asyncio.to_thread(
+        sip_gateway, tmp_path, "sip-control", webhook_url=webhooks.url, webhook_secret=WEBHOOK_SECRET
     )
-    with gateway:
+    async with gateway:
         sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
         stranger = openai.OpenAI(
-            base_url=gateway.api_base, api_key=create_key(gateway.data_dir, "other"), max_retries=0
+            base_url=gateway.api_base,
+            api_key=(await asyncio.to_thread(create_key, gateway.data_dir, "other")),
+            max_retries=0,
         )
         try:
             # the app rejects with its own SIP status
@@ -296,16 +286,18 @@ async def test_calls_are_rejected_transferred_and_refused(tmp_path: Path, webhoo
 
 async def test_unannounced_and_unwelcome_calls_are_declined(tmp_path: Path) -> None:
     # nobody to announce it to: it rings out (480) — after garbage, which loses nothing
-    gateway, _, port = sip_gateway(tmp_path, "sip-ringout", ring_timeout_seconds=1)
-    with gateway:
-        answers = send_datagrams(port, MALFORMED + [OPTIONS, BYE_UNKNOWN])
+    gateway, _, port = await asyncio.to_thread(sip_gateway, tmp_path, "sip-ringout", ring_timeout_seconds=1)
+    async with gateway:
+        answers = await asyncio.to_thread(send_datagrams, port, MALFORMED + [OPTIONS, BYE_UNKNOWN])
         assert answers[-2].startswith(b"SIP/2.0 200 OK"), answers
         assert answers[-1].startswith(b"SIP/2.0 481 "), answers
         assert len(answers) == 2, "malformed messages are dropped without an answer"
         await (await Sipp("refused_480.xml", port, tmp_path).start()).finished()
     # an INVITE from outside sip.allowed_sources: 403
-    gateway, _, port = sip_gateway(tmp_path, "sip-closed", allowed_sources=["10.0.0.0/8"])
-    with gateway:
+    gateway, _, port = await asyncio.to_thread(
+        sip_gateway, tmp_path, "sip-closed", allowed_sources=["10.0.0.0/8"]
+    )
+    async with gateway:
         await (await Sipp("refused_403.xml", port, tmp_path).start()).finished()
 
 
@@ -333,8 +325,10 @@ async def _strangers_are_refused(port: int, call: PhoneCall, forged: list[tuple[
 
 
 async def test_only_the_caller_can_cancel_a_ringing_call(tmp_path: Path) -> None:
-    gateway, _, port = sip_gateway(tmp_path, "sip-cancel", allowed_sources=TWO_TRUNKS)
-    with gateway:
+    gateway, _, port = await asyncio.to_thread(
+        sip_gateway, tmp_path, "sip-cancel", allowed_sources=TWO_TRUNKS
+    )
+    async with gateway:
         phone = await SipPeer.bind("127.0.0.1", port)
         call = PhoneCall(phone.address)
         try:
@@ -395,14 +389,15 @@ async def connected_call(
 
 
 async def test_only_the_caller_can_hang_up_a_connected_call(tmp_path: Path, webhooks: Webhooks) -> None:
-    gateway, key, port = sip_gateway(
+    gateway, key, port = await asyncio.to_thread(
+        sip_gateway,
         tmp_path,
         "sip-bye",
         webhook_url=webhooks.url,
         webhook_secret=WEBHOOK_SECRET,
         allowed_sources=TWO_TRUNKS,
     )
-    with gateway:
+    async with gateway:
         async with connected_call(gateway, port, webhooks, key) as connected:
             phone, call, local_tag = connected.phone, connected.call, connected.local_tag
             await _strangers_are_refused(port, call, [(call.bye(local_tag), "2 BYE")])
@@ -420,13 +415,17 @@ async def test_only_the_caller_can_hang_up_a_connected_call(tmp_path: Path, webh
 
 async def test_revoking_the_key_that_accepted_a_call_hangs_it_up(tmp_path: Path, webhooks: Webhooks) -> None:
     """`keys revoke` reaches a connected phone call: the gateway says BYE to the caller."""
-    gateway, _, port = sip_gateway(
-        tmp_path, "sip-revoke", webhook_url=webhooks.url, webhook_secret=WEBHOOK_SECRET
+    gateway, _, port = await asyncio.to_thread(
+        sip_gateway, tmp_path, "sip-revoke", webhook_url=webhooks.url, webhook_secret=WEBHOOK_SECRET
     )
-    with gateway:
-        operator = create_key(gateway.data_dir, "phones")
+    async with gateway:
+        operator = await asyncio.to_thread(create_key, gateway.data_dir, "phones")
         async with connected_call(gateway, port, webhooks, operator) as connected:
-            cli("keys", "revoke", "key_" + operator.split("-")[2], data_dir=gateway.data_dir)
+            (
+                await asyncio.to_thread(
+                    cli, "keys", "revoke", "key_" + operator.split("-")[2], data_dir=gateway.data_dir
+                )
+            )
             bye = await connected.phone.request("BYE", timeout=30)
             assert bye.startswith("BYE "), bye
     logs = gateway.logs()

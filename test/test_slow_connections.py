@@ -60,8 +60,10 @@ def _metric(gateway: GatewayProcess, name: str) -> float:
 
 
 async def test_connections_that_do_not_finish_their_headers_are_closed(tmp_path: Path) -> None:
-    gateway, key = configured_gateway(tmp_path, {"header_timeout_seconds": 1}, "alpha", "slowloris")
-    with gateway:
+    gateway, key = await asyncio.to_thread(
+        configured_gateway, tmp_path, {"header_timeout_seconds": 1}, "alpha", "slowloris"
+    )
+    async with gateway:
         host, port = _address(gateway)
         slow = [await asyncio.open_connection(host, port) for _ in range(20)]
         silent = [await asyncio.open_connection(host, port) for _ in range(10)]
@@ -98,13 +100,17 @@ async def test_connections_that_do_not_finish_their_headers_are_closed(tmp_path:
             await asyncio.gather(*senders, return_exceptions=True)
             for _, writer in [*slow, *silent, (kept_reader, kept), (body_reader, body_writer)]:
                 writer.close()
-        assert _metric(gateway, 'ovos_realtime_connections_closed_total{reason="header_timeout"}') >= 30
+        assert (
+            await asyncio.to_thread(
+                _metric, gateway, 'ovos_realtime_connections_closed_total{reason="header_timeout"}'
+            )
+        ) >= 30
 
 
 async def test_past_max_pending_connections_the_oldest_waiting_one_is_closed(tmp_path: Path) -> None:
     settings = {"max_pending_connections": 5, "header_timeout_seconds": 120}
-    gateway, _ = configured_gateway(tmp_path, settings, "alpha", "pending")
-    with gateway:
+    gateway, _ = await asyncio.to_thread(configured_gateway, tmp_path, settings, "alpha", "pending")
+    async with gateway:
         host, port = _address(gateway)
         older = [await asyncio.open_connection(host, port) for _ in range(5)]
         newer = [await asyncio.open_connection(host, port) for _ in range(5)]
@@ -117,16 +123,20 @@ async def test_past_max_pending_connections_the_oldest_waiting_one_is_closed(tmp
         finally:
             for _, writer in older + newer:
                 writer.close()
-        assert _metric(gateway, 'ovos_realtime_connections_closed_total{reason="too_many_pending"}') == 5
-        assert _metric(gateway, "ovos_realtime_connections_pending") == 0
+        assert (
+            await asyncio.to_thread(
+                _metric, gateway, 'ovos_realtime_connections_closed_total{reason="too_many_pending"}'
+            )
+        ) == 5
+        assert (await asyncio.to_thread(_metric, gateway, "ovos_realtime_connections_pending")) == 0
     assert "closing the oldest ones" in gateway.logs()
 
 
 @pytest.mark.slow
 async def test_over_tls_the_handshake_and_the_headers_are_bounded(tmp_path: Path) -> None:
     settings = {"header_timeout_seconds": 1, "tls_self_signed": True}
-    gateway, _ = configured_gateway(tmp_path, settings, "alpha", "slow-tls")
-    with gateway:
+    gateway, _ = await asyncio.to_thread(configured_gateway, tmp_path, settings, "alpha", "slow-tls")
+    async with gateway:
         host, port = _address(gateway)
         no_handshake = [await asyncio.open_connection(host, port) for _ in range(5)]
         context = ssl.create_default_context(cafile=str(gateway.data_dir / "tls" / "cert.pem"))

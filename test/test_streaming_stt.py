@@ -24,6 +24,7 @@ from ovos_realtime_listener_plugin.pocketsphinx_streaming import PocketsphinxStr
 
 from .engine_harness import Harness, ScriptedResponder
 from .speech import chunks, user_speech_pcm
+from .waiting import wait_until_async
 
 PLUGIN = "ovos-realtime-stt-pocketsphinx-streaming"
 QUESTIONS = ["what time is it", "hello world", "tell me a joke"]
@@ -60,10 +61,10 @@ def test_utterances_spoken_at_once_keep_their_own_words(streaming: OpmTranscribe
     streams = [streaming.open_stream("en-US"), streaming.open_stream("en-US")]
     assert None not in streams and streaming.active_streams == 2
     for a, b in zip(chunks(first, 16000, 100), chunks(second, 16000, 100), strict=False):
-        streams[0].feed(a)  # type: ignore[union-attr]
-        streams[1].feed(b)  # type: ignore[union-attr]
+        streams[0].feed(a)  # type: ignore[union-attr]  # the test plugin's stream, typed optional until it opens
+        streams[1].feed(b)  # type: ignore[union-attr]  # the test plugin's stream, typed optional until it opens
     for part in chunks(first, 16000, 100)[len(chunks(second, 16000, 100)) :]:
-        streams[0].feed(part)  # type: ignore[union-attr]
+        streams[0].feed(part)  # type: ignore[union-attr]  # the test plugin's stream, typed optional until it opens
     assert [s.finish() for s in streams if s is not None] == QUESTIONS[:2]
     assert streaming.active_streams == 0
 
@@ -80,13 +81,13 @@ def test_beyond_its_streams_an_utterance_waits_for_its_commit(streaming: OpmTran
         if not meanwhile.done():
             held[0].abort()  # type: ignore[union-attr]  # (it waited for a stream: fail, not hang)
         pool.shutdown()
-    held[0].abort()  # type: ignore[union-attr]
+    held[0].abort()  # type: ignore[union-attr]  # the test plugin's stream, typed optional until it opens
     again = streaming.open_stream("en-US")
     assert again is not None, "an aborted stream frees its decoder"
     pcm = user_speech_pcm("hello world", rate=16000, lead_ms=300, tail_ms=300)
     again.feed(pcm)
     assert again.finish() == "hello world", "a decoder reused after an abort starts clean"
-    held[1].abort()  # type: ignore[union-attr]
+    held[1].abort()  # type: ignore[union-attr]  # the test plugin's stream, typed optional until it opens
     assert streaming.active_streams == 0
 
 
@@ -119,7 +120,9 @@ def _transcripts(h: Harness) -> list[str]:
     return [c["transcript"] for c in h.of("conversation.item.input_audio_transcription.completed")]
 
 
-async def _transcribing_session(silero: VadBackend, stt: SttBackend, turn_detection: object) -> Harness:
+async def _transcribing_session(
+    silero: VadBackend, stt: SttBackend, turn_detection: dict[str, Any] | str | None
+) -> Harness:
     h = Harness(ScriptedResponder("It is four."), vad=silero, stt=stt, turn_detection=turn_detection)
     session = {"type": "realtime", "audio": {"input": {"transcription": {"model": "ovos-stt"}}}}
     await h.send({"type": "session.update", "session": session})
@@ -179,11 +182,7 @@ async def test_closing_a_session_mid_turn_frees_its_stream(
     await _say(h, "what time is it", 1000, 0)
     assert streaming.active_streams == 1
     await h.session.close()
-    for _ in range(100):
-        if streaming.active_streams == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert streaming.active_streams == 0
+    await wait_until_async(lambda: streaming.active_streams == 0, "the stream to end", timeout=60, every=0.05)
 
 
 class _AbortSeen:
@@ -263,10 +262,10 @@ async def test_with_nothing_to_answer_only_requested_transcription_runs(
     streamed: list[int] = []
     await _say(h, "hello world", 1000, 1000, lambda: streamed.append(streaming.active_streams))
     await h.settle()
-    for _ in range(100):
-        if not h.session._transcriptions:  # the commit's transcription task, if any, has finished
-            break
-        await asyncio.sleep(0.05)
+    # the commit's transcription task, if any, has finished
+    await wait_until_async(
+        lambda: not h.session._transcriptions, "the commit's transcription", timeout=60, every=0.05
+    )
     item_id = h.of("input_audio_buffer.committed")[0]["item_id"]
     stored = h.session.conversation.get(item_id)
     if requested:
@@ -283,7 +282,7 @@ def test_an_utterance_the_decoder_fails_on_costs_that_utterance_only(streaming: 
     keep its dead stream and fail every later utterance on it), and the next one is recognised."""
     stream = streaming.open_stream("en-US")
     assert stream is not None
-    stream.feed("not audio")  # type: ignore[arg-type]
+    stream.feed("not audio")  # type: ignore[arg-type]  # a wrong type on purpose: the fault under test
     with pytest.raises(RuntimeError, match="pocketsphinx failed"):
         stream.finish()
     assert streaming.active_streams == 0
@@ -304,8 +303,5 @@ async def test_one_long_append_holding_two_utterances_gives_each_its_own_words(
         "tell me a joke", tail_ms=1500
     )
     await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()})
-    for _ in range(100):
-        if len(_transcripts(h)) == 2:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until_async(lambda: len(_transcripts(h)) == 2, "the second transcript", timeout=60, every=0.05)
     assert _transcripts(h) == ["hello world", "tell me a joke"]

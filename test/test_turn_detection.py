@@ -25,6 +25,7 @@ from ovos_realtime_gateway.speech.vad import opm_speech_detectors, vad_backend
 from .engine_harness import Harness, ScriptedResponder
 from .realtime_helpers import SPOKEN_TURN_EVENTS
 from .speech import chunks, speech_pcm, user_speech_pcm, voiced_ms, with_noise
+from .waiting import wait_until_async
 
 SENTENCE = "what time is it"
 SERVER_VAD = {
@@ -73,6 +74,7 @@ def test_speech_stops_after_the_silence_and_reports_its_end() -> None:
     signals = run(detector, "ss" + "sss" + ".." + "s" + "." * 12)
     assert [type(s) for _, s in signals] == [SpeechStarted, SpeechStopped]
     stopped_at, stopped = signals[1]
+    assert isinstance(stopped, SpeechStopped)
     assert stopped_at == 8 + 10 - 1  # ten silent frames (320 ms) after the last speech frame
     assert stopped.audio_end_ms == (stopped_at + 1) * 32  # the end includes the silence
     assert not detector.in_speech
@@ -138,7 +140,7 @@ async def test_every_frame_length_places_the_turn_to_a_frame(frame_ms: int) -> N
         await stream(h, speech_pcm(SENTENCE, lead_ms=1000, tail_ms=1000))
         await h.settle()
     finally:
-        backend.executor.shutdown()
+        await asyncio.to_thread(backend.executor.shutdown)
     assert h.types()[:6] == SPOKEN_TURN_EVENTS
     started, stopped = h.of("input_audio_buffer.speech_started"), h.of("input_audio_buffer.speech_stopped")
     assert len(started) == len(stopped) == 1, "one turn, not split"
@@ -166,7 +168,10 @@ async def test_speech_during_a_response_interrupts_it(silero: VadBackend) -> Non
     h = Harness(ScriptedResponder("one two three four five six", delay=0.2), "audio", silero, SERVER_VAD)
     h.clear()
     await h.send({"type": "response.create"})
-    await asyncio.sleep(0.5)  # some words and their audio are out
+    # some words and their audio are out
+    await wait_until_async(
+        lambda: len(h.of("response.output_audio.delta")) >= 2, "two audio deltas of the answer", timeout=30
+    )
     await stream(h, speech_pcm(SENTENCE, lead_ms=200, tail_ms=0))
     await h.settle()
     done = h.of("response.done")[0]["response"]
@@ -186,7 +191,9 @@ async def test_idle_timeout_commits_and_answers(silero: VadBackend) -> None:
     await h.settle()
     h.clear()
     await stream(h, bytes(48 * 200))  # 200 ms of silence: not speech
-    await asyncio.sleep(0.6)
+    await wait_until_async(
+        lambda: "input_audio_buffer.timeout_triggered" in h.types(), "the idle timeout", timeout=30
+    )
     await h.settle()
     assert h.types()[:5] == [
         "input_audio_buffer.timeout_triggered",
@@ -241,7 +248,7 @@ async def test_audio_under_the_silence_floor_never_reaches_the_model() -> None:
         h.clear()
         await stream(h, quiet)
         heard[floor] = "input_audio_buffer.speech_started" in h.types()
-        backend.executor.shutdown()
+        await asyncio.to_thread(backend.executor.shutdown)
     assert heard == {-50.0: False, None: True}
 
 

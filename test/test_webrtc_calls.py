@@ -27,6 +27,7 @@ from .conftest import SdkFactory
 from .gateway_process import GatewayProcess, cli, configured_gateway, http
 from .realtime_helpers import EventReader, ws_url
 from .speech import user_speech_pcm
+from .waiting import wait_until, wait_until_async
 from .webrtc_peer import CallPeer
 
 SDP, JSON = "application/sdp", "application/json"
@@ -41,7 +42,7 @@ def metric(gateway: GatewayProcess, name: str) -> float:
 
 async def wait_for_metric(gateway: GatewayProcess, name: str, value: float, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while (seen := metric(gateway, name)) != value:
+    while (seen := (await asyncio.to_thread(metric, gateway, name))) != value:
         assert time.monotonic() < deadline, f"{name} stayed {seen}, expected {value}"
         await asyncio.sleep(0.1)
 
@@ -99,7 +100,7 @@ async def test_a_call_the_browser_way_talks_and_hangs_up(
     assert done["response"]["status"] == "failed"
     assert done["response"]["status_details"]["error"]["code"] == "responder_unavailable"
     assert not any(t == "response.output_audio.delta" for t in peer.types()), "audio goes over RTP"
-    assert metric(gateway, "ovos_realtime_peer_connections") >= 1
+    assert (await asyncio.to_thread(metric, gateway, "ovos_realtime_peer_connections")) >= 1
 
     await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
     deadline = time.monotonic() + 10
@@ -109,10 +110,12 @@ async def test_a_call_the_browser_way_talks_and_hangs_up(
     with pytest.raises(openai.NotFoundError) as gone:
         await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
     assert gone.value.code == "call_not_found"
-    stored = http("GET", f"{gateway.api_base}/realtime/sessions/{created['session']['id']}", key=alpha_key)
+    stored = await asyncio.to_thread(
+        http, "GET", f"{gateway.api_base}/realtime/sessions/{created['session']['id']}", key=alpha_key
+    )
     assert stored.json()["status"] == "closed"
     # the call is in the store's history, listed by the CLI: ended, by a hangup, with its session
-    listed = cli("calls", "list", data_dir=gateway.data_dir).stdout
+    listed = (await asyncio.to_thread(cli, "calls", "list", data_dir=gateway.data_dir)).stdout
     row = next((line for line in listed.splitlines() if line.startswith(call_id)), "")
     assert "webrtc" in row and "ended" in row and row.endswith("hangup"), listed
     with sqlite3.connect(gateway.data_dir / "ovos-realtime.db") as db:
@@ -146,8 +149,9 @@ async def test_a_call_offering_only_pcmu_is_heard(
 async def test_a_client_secret_call_uses_the_secret_session(
     gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory, peer: CallPeer
 ) -> None:
-    minted = make_sdk(gateway.api_base, alpha_key).realtime.client_secrets.create(
-        session={"type": "realtime", "instructions": "Minted for a browser.", "output_modalities": ["text"]}
+    minted = await asyncio.to_thread(
+        make_sdk(gateway.api_base, alpha_key).realtime.client_secrets.create,
+        session={"type": "realtime", "instructions": "Minted for a browser.", "output_modalities": ["text"]},
     )
     browser = make_sdk(gateway.api_base, minted.value)  # sdp only: a raw application/sdp body
     call_id = await place_call(browser, peer)
@@ -228,8 +232,8 @@ def _user_text(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
 
 
-async def _offer(**peer_options: bool) -> str:
-    peer = CallPeer(**peer_options)
+async def _offer(*, audio: bool = True) -> str:
+    peer = CallPeer(audio=audio)
     try:
         return await peer.offer()
     finally:
@@ -246,11 +250,14 @@ async def test_bad_offers_get_clear_errors_and_leave_nothing_behind(
     g722_only = re.sub(r"m=audio (\d+) (\S+) [\d ]+", r"m=audio \1 \2 9", good)
     g722_only = re.sub(r"a=rtpmap:\d+ .*\r\n", "", g722_only) + "a=rtpmap:9 G722/8000\r\n"
     expired = json.loads(
-        http(
-            "POST",
-            f"{gateway.api_base}/realtime/client_secrets",
-            json_body={"expires_after": {"anchor": "created_at", "seconds": 10}},
-            key=alpha_key,
+        (
+            await asyncio.to_thread(
+                http,
+                "POST",
+                f"{gateway.api_base}/realtime/client_secrets",
+                json_body={"expires_after": {"anchor": "created_at", "seconds": 10}},
+                key=alpha_key,
+            )
         ).body
     )["value"]
     cases: list[tuple[str, bytes, dict[str, str], str | None, int, str | None]] = [
@@ -263,13 +270,18 @@ async def test_bad_offers_get_clear_errors_and_leave_nothing_behind(
         ("JSON", b"{}", {"Content-Type": "application/json"}, alpha_key, 415, "unsupported_content_type"),
     ]
     for name, body, headers, key, status, code in cases:
-        got = http("POST", url, body=body, headers=headers, key=key)
+        got = await asyncio.to_thread(http, "POST", url, body=body, headers=headers, key=key)
         assert got.status == status, (name, got.body)
         assert got.json()["error"]["code"] == code, (name, got.body)
-    await asyncio.sleep(11)  # the secret expires
-    got = http("POST", url, body=good.encode(), headers=sdp, key=expired)
+
+    async def refused_as_expired() -> bool:  # a garbage offer: nothing is made while it is still valid
+        got = await asyncio.to_thread(http, "POST", url, body=b"not SDP", headers=sdp, key=expired)
+        return got.status == 401
+
+    await wait_until_async(refused_as_expired, "the 10 s client secret to expire", timeout=60, every=0.5)
+    got = await asyncio.to_thread(http, "POST", url, body=good.encode(), headers=sdp, key=expired)
     assert got.status == 401 and got.json()["error"]["code"] == "invalid_api_key", got.body
-    assert metric(gateway, "ovos_realtime_peer_connections") == 0
+    assert (await asyncio.to_thread(metric, gateway, "ovos_realtime_peer_connections")) == 0
 
 
 async def test_multipart_offers_are_validated(gateway: GatewayProcess, alpha_key: str) -> None:
@@ -288,31 +300,34 @@ async def test_multipart_offers_are_validated(gateway: GatewayProcess, alpha_key
         return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
     body, headers = encode({"session": (JSON, '{"type": "realtime"}')})
-    got = http("POST", url, body=body, headers=headers, key=alpha_key)
+    got = await asyncio.to_thread(http, "POST", url, body=body, headers=headers, key=alpha_key)
     assert got.status == 400 and got.json()["error"]["param"] == "sdp", got.body
     body, headers = encode({"sdp": (SDP, good), "session": (JSON, '{"type": "realtime", "colour": 1}')})
-    got = http("POST", url, body=body, headers=headers, key=alpha_key)
+    got = await asyncio.to_thread(http, "POST", url, body=body, headers=headers, key=alpha_key)
     assert got.status == 400 and got.json()["error"]["code"] == "unknown_parameter", got.body
     body, headers = encode({"sdp": (SDP, good), "session": (JSON, "{oops")})
-    got = http("POST", url, body=body, headers=headers, key=alpha_key)
+    got = await asyncio.to_thread(http, "POST", url, body=body, headers=headers, key=alpha_key)
     assert got.status == 400 and got.json()["error"]["code"] == "invalid_json", got.body
     deep = '{"type": "realtime", "tools": ' + "[" * 60_000 + "]" * 60_000 + "}"
     body, headers = encode({"sdp": (SDP, good), "session": (JSON, deep)})
-    got = http("POST", url, body=body, headers=headers, key=alpha_key)
+    got = await asyncio.to_thread(http, "POST", url, body=body, headers=headers, key=alpha_key)
     assert got.status == 400 and got.json()["error"]["code"] == "invalid_json", got.body
     body, headers = encode({"sdp": (SDP, good), "session": (JSON, '{"type": "realtime", "model": "gpt-9"}')})
-    got = http("POST", url, body=body, headers=headers, key=alpha_key)
+    got = await asyncio.to_thread(http, "POST", url, body=body, headers=headers, key=alpha_key)
     assert got.status == 400 and got.json()["error"]["param"] == "session.model", got.body
-    assert metric(gateway, "ovos_realtime_peer_connections") == 0
+    assert (await asyncio.to_thread(metric, gateway, "ovos_realtime_peer_connections")) == 0
 
 
 async def test_a_call_that_never_connects_is_cleaned_up(tmp_path: Path) -> None:
-    gateway, key = configured_gateway(tmp_path, {"call_connect_timeout_seconds": 1}, "alpha", "no-connect")
-    with gateway:
+    gateway, key = await asyncio.to_thread(
+        configured_gateway, tmp_path, {"call_connect_timeout_seconds": 1}, "alpha", "no-connect"
+    )
+    async with gateway:
         abandoned = CallPeer()
         offer = await abandoned.offer()
         await abandoned.close()  # the caller goes away before it ever takes the answer
-        got = http(
+        got = await asyncio.to_thread(
+            http,
             "POST",
             f"{gateway.api_base}/realtime/calls",
             body=offer.encode(),
@@ -320,13 +335,19 @@ async def test_a_call_that_never_connects_is_cleaned_up(tmp_path: Path) -> None:
             key=key,
         )
         assert got.status == 201, got.body
-        assert metric(gateway, "ovos_realtime_peer_connections") == 1
+        assert (await asyncio.to_thread(metric, gateway, "ovos_realtime_peer_connections")) == 1
         await wait_for_metric(gateway, "ovos_realtime_peer_connections", 0)
         await wait_for_metric(gateway, "ovos_realtime_sessions_open", 0)
-        text = http("GET", f"{gateway.base_url}/metrics").body.decode()
+        text = (await asyncio.to_thread(http, "GET", f"{gateway.base_url}/metrics")).body.decode()
         ended = 'ovos_realtime_calls_total{outcome="failed",reason="connect_timeout",transport="webrtc"} 1.0'
         assert ended in text
         assert 'ovos_realtime_calls_active{transport="webrtc"} 0.0' in text
+
+
+def udp_bound(port: int) -> bool:
+    """Whether a UDP socket is bound to 127.0.0.1:`port` (the kernel's table)."""
+    wanted = f"0100007F:{port:04X}"
+    return any(line.split()[1] == wanted for line in Path("/proc/net/udp").read_text().splitlines()[1:])
 
 
 @pytest.fixture
@@ -361,7 +382,7 @@ def turn_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    time.sleep(0.5)  # it binds
+    wait_until(lambda: udp_bound(port), f"turnserver to bind 127.0.0.1:{port}", timeout=30)
     yield port, log_path
     turn.terminate()
     turn.wait(10)
@@ -381,12 +402,17 @@ async def test_configured_turn_servers_are_used_for_calls(
             "credential": "env:OVOS_TEST_TURN_CREDENTIAL",
         }
     ]
-    gateway, key = configured_gateway(
-        tmp_path, {"ice_servers": servers}, "alpha", "turn", env={"OVOS_TEST_TURN_CREDENTIAL": "turn-secret"}
+    gateway, key = await asyncio.to_thread(
+        configured_gateway,
+        tmp_path,
+        {"ice_servers": servers},
+        "alpha",
+        "turn",
+        env={"OVOS_TEST_TURN_CREDENTIAL": "turn-secret"},
     )
     peer = CallPeer()
     try:
-        with gateway:
+        async with gateway:
             sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
             offer = await peer.offer()
             raw = await asyncio.to_thread(sdk.realtime.calls.with_raw_response.create, sdp=offer)
@@ -412,7 +438,7 @@ async def test_a_sideband_that_stops_reading_is_cut_off_and_the_call_goes_on(
     sdk = make_sdk(gateway.api_base, alpha_key)
     call_id = await place_call(sdk, peer)
     await peer.until("session.created")
-    before = metric(gateway, "ovos_realtime_slow_consumers_total")
+    before = await asyncio.to_thread(metric, gateway, "ovos_realtime_slow_consumers_total")
     update = json.dumps(
         {"type": "session.update", "session": {"type": "realtime", "instructions": "x" * 2000}}
     )
@@ -430,7 +456,7 @@ async def test_a_sideband_that_stops_reading_is_cut_off_and_the_call_goes_on(
                 while (await ws.receive()).type not in closing:
                     pass
             assert ws.close_code == 1008
-    assert metric(gateway, "ovos_realtime_slow_consumers_total") == before + 1
+    assert (await asyncio.to_thread(metric, gateway, "ovos_realtime_slow_consumers_total")) == before + 1
     peer.send({"type": "session.update", "session": {"type": "realtime", "instructions": "still on"}})
     deadline = time.monotonic() + 30
     while True:  # the data channel drains the updates first

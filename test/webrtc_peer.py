@@ -18,6 +18,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
+from ovos_realtime_gateway.tasks import TaskSupervisor
+
 RATE = 48_000
 FRAME = RATE // 50
 
@@ -35,10 +37,6 @@ class Microphone(MediaStreamTrack):
 
     def say(self, pcm48k: bytes) -> None:
         self._pending = np.concatenate([self._pending, np.frombuffer(pcm48k, dtype="<i2")])
-
-    @property
-    def speaking(self) -> bool:
-        return len(self._pending) > 0
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
@@ -67,7 +65,7 @@ class CallPeer:
         self._open = asyncio.Event()
         self.microphone = Microphone()
         self.heard: list[np.ndarray[Any, np.dtype[np.int16]]] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskSupervisor("call-peer")
         if channel:
             self.channel = self.pc.createDataChannel("oai-events")
             self.channel.on("open", self._open.set)
@@ -75,7 +73,7 @@ class CallPeer:
         if audio:
             self.pc.addTrack(self.microphone)
             if codec is not None:  # offer only this codec, e.g. "audio/PCMU" (a telephony-minded client)
-                capabilities = RTCRtpSender.getCapabilities("audio")  # type: ignore[no-untyped-call]
+                capabilities = RTCRtpSender.getCapabilities("audio")  # type: ignore[no-untyped-call]  # aiortc is untyped
                 preferred = [c for c in capabilities.codecs if c.mimeType == codec]
                 self.pc.getTransceivers()[0].setCodecPreferences(preferred)
         self.pc.on("track", self._track)
@@ -94,7 +92,7 @@ class CallPeer:
                     data = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
                     self.heard.append(data.astype(np.int16))
 
-        self._tasks.append(asyncio.get_running_loop().create_task(listen()))
+        self._tasks.spawn(f"listen-{track.kind}", listen())
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -135,7 +133,5 @@ class CallPeer:
         return float(np.sqrt(np.mean(samples**2)))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         await self.pc.close()

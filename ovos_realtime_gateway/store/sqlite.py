@@ -90,7 +90,8 @@ class SqliteStore:
 
         if self._db is not None:
             await self._run(_close)
-        self._executor.shutdown(wait=True)
+        # joining the store's thread waits on a lock: off the loop
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     async def migrate(self, target: int = migrations.LATEST) -> list[int]:
         return await self._run(lambda db: migrations.migrate(db, target))

@@ -13,7 +13,7 @@ from typing import Any
 from ovos_plugin_manager.templates.transformers import TTSTransformer
 
 
-class DoubleSpeedTransformer(TTSTransformer):  # type: ignore[misc]
+class DoubleSpeedTransformer(TTSTransformer):  # type: ignore[misc]  # the OVOS base class is untyped (Any)
     def __init__(self, name: str = "double-speed", priority: int = 50, config: dict[str, Any] | None = None):
         super().__init__(name, priority, config)
 

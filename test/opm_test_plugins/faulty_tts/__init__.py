@@ -13,7 +13,7 @@ from typing import Any
 from ovos_plugin_manager.templates.tts import TTS, TTSValidator
 
 
-class FaultyTTS(TTS):  # type: ignore[misc]
+class FaultyTTS(TTS):  # type: ignore[misc]  # the OVOS base class is untyped (Any)
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config=config or {}, audio_ext="wav")
         time.sleep(float(self.config.get("load_seconds", 0)))
@@ -25,7 +25,7 @@ class FaultyTTS(TTS):  # type: ignore[misc]
         raise RuntimeError("injected fault: the synthesizer crashed")
 
 
-class _Validator(TTSValidator):  # type: ignore[misc]
+class _Validator(TTSValidator):  # type: ignore[misc]  # the OVOS base class is untyped (Any)
     def validate_lang(self) -> None:
         return None
 
