@@ -38,7 +38,7 @@ from test.otlp_receiver import OtlpReceiver  # noqa: E402
 UNLIMITED = {
     **UNCAPPED,
     "rate_limits": {
-        **UNCAPPED["rate_limits"],  # type: ignore[dict-item]
+        **UNCAPPED["rate_limits"],  # type: ignore[dict-item]  # UNCAPPED is typed as a loose dict of sections
         "requests_per_minute": 10_000_000,
         "requests_per_minute_per_key": 10_000_000,
     },

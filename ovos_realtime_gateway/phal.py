@@ -60,7 +60,7 @@ def settings_from_plugin_config(
     return GatewaySettings.layered(device_defaults(device), section)
 
 
-class RealtimeGatewayValidator(PHALValidator):  # type: ignore[misc]
+class RealtimeGatewayValidator(PHALValidator):  # type: ignore[misc]  # OVOS's base class is untyped
     @staticmethod
     def validate(config: dict[str, Any] | None = None) -> bool:
         """Load only when enabled and the section is valid settings (errors are logged)."""
@@ -80,7 +80,7 @@ class RealtimeGatewayValidator(PHALValidator):  # type: ignore[misc]
         return True
 
 
-class RealtimeGatewayPlugin(PHALPlugin):  # type: ignore[misc]
+class RealtimeGatewayPlugin(PHALPlugin):  # type: ignore[misc]  # OVOS's base class is untyped
     """Serves the OpenAI Realtime API from inside the OVOS PHAL service."""
 
     validator = RealtimeGatewayValidator

@@ -28,7 +28,7 @@ JITTER_S = 0.3  # how long a chunk waits for late network audio before the strea
 
 
 @dataclass
-class RealtimeMicrophone(Microphone):  # type: ignore[misc]
+class RealtimeMicrophone(Microphone):  # type: ignore[misc]  # OVOS's base class is untyped
     url: str = "ws://127.0.0.1:8080/ovos/microphone"
     api_key: str = ""
     _buffer: bytearray = field(default_factory=bytearray, repr=False)

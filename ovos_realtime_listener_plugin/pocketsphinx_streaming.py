@@ -36,7 +36,7 @@ def _model_files(config: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
-class PocketsphinxStream(StreamThread):  # type: ignore[misc]
+class PocketsphinxStream(StreamThread):  # type: ignore[misc]  # OVOS's base class is untyped
     """Decodes one utterance: 16 kHz 16-bit mono chunks from the queue until None."""
 
     def __init__(self, queue: Queue[bytes | None], language: str, decoder: Any) -> None:
@@ -70,7 +70,7 @@ class PocketsphinxStream(StreamThread):  # type: ignore[misc]
         return str(self.text or "")
 
 
-class PocketsphinxStreamingSTT(StreamingSTT):  # type: ignore[misc]
+class PocketsphinxStreamingSTT(StreamingSTT):  # type: ignore[misc]  # OVOS's base class is untyped
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config or {})
         from pocketsphinx import Config, Decoder

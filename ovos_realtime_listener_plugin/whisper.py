@@ -91,7 +91,7 @@ def join_segments(segments: Iterable[tuple[str, float, float]], no_speech_thresh
     return " ".join(texts)
 
 
-class WhisperSTT(STT):  # type: ignore[misc]
+class WhisperSTT(STT):  # type: ignore[misc]  # OVOS's base class is untyped
     """Whisper through faster-whisper. Config: `model`, `compute_type` (int8), `beam_size` (5),
     `cpu_threads` (2), `vad_filter` (true), `no_speech_threshold` (0.6), `initial_prompt`."""
 

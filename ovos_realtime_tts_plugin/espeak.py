@@ -38,7 +38,7 @@ OPENAI_VOICES = {
 STREAM_READ_BYTES = 8192
 
 
-class EspeakNgTTS(StreamingTTS):  # type: ignore[misc]
+class EspeakNgTTS(StreamingTTS):  # type: ignore[misc]  # OVOS's base class is untyped
     accepts_realtime_voices = True  # the gateway may pass a session's `audio.output.voice`
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
@@ -95,7 +95,7 @@ class EspeakNgTTS(StreamingTTS):  # type: ignore[misc]
                 await process.wait()
 
 
-class EspeakNgValidator(TTSValidator):  # type: ignore[misc]
+class EspeakNgValidator(TTSValidator):  # type: ignore[misc]  # OVOS's base class is untyped
     def validate_lang(self) -> None:
         return None
 

@@ -82,7 +82,7 @@ def _wav_header(rate: int) -> bytes:
     )
 
 
-class PiperTTS(StreamingTTS):  # type: ignore[misc]
+class PiperTTS(StreamingTTS):  # type: ignore[misc]  # OVOS's base class is untyped
     """Config: `model`, `model_config`, `length_scale`, `noise_scale`, `noise_w`, `cpu_threads` (2)."""
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
@@ -131,7 +131,7 @@ class PiperTTS(StreamingTTS):  # type: ignore[misc]
             await asyncio.sleep(0)
 
 
-class PiperValidator(TTSValidator):  # type: ignore[misc]
+class PiperValidator(TTSValidator):  # type: ignore[misc]  # OVOS's base class is untyped
     def validate_lang(self) -> None:
         pass
 

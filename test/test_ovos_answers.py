@@ -1,6 +1,9 @@
 """OVOS answers realtime sessions (issue 4): a real ovos-messagebus and ovos-core with skills from
 PyPI (date and time, hello world, the unknown-fallback), the gateway pointed at that bus, and the
-real `openai` SDK asking. Nothing here is faked: the answers are the skills' own."""
+real `openai` SDK asking. Nothing here is faked: the answers are the skills' own.
+
+Long because every way a skill's answer reaches a client (WebSocket, WebRTC, SIP, text, voice,
+converse, languages, personas) is asked of one shared stack, each with its own gateway."""
 
 from __future__ import annotations
 

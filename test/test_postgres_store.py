@@ -130,8 +130,8 @@ async def test_a_gateway_on_postgresql_serves_the_openai_sdk_and_saves_its_conve
         try:
             async with ephemeral.realtime.connect(model="gpt-realtime") as conn:
                 created = await conn.recv()
-                assert created.type == "session.created" and created.session.id == secret.session.id  # type: ignore[union-attr]
-                await conn.conversation.item.create(item=HELLO)  # type: ignore[arg-type]
+                assert created.type == "session.created" and created.session.id == secret.session.id  # type: ignore[union-attr]  # the SDK types the event as a union of every server event
+                await conn.conversation.item.create(item=HELLO)  # type: ignore[arg-type]  # a plain dict item, as a user writes it, not the SDK TypedDict
                 async for event in conn:
                     if event.type == "conversation.item.done":
                         break

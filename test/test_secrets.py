@@ -1,7 +1,10 @@
 """Secret settings as references (issue 13): `env:`, `file:` and `vault:` (a real OpenBao dev
 server, token and AppRole auth), re-read without a restart; a secret that cannot be read stops
 the start naming the setting; the SIP webhook signs with the old and the new secret during a
-rotation's overlap, as Standard Webhooks does (verified by the `standardwebhooks` library)."""
+rotation's overlap, as Standard Webhooks does (verified by the `standardwebhooks` library).
+
+Long because every secret setting is tried against one real OpenBao server started once for the
+module; split, each part would start its own."""
 
 from __future__ import annotations
 

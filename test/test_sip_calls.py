@@ -2,7 +2,9 @@
 gateway announces each with a signed `realtime.call.incoming` webhook (verified here by the
 `openai` SDK's own `webhooks.unwrap`); the app answers with the SDK's `calls.accept / reject /
 refer / hangup`; RTP G.711 flows both ways (sipp streams a spoken question; a socket of this test
-is the phone's media address and counts what the gateway sends)."""
+is the phone's media address and counts what the gateway sends).
+
+Long because its tests share the sipp scenarios, the webhook receiver and the gateway fixtures."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def _session(
         status=status,
         created_at=at,
         updated_at=at,
-        **extra,  # type: ignore[arg-type]
+        **extra,  # type: ignore[arg-type]  # keyword overrides of a row dataclass, checked at run time
     )
 
 
@@ -168,7 +168,7 @@ async def test_keys_list_in_order_revoke_and_rotate_atomically(store: Store) -> 
     assert await store.get_api_key("key_missing") is None
 
     await store.update_api_key("key_a", revoked_at=NOW)
-    assert (await store.get_api_key("key_a")).revoked_at == NOW  # type: ignore[union-attr]
+    assert (await store.get_api_key("key_a")).revoked_at == NOW  # type: ignore[union-attr]  # the key was just created: not None
     await store.rotate_api_key("key_b", _key("key_b2", project.id), old_expires_at=NOW + 60)
     rotated = await store.get_api_key("key_b")
     assert rotated is not None and rotated.rotated_to == "key_b2" and rotated.expires_at == NOW + 60

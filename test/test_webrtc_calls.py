@@ -3,6 +3,8 @@
 channel, speech on the audio track — and the gateway's own engine, VAD and STT answer.
 
 Answers from skills over a call are tested with the OVOS stack in test_ovos_answers.py.
+Long because its tests share one gateway and its aiortc peer helpers; split, each part would
+start its own.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def rtc_configuration(servers: tuple[IceServer, ...]) -> RTCConfiguration:
     return RTCConfiguration(
         iceServers=[
             # aiortc types `urls` as str but takes a list, as the browser does
-            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)  # type: ignore[arg-type]
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)  # type: ignore[arg-type]  # aiortc declares list[str] | str; a tuple's list is fine
             for s in servers
         ]
     )

@@ -40,7 +40,7 @@ class BusAddress:
         return f"{'wss' if self.ssl else 'ws'}://{self.host}:{self.port}{self.route}"
 
 
-class _Client(MessageBusClient):  # type: ignore[misc]
+class _Client(MessageBusClient):  # type: ignore[misc]  # OVOS's base class is untyped
     def on_error(self, *args: Any) -> None:
         """Log only: the supervisor reconnects (the base class sleeps and recurses instead)."""
         log.info("messagebus connection error: %s", args[-1] if args else "?")

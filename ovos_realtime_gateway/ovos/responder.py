@@ -83,7 +83,7 @@ class SkillsResponder:
         if known is not None:
             self._sessions.move_to_end(turn.session_id)
             return dict(known, lang=lang, active_skills=self._conversing(known.get("active_skills") or []))
-        return Session(  # type: ignore[no-any-return]
+        return Session(  # type: ignore[no-any-return]  # ovos_bus_client's Session is untyped
             turn.session_id, lang=lang, location_prefs=self.location()
         ).serialize()
 

@@ -109,7 +109,7 @@ class RegoProcess:
     def _exchange(proc: subprocess.Popen[str], value: Any) -> Any:
         """Send one JSON line, read one back (None: the worker is gone)."""
         stdin: IO[str] = proc.stdin  # type: ignore[assignment]  # both are pipes (PIPE above)
-        stdout: IO[str] = proc.stdout  # type: ignore[assignment]
+        stdout: IO[str] = proc.stdout  # type: ignore[assignment]  # Popen(stdout=PIPE) always has stdout
         try:
             stdin.write(json.dumps(value, default=str) + "\n")
             stdin.flush()

@@ -13,14 +13,14 @@ import json
 import sys
 
 # run as a file: its folder is on sys.path, and rego_worker imports nothing native
-from rego_worker import first_value, protocol_out  # type: ignore[import-not-found]
+from rego_worker import first_value, protocol_out  # type: ignore[import-not-found]  # run as a script beside rego_worker.py, not as a package module
 
 
 def main() -> None:
     out = protocol_out()
     from regopy import Interpreter, RegoError
 
-    interpreter = Interpreter()  # type: ignore[no-untyped-call]
+    interpreter = Interpreter()  # type: ignore[no-untyped-call]  # the library has no type hints
     for name, text in json.loads(sys.stdin.readline()):
         try:
             interpreter.add_module(name, text)

@@ -60,7 +60,7 @@ class _Worker:
 
     def ask(self, value: Any) -> Any:
         stdin: IO[str] = self.proc.stdin  # type: ignore[assignment]  # pipes (PIPE above)
-        stdout: IO[str] = self.proc.stdout  # type: ignore[assignment]
+        stdout: IO[str] = self.proc.stdout  # type: ignore[assignment]  # Popen(stdout=PIPE) always has stdout
         try:
             stdin.write(json.dumps(value) + "\n")
             stdin.flush()

@@ -51,7 +51,7 @@ def main() -> None:
     from regopy import Interpreter, RegoError
 
     policy_text = json.loads(sys.stdin.readline())
-    interpreter = Interpreter()  # type: ignore[no-untyped-call]
+    interpreter = Interpreter()  # type: ignore[no-untyped-call]  # the library has no type hints
     try:
         interpreter.add_module("policy.rego", policy_text)
         bundle = interpreter.build(QUERY)

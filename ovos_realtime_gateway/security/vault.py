@@ -47,7 +47,7 @@ class VaultReader:
 
     def _login(self) -> Any:
         s = self.settings
-        client = hvac.Client(  # type: ignore[no-untyped-call]
+        client = hvac.Client(  # type: ignore[no-untyped-call]  # the library has no type hints
             url=self.url,
             namespace=s.namespace,
             verify=str(s.ca_cert.expanduser()) if s.ca_cert else True,

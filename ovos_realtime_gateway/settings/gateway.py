@@ -1,7 +1,7 @@
 """`GatewaySettings`: the top level of every knob of the gateway, its default and what it does;
 the nested sections live beside it (`limits.py`, `calls.py`, `secrets.py`, `retention.py`,
 `telemetry.py`). Most of this module is the fields' own descriptions (the reference
-configuration.md is checked against), hence its length.
+configuration.md is checked against), hence its length (long by design).
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ class SpeechSynthesizer:
                     yield pcm, wav.rate
         finally:
             with contextlib.suppress(Exception), self._lock:
-                loop.run_until_complete(chunks.aclose())  # type: ignore[attr-defined]
+                loop.run_until_complete(chunks.aclose())  # type: ignore[attr-defined]  # an async iterator's aclose() is on the generator type mypy does not see here
             loop.close()
         if not produced:
             raise RuntimeError(f"the TTS plugin produced no audio for {sentence!r}")

@@ -1,5 +1,8 @@
 """`PostgresStore`: the store in PostgreSQL, shared by gateway replicas, through an async
-connection pool (psycopg 3). Same rows, same answers as `SqliteStore`."""
+connection pool (psycopg 3). Same rows, same answers as `SqliteStore`.
+
+Long because it is one method per `Store` operation, each beside its SQL, in the order of
+`sqlite.py`, so the two backends read side by side."""
 
 from __future__ import annotations
 
@@ -455,7 +458,7 @@ def _pg(sql_text: str) -> Any:
 
 
 def _as(record_type: type[T], row: dict[str, Any]) -> T:
-    names = {f.name for f in fields(record_type)}  # type: ignore[arg-type]
+    names = {f.name for f in fields(record_type)}  # type: ignore[arg-type]  # a dataclass type given as a TypeVar bound to Any
     return record_type(**{k: v for k, v in row.items() if k in names})
 
 

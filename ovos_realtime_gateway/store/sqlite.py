@@ -33,7 +33,7 @@ _UPSERT_ITEM = (
 
 
 def _as(record_type: type[T], row: dict[str, Any]) -> T:
-    names = {f.name for f in fields(record_type)}  # type: ignore[arg-type]
+    names = {f.name for f in fields(record_type)}  # type: ignore[arg-type]  # a dataclass type given as a TypeVar bound to Any
     return record_type(**{k: v for k, v in row.items() if k in names})
 
 
