@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,8 +14,10 @@ from typing import Any
 import pytest
 from ovos_plugin_manager.stt import find_stt_plugins
 
+from ovos_realtime_gateway.engine.conversation import Conversation
 from ovos_realtime_gateway.engine.live_transcript import LiveTranscript
 from ovos_realtime_gateway.engine.responder import UnavailableResponder
+from ovos_realtime_gateway.engine.session import SessionHooks
 from ovos_realtime_gateway.engine.transcription import SttBackend, TranscriptStream
 from ovos_realtime_gateway.engine.voice_input import VadBackend
 from ovos_realtime_gateway.speech.stt import OpmTranscriber
@@ -305,3 +308,32 @@ async def test_one_long_append_holding_two_utterances_gives_each_its_own_words(
     await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()})
     await wait_until_async(lambda: len(_transcripts(h)) == 2, "the second transcript", timeout=60, every=0.05)
     assert _transcripts(h) == ["hello world", "tell me a joke"]
+
+
+class _StoredConversation(SessionHooks):
+    """The store's side of a session: the conversation as each save found it."""
+
+    def __init__(self) -> None:
+        self.saves: list[list[dict[str, Any]]] = []
+
+    async def items_changed(self, conversation: Conversation) -> None:
+        self.saves.append(copy.deepcopy(conversation.items))
+
+
+async def test_a_transcript_still_running_when_the_session_closes_is_stored(
+    silero: VadBackend, stt: SttBackend
+) -> None:
+    """The client leaves right after its turn is committed: the transcript arrives after the
+    session closed, and the stored conversation still gets it (nothing the user said is lost)."""
+    h = await _transcribing_session(silero, stt, {**SERVER_VAD, "create_response": False})
+    stored = _StoredConversation()
+    h.session.hooks = stored
+    for part in chunks(user_speech_pcm("hello world", lead_ms=1000, tail_ms=1000)):
+        await h.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
+        if h.of("input_audio_buffer.committed"):
+            break  # the client leaves the moment its turn is committed
+    item_id = h.of("input_audio_buffer.committed")[0]["item_id"]
+    assert h.session._transcriptions, "the transcription is still running when the client leaves"
+    await h.session.close()
+    last = {item["id"]: item for item in stored.saves[-1]}
+    assert last[item_id]["content"][0]["transcript"] == "hello world"

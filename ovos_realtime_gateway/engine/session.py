@@ -177,7 +177,8 @@ class RealtimeSession:
         self.emit(ErrorFrame(error, client_event_id))
 
     async def close(self) -> None:
-        """End every running response (cancelled) before the transport goes away."""
+        """End every running response (cancelled) before the transport goes away; transcriptions
+        of committed turns still running finish (bounded by the STT timeout) and are stored."""
         self.closed = True
         self.queued.clear()
         input_audio.cancel_idle_timer(self)
@@ -186,6 +187,9 @@ class RealtimeSession:
             if run is not None:
                 await run.cancel("client_cancelled")
         self.end_turn()
+        transcribing = list(self._transcriptions.values())
+        if transcribing:  # a turn's transcript is stored even when the client left before it was ready
+            await asyncio.wait(transcribing, timeout=(self._stt.timeout_s if self._stt else 30.0) + 5)
         await asyncio.gather(*self._persisting, return_exceptions=True)
         self._tasks_closed = True
         await self.tasks.close()
