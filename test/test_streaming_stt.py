@@ -246,7 +246,7 @@ async def test_a_stream_opened_after_its_owner_closed_goes_back_to_the_pool(
         assert streaming.active_streams == 0
     finally:
         slow.release.set()
-        executor.shutdown()
+        await asyncio.to_thread(executor.shutdown)  # joins its threads: never on the loop
 
 
 @pytest.mark.parametrize("requested", [False, True])
