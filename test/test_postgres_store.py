@@ -46,13 +46,14 @@ def _pg_config(root: Path, url: str, password: str) -> Path:
 async def test_store_copy_moves_a_sqlite_history_into_postgresql(
     tmp_path: Path, postgres: PostgresServer
 ) -> None:
-    gateway, key = configured_gateway(tmp_path, {}, "alpha", "sqlite")
-    with gateway:
+    gateway, key = await asyncio.to_thread(configured_gateway, tmp_path, {}, "alpha", "sqlite")
+    async with gateway:
         async with realtime_socket(gateway.api_base, key) as reader:
             session = (await reader.until("session.created"))["session"]["id"]
             await reader.send({"type": "conversation.item.create", "item": HELLO})
             await reader.until("conversation.item.done", timeout=30)
-        answer = http(
+        answer = await asyncio.to_thread(
+            http,
             "POST",
             f"{gateway.api_base}/realtime/client_secrets",
             json_body={"session": {"type": "realtime"}},
@@ -72,9 +73,10 @@ async def test_store_copy_moves_a_sqlite_history_into_postgresql(
     finally:
         await lite.close()
 
-    url = postgres.create_user("copied", "copy-pass")
+    url = await asyncio.to_thread(postgres.create_user, "copied", "copy-pass")
     config = _pg_config(tmp_path, url, "copy-pass")
-    done = cli(
+    done = await asyncio.to_thread(
+        cli,
         "store",
         "copy",
         "--to",
@@ -86,18 +88,23 @@ async def test_store_copy_moves_a_sqlite_history_into_postgresql(
     assert (
         "1 projects, 1 api_keys, 2 sessions, 1 client_secrets, 1 calls, 1 conversation_items" in done.stdout
     )
-    again = cli(
-        "store", "copy", "--to", url, "--password", "copy-pass", data_dir=gateway.data_dir, check=False
+    again = await asyncio.to_thread(
+        cli, "store", "copy", "--to", url, "--password", "copy-pass", data_dir=gateway.data_dir, check=False
     )
     assert again.returncode == 1 and "already holds data" in again.stderr, again.stderr
-    wrong = cli("store", "copy", "--to", url, "--password", "wrong", data_dir=gateway.data_dir, check=False)
+    wrong = await asyncio.to_thread(
+        cli, "store", "copy", "--to", url, "--password", "wrong", data_dir=gateway.data_dir, check=False
+    )
     assert wrong.returncode == 1 and "password authentication failed" in wrong.stderr, wrong.stderr
     assert "wrong" not in wrong.stderr.replace("password authentication failed", "")
 
     pg_data = tmp_path / "pg-data"
-    with GatewayProcess(pg_data, "--config", str(config), log_name="postgresql") as second:
-        assert http("GET", f"{second.api_base}/models", key=key).status == 200, "the key authenticates"
-        record = http("GET", f"{second.api_base}/realtime/sessions/{session}", key=key)
+    async with GatewayProcess(pg_data, "--config", str(config), log_name="postgresql") as second:
+        models = await asyncio.to_thread(http, "GET", f"{second.api_base}/models", key=key)
+        assert models.status == 200, "the key authenticates"
+        record = await asyncio.to_thread(
+            http, "GET", f"{second.api_base}/realtime/sessions/{session}", key=key
+        )
         assert record.status == 200 and record.json()["status"] == "closed"
         async with realtime_socket(second.api_base, minted["value"]) as reader:  # the ek_ opens its session
             created = await reader.until("session.created")
@@ -115,13 +122,14 @@ async def test_store_copy_moves_a_sqlite_history_into_postgresql(
 async def test_a_gateway_on_postgresql_serves_the_openai_sdk_and_saves_its_conversation(
     tmp_path: Path, postgres: PostgresServer
 ) -> None:
-    url = postgres.create_user("gateway", "gw-pass")
+    url = await asyncio.to_thread(postgres.create_user, "gateway", "gw-pass")
     config = _pg_config(tmp_path, url, "gw-pass")
     data_dir = tmp_path / "data"
-    key = cli(
-        "keys", "create", "--project", "alpha", "--config", str(config), data_dir=data_dir
-    ).stdout.split()[-1]
-    with GatewayProcess(data_dir, "--config", str(config), log_name="postgresql") as gateway:
+    created_key = await asyncio.to_thread(
+        cli, "keys", "create", "--project", "alpha", "--config", str(config), data_dir=data_dir
+    )
+    key = created_key.stdout.split()[-1]
+    async with GatewayProcess(data_dir, "--config", str(config), log_name="postgresql") as gateway:
         sdk = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
         secret = await sdk.realtime.client_secrets.create(
             session={"type": "realtime", "instructions": "on pg"}
@@ -143,10 +151,14 @@ async def test_a_gateway_on_postgresql_serves_the_openai_sdk_and_saves_its_conve
         try:
             items = await _eventually(lambda: store.list_items(session_id), "the conversation saved")
             assert items[0]["content"][0]["text"] == "hello"
-            record = http("GET", f"{gateway.api_base}/realtime/sessions/{session_id}", key=key)
+            record = await asyncio.to_thread(
+                http, "GET", f"{gateway.api_base}/realtime/sessions/{session_id}", key=key
+            )
             assert record.status == 200 and record.json()["instructions"] == "on pg"
         finally:
             await store.close()
-    purged = cli("data", "purge", "--session", session_id, "--config", str(config), data_dir=data_dir)
+    purged = await asyncio.to_thread(
+        cli, "data", "purge", "--session", session_id, "--config", str(config), data_dir=data_dir
+    )
     assert f"purged 1 sessions, {len(items)} conversation items, 1 client secrets" in purged.stdout
     assert not (data_dir / "ovos-realtime.db").exists(), "the gateway's store is PostgreSQL only"

@@ -122,7 +122,7 @@ async def _wait_for_leases(redis_server: RedisServer, count: int, seconds: float
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            if len(client.keys(f"{PREFIX}replica:*")) >= count:
+            if len(await asyncio.to_thread(client.keys, f"{PREFIX}replica:*")) >= count:
                 return
         except Exception:  # the server is starting
             pass
@@ -189,14 +189,14 @@ async def test_a_killed_replicas_slots_expire_with_its_lease(
     out, then opens it — within the lease, not never."""
     a, _, keys, config = cluster
     c = GatewayProcess(a.data_dir, "--config", str(config), log_name="c")
-    with c:
+    async with c:
         stack = AsyncExitStack()
         assert await stack.enter_async_context(_session(c, keys["delta"])) == "session.created"
         async with _session(a, keys["delta"]) as refused:
             assert refused == "session_limit_reached"
         assert c.proc is not None
         c.proc.send_signal(signal.SIGKILL)
-        c.proc.wait(10)
+        await asyncio.to_thread(c.proc.wait, 10)
         killed_at = time.monotonic()
         waited = await _opens_within(a, keys["delta"], 30.0)
         assert time.monotonic() - killed_at <= LEASE_S + 20  # bounded by the lease (and a slow machine)
@@ -213,21 +213,26 @@ async def test_redis_frozen_or_restarted(cluster: Any, redis_server: RedisServer
     a, b, keys, _ = cluster
     async with _session(a, keys["beta"]) as held:  # one of beta's 2 slots, across the restart
         assert held == "session.created"
-        redis_server.freeze()
+        await asyncio.to_thread(redis_server.freeze)
         try:
             started = time.monotonic()
-            assert _models(a, keys["delta"], "127.0.0.7")[0] == 200
+            assert (await asyncio.to_thread(_models, a, keys["delta"], "127.0.0.7"))[0] == 200
             assert time.monotonic() - started < 5.0
         finally:
-            redis_server.thaw()
-        assert _metric(a, 'ovos_realtime_shared_limits_fallbacks_total{limit="requests"}') >= 1.0
-        redis_server.kill()
-        assert _models(b, keys["delta"])[0] == 200  # Redis down: served, limited per replica
-        redis_server.start()
+            await asyncio.to_thread(redis_server.thaw)
+        fallbacks = 'ovos_realtime_shared_limits_fallbacks_total{limit="requests"}'
+        assert await asyncio.to_thread(_metric, a, fallbacks) >= 1.0
+        await asyncio.to_thread(redis_server.kill)
+        assert (await asyncio.to_thread(_models, b, keys["delta"]))[
+            0
+        ] == 200  # Redis down: served, limited per replica
+        await asyncio.to_thread(redis_server.start)
         await _wait_for_leases(redis_server, 2)
         # the heartbeat wrote A's live session back: beta has one slot left, over both replicas
         deadline = time.monotonic() + 30
-        while not redis_server.client().keys(f"{PREFIX}slots:p:*"):  # beta's: the only live session
+        while not await asyncio.to_thread(
+            redis_server.client().keys, f"{PREFIX}slots:p:*"
+        ):  # beta's: the only live session
             assert time.monotonic() < deadline, "A's live slot was not written back to Redis"
             await asyncio.sleep(0.1)
         async with _session(b, keys["beta"]) as second:
@@ -235,7 +240,7 @@ async def test_redis_frozen_or_restarted(cluster: Any, redis_server: RedisServer
             async with _session(b, keys["beta"]) as third:
                 assert third == "session_limit_reached"
     # gamma (2 a minute) used 2 on B before the restart; the restarted Redis starts it full again
-    statuses = [_models(gateway, keys["gamma"])[0] for gateway in (a, b, a)]
+    statuses = [(await asyncio.to_thread(_models, gateway, keys["gamma"]))[0] for gateway in (a, b, a)]
     assert statuses == [200, 200, 429]
 
 
@@ -265,7 +270,7 @@ async def test_the_redis_password_setting_is_used_and_a_refreshed_one_on_new_con
     from ovos_realtime_gateway.settings import SharedLimitsSettings
 
     admin = redis_server.client()
-    admin.config_set("requirepass", "first-secret")
+    await asyncio.to_thread(admin.config_set, "requirepass", "first-secret")
     try:
         authed = redis_server.client()
         authed.connection_pool.connection_kwargs["password"] = "first-secret"
@@ -281,8 +286,8 @@ async def test_the_redis_password_setting_is_used_and_a_refreshed_one_on_new_con
             fallbacks.append,
         )
         assert (await shared.limiter.check("p1", "k1")).remaining == 9
-        assert authed.exists("pw:rpm:p:p1") and fallbacks == []
-        authed.config_set("requirepass", "second-secret")
+        assert await asyncio.to_thread(authed.exists, "pw:rpm:p:p1") and fallbacks == []
+        await asyncio.to_thread(authed.config_set, "requirepass", "second-secret")
         authed.connection_pool.connection_kwargs["password"] = "second-secret"
         await shared.redis.client.connection_pool.disconnect()  # the next check connects anew
         assert (await shared.limiter.check("p1", "k1")).allowed  # decided here: wrong password
@@ -297,7 +302,7 @@ async def test_the_redis_password_setting_is_used_and_a_refreshed_one_on_new_con
         for candidate in ("second-secret", "first-secret"):
             cleanup.connection_pool.connection_kwargs["password"] = candidate
             try:
-                cleanup.config_set("requirepass", "")
+                await asyncio.to_thread(cleanup.config_set, "requirepass", "")
                 break
             except Exception:
-                cleanup.connection_pool.disconnect()
+                await asyncio.to_thread(cleanup.connection_pool.disconnect)
