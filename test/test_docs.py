@@ -76,3 +76,21 @@ def test_linked_docs_exist() -> None:
             headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(), re.MULTILINE)
             slugs = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}
             assert anchor in slugs, f"{link}: no such heading"
+
+
+PACKAGES = ("ovos_realtime_gateway", "ovos_realtime_listener_plugin", "ovos_realtime_tts_plugin")
+
+
+def test_every_module_is_named_in_the_architecture() -> None:
+    """docs/architecture.md names every module: its file name in backticks, or its path."""
+    named = set(re.findall(r"`([^`\n]+)`", (ROOT / "docs" / "architecture.md").read_text()))
+    missing = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name == "__init__.py":
+                continue
+            inner = path.relative_to(ROOT / package).as_posix()
+            by_path = any(name == inner or name.endswith(f"/{inner}") for name in named)
+            if path.name not in named and not by_path:
+                missing.append(path.relative_to(ROOT).as_posix())
+    assert not missing, f"modules docs/architecture.md does not name: {missing}"
