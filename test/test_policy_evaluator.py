@@ -4,6 +4,8 @@ undefined decision denies; a dead or worn evaluator is replaced. Real regopy, re
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import signal
 from pathlib import Path
@@ -106,3 +108,14 @@ def test_authorized_requests_do_not_grow_the_gateway(tmp_path: Path) -> None:
             assert http("GET", f"{gateway.api_base}/models", key=key).status == 200
         grown = rss_kib(gateway.proc.pid) - before
     assert grown < 12 * 1024, f"the gateway grew {grown} KB over 1,500 requests"
+
+
+async def test_an_evaluator_dropped_on_the_event_loop_stops_its_worker_without_blocking_it() -> None:
+    """An evaluator nobody closed is finalized wherever the garbage collector runs, here on the
+    event loop (the loop guard fails any blocking call there): its worker still ends, waited for
+    on a thread of its own."""
+    rego = await asyncio.to_thread(RegoProcess, default_policy_text())
+    worker = rego._proc
+    del rego
+    gc.collect()  # on the loop: the finalizer must not wait for the process here
+    assert await asyncio.to_thread(worker.wait, 30) is not None, "the dropped evaluator's worker ended"

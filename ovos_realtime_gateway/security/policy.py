@@ -80,7 +80,7 @@ class RegoProcess:
         self.loaded_libstdcxx_first = False
         self._current: list[subprocess.Popen[str]] = [self._start()]
         # an evaluator dropped without close() still ends its process and closes its pipes
-        self._finalizer = weakref.finalize(self, _stop_all, self._current)
+        self._finalizer = weakref.finalize(self, _stop_all_off_thread, self._current)
         self._count = 0
 
     @property
@@ -144,8 +144,10 @@ class RegoProcess:
         return self._proc.pid
 
     def close(self) -> None:
+        """Stop the worker and wait for it (the finalizer, for an evaluator never closed, does not wait)."""
         with self._lock:
-            self._finalizer()
+            if self._finalizer.detach() is not None:
+                _stop_all(self._current)
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -166,6 +168,12 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def _stop_all(current: list[subprocess.Popen[str]]) -> None:
     for proc in current:
         _stop(proc)
+
+
+def _stop_all_off_thread(current: list[subprocess.Popen[str]]) -> None:
+    """Stop the workers on a thread of their own: a finalizer runs wherever the garbage collector
+    happens to run, possibly on the event loop, which waiting for a process would block."""
+    threading.Thread(target=_stop_all, args=(list(current),), name="rego-worker-stop", daemon=True).start()
 
 
 class PolicyEngine:
