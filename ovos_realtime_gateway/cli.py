@@ -17,8 +17,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from . import cli_data, cli_keys, cli_serve, cli_store, healthcheck, policy_cli
-from .cli_common import PROG, CliError
-from .cli_store import connected_store
+from .cli_common import PROG, CliError, connected_store
 from .log import configure_logging
 from .security.key_admin import KeyAdminError
 from .security.policy import PolicyError
@@ -177,8 +176,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "healthcheck":
             return _healthcheck(args, settings)
     except CliError as exc:
-        _fail(str(exc), exc.code)
-    except (cli_data.DataCommandError, cli_store.StoreCommandError) as exc:
         _fail(str(exc), exc.code)
     except StoreUnavailable as exc:
         _fail(str(exc), 1)

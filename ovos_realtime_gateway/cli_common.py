@@ -1,4 +1,6 @@
-"""What the `ovos-realtime` commands share: the program's name, the one-line error, the store."""
+"""What the `ovos-realtime` commands share: the program's name, the one-line error, and the store
+every command opens: the one the settings name (`store_url`, its `store_password` read from its
+reference first)."""
 
 from __future__ import annotations
 
@@ -6,13 +8,14 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from .cli_store import connected_store
+from .security.secret_refs import SecretResolver
 from .settings import GatewaySettings
-from .store import Store
+from .store import Store, store_for
 
 T = TypeVar("T")
 PROG = "ovos-realtime"
@@ -37,6 +40,22 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+@asynccontextmanager
+async def connected_store(settings: GatewaySettings, migrate: bool = True) -> AsyncIterator[Store]:
+    """The settings' store (migrated unless told not to), closed after the block."""
+    resolver = SecretResolver(settings.vault)
+    password = resolver.add("store_password", settings.store_password)
+    await resolver.load()
+    store = store_for(settings, password)
+    try:
+        if migrate:
+            await store.migrate()
+        yield store
+    finally:
+        await store.close()
+        resolver.close()
 
 
 async def with_store(settings: GatewaySettings, action: Callable[[Store], Awaitable[T]]) -> T:

@@ -12,19 +12,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .cli_store import connected_store
+from .cli_common import CliError, connected_store
 from .settings import GatewaySettings
 from .store import PurgeRefused, PurgeResult
 from .store.backup import BackupError, backup, restore
 from .store.sqlite import DB_FILENAME
-
-
-class DataCommandError(Exception):
-    """One line for stderr; `code` is the exit status (2: usage, 1: refused or failed)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def add_parsers(sub: Any, data_dir: argparse.ArgumentParser) -> None:
@@ -61,7 +53,7 @@ def run(args: argparse.Namespace, settings: GatewaySettings) -> None:
         print(f"backed up {path} to {args.to} ({size} bytes)")
     elif args.command == "restore":
         if args.data_dir is None:
-            raise DataCommandError("restore needs --data-dir (the store it makes)", 2)
+            raise CliError("restore needs --data-dir (the store it makes)", 2)
         target = _backup_errors(lambda: restore(args.source, settings.resolved_data_dir, args.force))
         print(f"restored {args.source} into {target}")
 
@@ -70,7 +62,7 @@ def _backup_errors(action: Any) -> Any:
     try:
         return action()
     except BackupError as exc:
-        raise DataCommandError(str(exc)) from None
+        raise CliError(str(exc)) from None
 
 
 def parse_before(text: str) -> float:
@@ -78,7 +70,7 @@ def parse_before(text: str) -> float:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise DataCommandError(f"--before {text!r} is not an ISO 8601 date (e.g. 2026-11-30)", 2) from None
+        raise CliError(f"--before {text!r} is not an ISO 8601 date (e.g. 2026-11-30)", 2) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return when.timestamp()
@@ -86,10 +78,10 @@ def parse_before(text: str) -> float:
 
 def _purge(args: argparse.Namespace, settings: GatewaySettings) -> None:
     if args.before is not None and args.project is None:
-        raise DataCommandError("--before goes with --project", 2)
+        raise CliError("--before goes with --project", 2)
     before = parse_before(args.before) if args.before is not None else None
     if not settings.store_url and not (settings.resolved_data_dir / DB_FILENAME).exists():
-        raise DataCommandError(f"no store in {settings.resolved_data_dir}")
+        raise CliError(f"no store in {settings.resolved_data_dir}")
 
     async def go() -> PurgeResult:
         async with connected_store(settings) as store:
@@ -98,13 +90,13 @@ def _purge(args: argparse.Namespace, settings: GatewaySettings) -> None:
             projects = await store.list_projects()
             found = [p.id for p in projects if args.project in (p.name, p.id)]
             if not found:
-                raise DataCommandError(f"no project named '{args.project}'")
+                raise CliError(f"no project named '{args.project}'")
             return await store.purge(project_id=found[0], before=before)
 
     try:
         result = asyncio.run(go())
     except PurgeRefused as exc:
-        raise DataCommandError(f"nothing purged: {exc}") from None
+        raise CliError(f"nothing purged: {exc}") from None
     print(
         f"purged {len(result.sessions)} sessions, {result.items} conversation items, "
         f"{len(result.client_secrets)} client secrets, {len(result.calls)} calls (audit {result.audit_id})"

@@ -1,43 +1,16 @@
-"""`ovos-realtime store copy --to postgresql://…`, and the store every CLI command opens: the one
-the settings name (`store_url`, its `store_password` read from its reference first)."""
+"""`ovos-realtime store copy --to postgresql://…`: an embedded sqlite store, with its history, into
+PostgreSQL."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from .security.secret_refs import SecretResolver
+from .cli_common import CliError, connected_store
 from .settings import GatewaySettings
-from .store import Store, store_for
 from .store.backends import check_store_url, redact
 from .store.copy import CopyError, copy_store
-
-
-class StoreCommandError(Exception):
-    """One line for stderr; `code` is the exit status (2: usage, 1: refused or failed)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@asynccontextmanager
-async def connected_store(settings: GatewaySettings, migrate: bool = True) -> AsyncIterator[Store]:
-    """The settings' store (migrated unless told not to), closed after the block."""
-    resolver = SecretResolver(settings.vault)
-    password = resolver.add("store_password", settings.store_password)
-    await resolver.load()
-    store = store_for(settings, password)
-    try:
-        if migrate:
-            await store.migrate()
-        yield store
-    finally:
-        await store.close()
-        resolver.close()
 
 
 def add_parsers(sub: Any, data_dir: argparse.ArgumentParser) -> None:
@@ -64,7 +37,7 @@ def run(args: argparse.Namespace, settings: GatewaySettings) -> None:
     try:
         url = check_store_url(args.to, "--to")
     except ValueError as exc:
-        raise StoreCommandError(str(exc), 2) from None
+        raise CliError(str(exc), 2) from None
     target_settings = settings.model_copy(update={"store_url": url, "store_password": args.password})
     source = settings.resolved_data_dir
 
@@ -78,6 +51,6 @@ def run(args: argparse.Namespace, settings: GatewaySettings) -> None:
     try:
         counts = asyncio.run(go())
     except CopyError as exc:
-        raise StoreCommandError(f"nothing copied: {exc}") from None
+        raise CliError(f"nothing copied: {exc}") from None
     copied = ", ".join(f"{n} {table}" for table, n in counts.items())
     print(f"copied {source} into {redact(url)}: {copied}")
