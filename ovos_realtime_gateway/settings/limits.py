@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..security.secret_refs import check_reference
 from .section import Section
-from .telemetry import check_redis_url
+from .telemetry import RedisUrl
 
 
 class RateLimits(Section):
@@ -26,7 +26,7 @@ class SharedLimitsSettings(Section):
     """Where replicas keep the limits they share (requests per minute, concurrent sessions, failed
     authentications): in Redis when `redis_url` is set; otherwise each process keeps its own."""
 
-    redis_url: str | None = Field(
+    redis_url: RedisUrl | None = Field(
         None,
         description="Redis holding the limits of every replica: `redis://[user:password@]host:port/db`, "
         "`rediss://…` (TLS) or `unix:///path/redis.sock`; none: each process limits on its own.",
@@ -51,13 +51,6 @@ class SharedLimitsSettings(Section):
         description="A replica's session slots count while its lease (renewed every third of this) lives: "
         "the slots of a replica that was killed are freed this long after.",
     )
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, url: str | None) -> str | None:
-        if url is not None:
-            check_redis_url(url)
-        return url
 
     @field_validator("redis_password")
     @classmethod

@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from .section import Section
-
-
-class EventBridgeSettings(Section):
-    """The event bridge: session, response, call and policy events to a Redis stream (off unless
-    `redis_url` is set). Ids, timings and outcomes only; a slow or down Redis never holds up a
-    session: events that cannot go out are dropped and counted (`ovos_realtime_events_dropped`)."""
-
-    redis_url: str | None = Field(
-        None,
-        description="Redis to publish to: `redis://[user:password@]host:port/db`, `rediss://…` (TLS) "
-        "or `unix:///path/redis.sock`; none: the bridge is off.",
-    )
-    stream: str = Field(
-        "ovos-realtime:events", min_length=1, description="Redis stream the events are added to."
-    )
-    max_stream_length: int = Field(
-        100_000, ge=1, description="The stream is trimmed to about this many entries (`XADD MAXLEN ~`)."
-    )
-    queue_size: int = Field(
-        10_000,
-        ge=1,
-        le=1_000_000,
-        description="Events waiting in the gateway for Redis; past this, new events are dropped (counted).",
-    )
-    include_text: bool = Field(
-        False,
-        description="Add what the user typed or said and the answer's text to `response.done` events "
-        "(personal data: off by default). Audio and credentials are never published.",
-    )
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, url: str | None) -> str | None:
-        if url is not None:
-            check_redis_url(url)
-        return url
 
 
 def check_redis_url(url: str) -> None:
@@ -67,6 +32,44 @@ def check_redis_url(url: str) -> None:
     if problem is not None:
         shown = url if parts.password is None else url.replace(parts.password, "***")
         raise ValueError(f"{shown!r} is not a Redis URL: {problem}")
+
+
+def _checked_redis_url(url: str) -> str:
+    check_redis_url(url)
+    return url
+
+
+RedisUrl = Annotated[str, AfterValidator(_checked_redis_url)]
+"""A setting that names a Redis server, checked by `check_redis_url`."""
+
+
+class EventBridgeSettings(Section):
+    """The event bridge: session, response, call and policy events to a Redis stream (off unless
+    `redis_url` is set). Ids, timings and outcomes only; a slow or down Redis never holds up a
+    session: events that cannot go out are dropped and counted (`ovos_realtime_events_dropped`)."""
+
+    redis_url: RedisUrl | None = Field(
+        None,
+        description="Redis to publish to: `redis://[user:password@]host:port/db`, `rediss://…` (TLS) "
+        "or `unix:///path/redis.sock`; none: the bridge is off.",
+    )
+    stream: str = Field(
+        "ovos-realtime:events", min_length=1, description="Redis stream the events are added to."
+    )
+    max_stream_length: int = Field(
+        100_000, ge=1, description="The stream is trimmed to about this many entries (`XADD MAXLEN ~`)."
+    )
+    queue_size: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Events waiting in the gateway for Redis; past this, new events are dropped (counted).",
+    )
+    include_text: bool = Field(
+        False,
+        description="Add what the user typed or said and the answer's text to `response.done` events "
+        "(personal data: off by default). Audio and credentials are never published.",
+    )
 
 
 class TracingSettings(Section):
