@@ -16,6 +16,7 @@ from ovos_realtime_gateway.store import SqliteStore, Store
 from .gateway_process import GatewayProcess, create_key
 from .loop_guards import guarded_loop
 from .postgres_server import PostgresServer
+from .redis_server import RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -75,6 +76,13 @@ def make_sdk() -> Iterator[SdkFactory]:
 def client(gateway: GatewayProcess, alpha_key: str, make_sdk: SdkFactory) -> openai.OpenAI:
     """The SDK pointed at the shared gateway with project alpha's key."""
     return make_sdk(gateway.api_base, alpha_key)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of the module's own (its tests freeze, kill and restart it)."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

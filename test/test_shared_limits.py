@@ -42,12 +42,6 @@ FAILING = "127.0.0.5"  # the address that fails authentication (the others use 1
 
 
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess, dict[str, str], Path]]:
