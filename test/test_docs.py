@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from ovos_realtime_gateway.settings import (
+    ClusterSettings,
     EventBridgeSettings,
     GatewaySettings,
     KeyRotationSettings,
@@ -27,6 +28,7 @@ def test_every_setting_is_documented() -> None:
         GatewaySettings,
         RateLimits,
         SharedLimitsSettings,
+        ClusterSettings,
         RetentionSettings,
         SipSettings,
         EventBridgeSettings,

@@ -18,6 +18,8 @@ class GatewaySecrets:
     tls_key_password: SecretValue | None = None
     store_password: SecretValue | None = None
     redis_password: SecretValue | None = None  # shared_limits.redis_password
+    cluster_redis_password: SecretValue | None = None  # cluster.redis_password
+    hop_secret: SecretValue | None = None  # cluster.hop_secret: authenticates replica-to-replica requests
     servers: tuple[IceServer, ...] = ()
     turn_credentials: tuple[SecretValue | None, ...] = ()
 
@@ -37,6 +39,8 @@ class GatewaySecrets:
             redis_password=resolver.add(
                 "shared_limits.redis_password", settings.shared_limits.redis_password
             ),
+            cluster_redis_password=resolver.add("cluster.redis_password", settings.cluster.redis_password),
+            hop_secret=resolver.add("cluster.hop_secret", settings.cluster.hop_secret),
             servers=settings.ice_servers,
             turn_credentials=tuple(
                 resolver.add(f"ice_servers.{i}.credential", s.credential)

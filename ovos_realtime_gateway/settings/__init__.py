@@ -8,6 +8,7 @@ Unknown keys are an error at start, never silently ignored.
 from __future__ import annotations
 
 from .calls import IceServer, SipSettings
+from .cluster import ClusterSettings
 from .gateway import DEFAULT_MODELS, DEFAULT_TRANSCRIPTION_MODELS, GatewaySettings
 from .layers import load_config_file
 from .limits import RateLimits, SharedLimitsSettings
@@ -18,6 +19,7 @@ from .telemetry import EventBridgeSettings, TracingSettings, check_redis_url
 
 __all__ = [
     "DEFAULT_MODELS",
+    "ClusterSettings",
     "DEFAULT_TRANSCRIPTION_MODELS",
     "EventBridgeSettings",
     "GatewaySettings",

@@ -19,6 +19,7 @@ from ..security.secret_refs import check_reference
 from ..speech.profiles import SPEECH_PROFILES, SpeechProfile
 from ..store.backends import check_store_url
 from .calls import IceServer, SipSettings
+from .cluster import ClusterSettings
 from .layers import deep_merge
 from .limits import RateLimits, SharedLimitsSettings
 from .retention import RetentionSettings
@@ -111,6 +112,11 @@ class GatewaySettings(Section):
     shared_limits: SharedLimitsSettings = Field(
         default_factory=SharedLimitsSettings,
         description="Limits shared by replicas through Redis (see docs/deploy.md); off: per process.",
+    )
+    cluster: ClusterSettings = Field(
+        default_factory=ClusterSettings,
+        description="Replicas on a shared store finding each other through Redis (see docs/deploy.md); "
+        "off: this gateway runs alone.",
     )
     auth_failures_per_minute: int = Field(
         300,
