@@ -158,6 +158,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         services.live.watch(services.store.unusable_keys, services.settings.revocation_check_seconds),
     )
     services.pruner.start()
+    services.pending_writes.start()
     tasks.spawn("key-rotation", key_rotator(services).run())
     if services.secrets.resolver.refreshes:
         tasks.spawn("secret-refresh", services.secrets.resolver.run())
@@ -175,6 +176,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if services.bus is not None:
         await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)
     await services.pruner.stop()
+    await services.pending_writes.stop()
     await services.audit.stop()
     await services.events.stop()
     if services.shared_limits is not None:

@@ -37,6 +37,7 @@ from .security.ratelimit import (
 from .security.shared_limits import SharedLimits
 from .settings import GatewaySettings, RateLimits
 from .store import Pruner, RetentionRules, Store
+from .store.pending import PendingWrites
 
 
 @dataclass
@@ -63,6 +64,7 @@ class GatewayServices:
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="ovos-realtime-plugins")
     )  # STT, TTS and messagebus sends: never on the event loop
     openapi_text: str | None = None  # rendered on first request, with the configured models
+    pending_writes: PendingWrites = field(default_factory=PendingWrites)  # kept while the store is away
     _project_names: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -61,6 +62,11 @@ class PostgresServer:
             capture_output=True,
             **self._as,
         )
+        return self._launch(timeout)
+
+    def _launch(self, timeout: float) -> PostgresServer:
+        """Run `postgres` on the initialised data directory until it accepts connections."""
+        bin_dir = _binaries()
         log = open(self.dir / "postgres.log", "ab")  # noqa: SIM115 (the process writes it)
         options = {
             "listen_addresses": "",
@@ -102,15 +108,28 @@ class PostgresServer:
             conn.execute(f'create database "{database}" owner {name}')
         return self.url(database, user=name)
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server, keeping its data: PostgreSQL is down until `resume()`. SIGINT, its "fast"
+        shutdown: the clients' connections are cut, as when the database host goes away."""
+        self._terminate(signal.SIGINT)
+
+    def resume(self, timeout: float = 60.0) -> PostgresServer:
+        """Start the halted server again on the same socket, with the same databases."""
+        assert self.proc is None, "the server is running"
+        return self._launch(timeout)
+
+    def _terminate(self, how: signal.Signals = signal.SIGTERM) -> None:
         if self.proc is not None:
-            self.proc.terminate()  # SIGTERM: "smart" shutdown would wait for clients; this is fast
+            self.proc.send_signal(how)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
             self.proc = None
+
+    def stop(self) -> None:
+        self._terminate()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> PostgresServer:

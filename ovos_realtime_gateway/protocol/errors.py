@@ -178,6 +178,21 @@ def internal_error() -> ApiError:
     )
 
 
+STORE_RETRY_AFTER_S = 5
+
+
+def store_unavailable() -> ApiError:
+    """The store (PostgreSQL, or a locked sqlite file) does not answer for the moment: a 503 the
+    SDKs retry after `Retry-After`."""
+    return ApiError(
+        503,
+        f"The server cannot reach its store for the moment. Please try again in {STORE_RETRY_AFTER_S}s.",
+        type=SERVER_ERROR,
+        code="store_unavailable",
+        headers={"retry-after": str(STORE_RETRY_AFTER_S)},
+    )
+
+
 def event_error(
     code: str | None,
     message: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from importlib import resources
 from typing import Any
 
@@ -12,19 +13,34 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ..services import SERVICES, GatewayServices
 from ..version import __version__
 
+STORE_PING_S = 2.0  # /healthz says "unreachable" after this long rather than wait for the store
+
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "version": __version__})
+    """Alive (200) while the process serves, whatever the store does (a restart would not bring
+    PostgreSQL back); `store` says whether it answers now."""
+    services = request.app[SERVICES]
+    try:
+        store = "ok" if await asyncio.wait_for(services.store.ping(), STORE_PING_S) else "unreachable"
+    except Exception:  # StoreUnavailable, a time-out: said, not raised
+        store = "unreachable"
+    return web.json_response({"status": "ok", "version": __version__, "store": store})
 
 
 async def readyz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     checks: dict[str, Any] = {}
     try:
-        version = await services.store.schema_version()
-        checks["store"] = {"ok": await services.store.ping(), "schema_version": version}
+        checks["store"] = await asyncio.wait_for(_store_check(services), STORE_PING_S)
+    except TimeoutError:
+        checks["store"] = {
+            "ok": False,
+            "error": f"the store {services.store.where} is unreachable: no answer within {STORE_PING_S:g}s",
+        }
     except Exception as exc:  # reported, not raised: this route says what is wrong
         checks["store"] = {"ok": False, "error": str(exc)}
+    if services.pending_writes:
+        checks["store"]["pending_writes"] = len(services.pending_writes)
     policy_ok, detail = await services.policy.ready()
     checks["policy"] = {"ok": policy_ok, "source": detail}
     if services.bus is not None:
@@ -47,6 +63,11 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ready" if ready else "unready", "checks": checks}, status=200 if ready else 503
     )
+
+
+async def _store_check(services: GatewayServices) -> dict[str, Any]:
+    version = await services.store.schema_version()
+    return {"ok": await services.store.ping(), "schema_version": version}
 
 
 def export_readiness(services: GatewayServices) -> None:

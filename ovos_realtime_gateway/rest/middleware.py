@@ -13,6 +13,7 @@ from ..log import access_log, current_project, current_request_id
 from ..observability.tracing import NO_SPAN, Span, Tracing
 from ..protocol import errors, ids
 from ..services import SERVICES
+from ..store import StoreUnavailable
 from .access import PRINCIPAL, RATE_STATUS
 
 log = logging.getLogger("ovos_realtime.rest")
@@ -90,6 +91,9 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return error_response(_from_http_exception(request, exc))
+    except StoreUnavailable as exc:  # PostgreSQL down, sqlite locked: try again shortly, no traceback
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return error_response(errors.store_unavailable())
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(errors.internal_error())

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.rows import DictRow, dict_row, tuple_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..protocol import ids
 from . import pg_migrations
@@ -28,6 +28,9 @@ from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
 
 T = TypeVar("T")
 Conn = AsyncConnection[DictRow]
+# While PostgreSQL is down a request waits this long for a connection, then is told the store is
+# unreachable (503); never the pool's default 30 s. A connection attempt gives up after as long.
+WAIT_FOR_CONNECTION_S = 5.0
 Batch = tuple[str, list[str], list[tuple[Any, ...]]]  # table, its columns, rows of them
 
 _ENDED = (
@@ -105,7 +108,11 @@ class PostgresStore:
 
     def _kwargs(self) -> dict[str, Any]:
         password = self._password()
-        options: dict[str, Any] = {"row_factory": dict_row, "application_name": "ovos-realtime"}
+        options: dict[str, Any] = {
+            "row_factory": dict_row,
+            "application_name": "ovos-realtime",
+            "connect_timeout": int(WAIT_FOR_CONNECTION_S),
+        }
         return options | ({"password": password} if password else {})
 
     async def _connect_pool(self) -> AsyncConnectionPool[Conn]:
@@ -114,8 +121,9 @@ class PostgresStore:
                 try:  # one connection first: its error says why (the pool would only time out)
                     probe = await AsyncConnection.connect(self._conninfo, **self._kwargs())
                 except psycopg.OperationalError as exc:
-                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    raise StoreUnavailable(f"cannot connect to the store {self._where}: {reason}") from None
+                    raise StoreUnavailable(
+                        f"cannot connect to the store {self._where}: {_reason(exc)}"
+                    ) from None
                 await probe.close()
                 pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
                     self._conninfo,
@@ -124,16 +132,29 @@ class PostgresStore:
                     kwargs=self._kwargs,  # called per connection: a rotated password is used
                     open=False,
                     name="ovos-realtime-store",
+                    timeout=WAIT_FOR_CONNECTION_S,
+                    # a connection PostgreSQL dropped (a restart) is found out and replaced before use
+                    check=AsyncConnectionPool.check_connection,
                 )
                 await pool.open(wait=True, timeout=30)
                 self._pool = pool
             return self._pool
 
     @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Conn]:
+        """A pooled connection; StoreUnavailable when PostgreSQL cannot be reached (the pool keeps
+        trying to reconnect in the background, so the next call works once it is back)."""
+        pool = self._pool or await self._connect_pool()
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreUnavailable(f"the store {self._where} is unreachable: {_reason(exc)}") from None
+
+    @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Conn]:
         """A pooled connection inside one transaction (committed when the block ends)."""
-        pool = self._pool or await self._connect_pool()
-        async with pool.connection() as conn, conn.transaction():
+        async with self._conn() as conn, conn.transaction():
             yield conn
 
     async def _rows(self, query: Any, args: Sequence[Any] | dict[str, Any] = ()) -> list[DictRow]:
@@ -160,13 +181,11 @@ class PostgresStore:
             self._pool = None
 
     async def migrate(self, target: int = pg_migrations.LATEST) -> list[int]:
-        pool = self._pool or await self._connect_pool()
-        async with pool.connection() as conn:
+        async with self._conn() as conn:
             return await pg_migrations.migrate(conn, target)
 
     async def schema_version(self) -> int:
-        pool = self._pool or await self._connect_pool()
-        async with pool.connection() as conn:
+        async with self._conn() as conn:
             return await pg_migrations.current_version(conn)
 
     async def ping(self) -> bool:
@@ -451,6 +470,12 @@ class _PgTx:
 
     def run(self, sql_text: str, args: Sequence[Any]) -> int:
         return self._cursor.execute(_pg(sql_text), list(args)).rowcount
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of a connection error (libpq's reason), or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _pg(sql_text: str) -> Any:

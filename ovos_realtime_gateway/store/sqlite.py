@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,13 +19,16 @@ from sqlite_utils.db import NotFoundError
 from ..data_dir import private_dir, private_file, tighten_file
 from ..protocol import ids
 from . import migrations, purge, retention
-from .interface import TABLES, audit_row
+from .interface import TABLES, StoreUnavailable, audit_row
 from .item_ledger import ItemChanges
 from .purge import PurgeResult
 from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
 
 T = TypeVar("T")
 DB_FILENAME = "ovos-realtime.db"
+# sqlite's errors that say the file cannot be used now (another writer holds it past busy_timeout,
+# a read-only or full disk, a vanished directory), not that a query is wrong
+_UNAVAILABLE = ("locked", "readonly", "read-only", "disk i/o", "unable to open", "disk is full")
 _UPSERT_ITEM = (
     "insert into conversation_items (session_id, item_id, position, item, updated_at) "
     "values (?, ?, ?, ?, ?) on conflict (session_id, item_id) do update set "
@@ -73,7 +77,12 @@ class SqliteStore:
 
     async def _run(self, fn: Callable[[Database], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._database()))
+        try:
+            return await loop.run_in_executor(self._executor, lambda: fn(self._database()))
+        except sqlite3.OperationalError as exc:
+            if not any(word in str(exc).lower() for word in _UNAVAILABLE):
+                raise
+            raise StoreUnavailable(f"the store {self.path} cannot be used now: {exc}") from None
 
     async def _write(self, operation: str, fn: Callable[[Database], T]) -> T:
         """`_run` for a write, timed from queued to committed into `observe_write`."""

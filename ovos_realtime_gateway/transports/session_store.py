@@ -10,13 +10,15 @@ from ..engine.session import SessionHooks
 from ..protocol.session_config import Config
 from ..security.auth import Principal
 from ..services import GatewayServices
-from ..store import ItemLedger, SessionRecord
+from ..store import ItemLedger, SessionRecord, StoreUnavailable
+from ..store.pending import Write
 
 TTS_FAILURES = {"tts_failed": "error", "tts_timeout": "timeout"}  # a response's failure → kind
 
 
 class StoreHooks(SessionHooks):
-    """Keeps the session row and its conversation in the store; reports the key's request budget."""
+    """Keeps the session row and its conversation in the store (while the store is unreachable,
+    in `services.pending_writes`, retried); reports the key's request budget."""
 
     def __init__(self, services: GatewayServices, record: SessionRecord, principal: Principal) -> None:
         self.services = services
@@ -25,13 +27,33 @@ class StoreHooks(SessionHooks):
         self.ledger = ItemLedger()  # diffed synchronously: saves reach the store thread in order
 
     async def config_changed(self, config: Config) -> None:
-        self.record = SessionRecord(
-            **{**record_fields(self.record), "config": config, "updated_at": int(time.time())}
+        await self.save(
+            SessionRecord(**{**record_fields(self.record), "config": config, "updated_at": int(time.time())})
         )
-        await self.services.store.save_session(self.record)
+
+    async def save(self, record: SessionRecord) -> None:
+        """Store the session's row (kept and retried while the store is away: the latest row)."""
+        self.record = record
+        await self._store(f"session:{record.id}", lambda: self.services.store.save_session(self.record))
 
     async def items_changed(self, conversation: Any) -> None:
-        """Write the items added or changed since the last save (the first save writes them all)."""
+        """Write the items added or changed since the last save (the first save writes them all;
+        kept and retried while the store is away: then the whole conversation)."""
+        await self._store(f"items:{self.record.id}", lambda: self._write_items(conversation))
+
+    async def _store(self, key: str, write: Write) -> None:
+        """Run `write`; while the store is unreachable keep it in `services.pending_writes`: the
+        session goes on, and its writes are stored in order once the store answers again."""
+        pending = self.services.pending_writes
+        if pending:  # behind what is kept already: in order, and no wait on a store known away
+            pending.keep(key, write)
+            return
+        try:
+            await write()
+        except StoreUnavailable:
+            pending.keep(key, write)
+
+    async def _write_items(self, conversation: Any) -> None:
         changes = self.ledger.changes(conversation.items)
         try:
             await self.services.store.write_items(self.record.id, changes)

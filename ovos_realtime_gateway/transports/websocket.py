@@ -26,7 +26,7 @@ from ..protocol import dialect, errors
 from ..protocol.server_events import error_event
 from ..security.auth import Principal
 from ..services import SERVICES, GatewayServices
-from ..store import SessionRecord
+from ..store import SessionRecord, StoreUnavailable
 from ..tasks import TaskSupervisor
 from .client_frames import BETA_EVENT_TYPES, WS_EVENT_TYPES, apply_frame
 from .outbox import Outbox
@@ -66,6 +66,10 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
         principal, record = await admit(request, services, handshake)
     except Refused as refused:
         await refuse(ws, refused, translate)
+        return ws
+    except StoreUnavailable as exc:  # no session opens while the store is away; live ones go on
+        log.warning("session refused: %s", exc)
+        await refuse(ws, Refused(errors.store_unavailable(), WSCloseCode.TRY_AGAIN_LATER), translate)
         return ws
     span = current_span.get().child(
         "realtime.session", ovos_realtime__session_id=record.id, ovos_realtime__project=principal.project_id
@@ -234,7 +238,7 @@ async def _save_closed(
         await hooks.items_changed(session.conversation)
     finally:
         fields = {**record_fields(store_hooks.record), "config": session.config, "status": "closed"}
-        await services.store.save_session(SessionRecord(**{**fields, "updated_at": int(time.time())}))
+        await store_hooks.save(SessionRecord(**{**fields, "updated_at": int(time.time())}))
 
 
 async def _read(
