@@ -152,6 +152,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services.events.start()
     if services.shared_limits is not None:
         services.shared_limits.start()
+    await services.cluster.start()
     tasks = TaskSupervisor("gateway")  # what runs while the gateway serves; cancelled first on stop
     tasks.spawn(
         "revocation-watch",
@@ -173,6 +174,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await services.calls.end_all()
     if sip is not None:
         await sip.stop()
+    await services.cluster.close()
     if services.bus is not None:
         await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)
     await services.pruner.stop()

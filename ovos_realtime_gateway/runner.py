@@ -76,6 +76,7 @@ class GatewayRunner:
         )
         await self._site.start()
         self.port = self._site.port  # with port 0 the OS picked it
+        self.app[SERVICES].cluster.serving_at(self.base_url)
         log.info("gateway listening on %s", self.base_url)
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .cluster.registry import Registry, registry_for
 from .engine.responder import Responder
 from .engine.transcription import SttBackend
 from .engine.voice_input import VadBackend
@@ -120,6 +121,8 @@ class GatewayServices:
             )
             self.limiter, self.session_slots = shared.limiter, shared.slots
             self.auth_throttle = shared.throttle
+        # which replica holds each live session and call; its URL is the listener's once bound
+        self.cluster: Registry = registry_for(self.settings.cluster, self.secrets.cluster_redis_password)
         self.gate = Gate(
             self.auth,
             self.auth_throttle,

@@ -38,6 +38,14 @@ class ClusterSettings(Section):
         description="Secret every replica shares (a literal or `env:`/`file:`/`vault:`), authenticating "
         "the requests one replica forwards to another; required with `redis_url`.",
     )
+    timeout_seconds: float = Field(
+        0.25,
+        gt=0,
+        le=5,
+        description="Longest wait for Redis on one registry call; past it (or with Redis down) a request "
+        "for another replica's call fails at once, and this replica's own registrations are written when "
+        "Redis answers again.",
+    )
     lease_seconds: float = Field(
         5.0,
         ge=1,

@@ -1,0 +1,263 @@
+"""Which replica holds each live session and call: `LocalRegistry` (a gateway alone) or
+`RedisRegistry` (replicas on one Redis, `cluster.redis_url`).
+
+In Redis, a replica's lease `<prefix>replica:<id>` holds its URL and expires `lease_seconds` after
+its last renewal (every third of it); `<prefix>owner:<kind>:<id>` names the replica holding a
+session or call. A thing has an owner only while that replica's lease lives, so a killed replica's
+things have none once its lease expired, and a closed one's none at once (it gives its lease up and
+deletes its owner keys). The replica keeps what it holds in memory too: when Redis was unreachable
+or lost its keys (restarted without persistence), the next heartbeat that reaches it writes the
+lease and every owner key back. A Redis call waits at most `timeout_seconds`; `claim` and `release`
+never fail (the heartbeat catches up), `owner` of another replica's thing and `live_replicas`
+raise `RegistryUnavailable` rather than guess while Redis cannot answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from ..tasks import TaskSupervisor
+
+if TYPE_CHECKING:
+    from ..security.secret_refs import SecretValue
+    from ..settings import ClusterSettings
+
+log = logging.getLogger("ovos_realtime.cluster")
+
+Kind = Literal["session", "call"]
+
+# Deletes owner keys (KEYS) that still name this replica (ARGV[1]): a thing another replica claimed
+# since is left to it.
+RELEASE = """
+local released = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('DEL', key)
+    released = released + 1
+  end
+end
+return released
+"""
+
+
+@dataclass(frozen=True)
+class Replica:
+    id: str  # "rep_" + 12 hex digits, new at every process start
+    url: str  # base URL the other replicas reach it on (cluster.replica_url, or derived)
+
+
+class RegistryUnavailable(Exception):
+    """Redis cannot answer now: who holds another replica's thing, or who is alive, is unknown."""
+
+
+class Registry(Protocol):
+    replica: Replica  # this process
+
+    async def start(self) -> None: ...  # lease + heartbeat
+    async def claim(self, kind: Kind, thing_id: str) -> None: ...  # this replica holds it
+    async def release(self, kind: Kind, thing_id: str) -> None: ...
+    async def owner(self, kind: Kind, thing_id: str) -> Replica | None: ...  # None: no live replica holds it
+    async def live_replicas(self) -> dict[str, Replica]: ...  # leases alive now, this one included
+    async def close(self) -> None: ...  # gives the lease up at once
+    def serving_at(self, url: str) -> None: ...  # the listener's URL, once it is bound
+
+
+def new_replica_id() -> str:
+    return "rep_" + uuid.uuid4().hex[:12]
+
+
+class LocalRegistry:
+    """A gateway alone: everything it holds is its own, and it is the only replica."""
+
+    def __init__(self, url: str = "") -> None:
+        self.replica = Replica(new_replica_id(), url)
+        self._held: set[tuple[Kind, str]] = set()
+
+    async def start(self) -> None:
+        return None
+
+    def serving_at(self, url: str) -> None:
+        if not self.replica.url:
+            self.replica = Replica(self.replica.id, url)
+
+    async def claim(self, kind: Kind, thing_id: str) -> None:
+        self._held.add((kind, thing_id))
+
+    async def release(self, kind: Kind, thing_id: str) -> None:
+        self._held.discard((kind, thing_id))
+
+    async def owner(self, kind: Kind, thing_id: str) -> Replica | None:
+        return self.replica if (kind, thing_id) in self._held else None
+
+    async def live_replicas(self) -> dict[str, Replica]:
+        return {self.replica.id: self.replica}
+
+    async def close(self) -> None:
+        self._held.clear()
+
+
+class RedisRegistry:
+    """The registry of replicas on one Redis (see the module's docstring)."""
+
+    def __init__(
+        self,
+        settings: ClusterSettings,
+        password: SecretValue | None,
+        url: str = "",
+    ) -> None:
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        from ..security.shared_limits import _credentials
+
+        assert settings.redis_url is not None
+        self.replica = Replica(new_replica_id(), settings.replica_url or url)
+        self.prefix = settings.key_prefix
+        self.lease_ms = int(settings.lease_seconds * 1000)
+        self.timeout_s = settings.timeout_seconds
+        redis_url, extra = _credentials(settings.redis_url, password)
+        self.client = Redis.from_url(
+            redis_url,
+            socket_timeout=self.timeout_s,
+            socket_connect_timeout=self.timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+            decode_responses=True,
+            **extra,
+        )
+        self._release = self.client.register_script(RELEASE)
+        self._held: set[tuple[Kind, str]] = set()
+        self._rewrite = True  # the next heartbeat writes the lease and every owner key
+        self._url_known = asyncio.Event()
+        if self.replica.url:
+            self._url_known.set()
+        self._closed = False
+        self._reachable = True
+        self.tasks = TaskSupervisor("cluster")
+
+    def _lease_key(self, replica_id: str) -> str:
+        return f"{self.prefix}replica:{replica_id}"
+
+    def _owner_key(self, kind: Kind, thing_id: str) -> str:
+        return f"{self.prefix}owner:{kind}:{thing_id}"
+
+    async def _call(self, call: Any) -> Any:
+        """`await call` bounded by the timeout; Redis's failures raise RegistryUnavailable."""
+        from redis.exceptions import RedisError
+
+        try:
+            result = await asyncio.wait_for(call, self.timeout_s * 2)
+        except (OSError, TimeoutError, asyncio.TimeoutError, RedisError) as exc:
+            if self._reachable:
+                log.warning("cluster: Redis unavailable (%s); the registry catches up when it answers", exc)
+            self._reachable = False
+            self._rewrite = True
+            raise RegistryUnavailable(str(exc)) from exc
+        if not self._reachable:
+            log.info("cluster: Redis answers again")
+            self._reachable = True
+        return result
+
+    def serving_at(self, url: str) -> None:
+        """The listener's URL, known once it is bound (unless `replica_url` says where to reach it)."""
+        if not self.replica.url:
+            self.replica = Replica(self.replica.id, url)
+        self._url_known.set()
+
+    async def start(self) -> None:
+        """Start the heartbeat; its first beat writes the lease once the URL is known."""
+        self.tasks.spawn("heartbeat", self._heartbeat())
+
+    async def _heartbeat(self) -> None:
+        await self._url_known.wait()
+        while True:
+            try:
+                await self._beat()
+            except RegistryUnavailable:
+                pass  # logged once; the next beat tries again
+            await asyncio.sleep(self.lease_ms / 3000)
+
+    async def _beat(self) -> None:
+        """Renew the lease; when it was gone (Redis restarted, or unreachable since), write it and
+        every owner key again."""
+        lease = self._lease_key(self.replica.id)
+        if not self._rewrite:
+            renewed = await self._call(self.client.set(lease, self.replica.url, px=self.lease_ms, xx=True))
+            if renewed:
+                return
+            log.warning("cluster: this replica's lease was gone from Redis; registering again")
+        held = list(self._held)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(lease, self.replica.url, px=self.lease_ms)
+            for kind, thing_id in held:
+                pipe.set(self._owner_key(kind, thing_id), self.replica.id)
+            await self._call(pipe.execute())
+        self._rewrite = False
+
+    async def claim(self, kind: Kind, thing_id: str) -> None:
+        self._held.add((kind, thing_id))
+        try:
+            await self._call(self.client.set(self._owner_key(kind, thing_id), self.replica.id))
+        except RegistryUnavailable:
+            pass  # written by the heartbeat once Redis answers
+
+    async def release(self, kind: Kind, thing_id: str) -> None:
+        self._held.discard((kind, thing_id))
+        if self._closed:
+            return
+        try:
+            await self._call(self._release(keys=[self._owner_key(kind, thing_id)], args=[self.replica.id]))
+        except RegistryUnavailable:
+            pass  # a stale owner key names this replica, whose heartbeat no longer claims it: no owner
+
+    async def owner(self, kind: Kind, thing_id: str) -> Replica | None:
+        """The live replica holding the thing (this one's own answer without asking Redis)."""
+        if (kind, thing_id) in self._held:
+            return self.replica
+        replica_id = await self._call(self.client.get(self._owner_key(kind, thing_id)))
+        if replica_id is None or replica_id == self.replica.id:
+            return None
+        url = await self._call(self.client.get(self._lease_key(replica_id)))
+        return Replica(replica_id, url) if url is not None else None
+
+    async def live_replicas(self) -> dict[str, Replica]:
+        keys: list[str] = []
+        cursor = 0
+        while True:
+            cursor, found = await self._call(self.client.scan(cursor, match=self._lease_key("*"), count=1000))
+            cursor = int(cursor)
+            keys.extend(found)
+            if cursor == 0:
+                break
+        urls = await self._call(self.client.mget(keys)) if keys else []
+        start = len(self._lease_key(""))
+        live = {key[start:]: Replica(key[start:], url) for key, url in zip(keys, urls, strict=True) if url}
+        live[self.replica.id] = self.replica
+        return live
+
+    async def close(self) -> None:
+        """Stop the heartbeat, give the lease up and delete this replica's owner keys."""
+        self._closed = True
+        await self.tasks.close()
+        keys = [self._owner_key(kind, thing_id) for kind, thing_id in self._held]
+        self._held.clear()
+        try:
+            await self._call(self.client.delete(self._lease_key(self.replica.id)))
+            if keys:
+                await self._call(self._release(keys=keys, args=[self.replica.id]))
+        except RegistryUnavailable:
+            pass  # the lease expires on its own; the owner keys name a replica with none
+        await self.client.aclose()
+
+
+def registry_for(
+    settings: ClusterSettings, password: SecretValue | None, url: str = ""
+) -> LocalRegistry | RedisRegistry:
+    """A `RedisRegistry` with `cluster.redis_url`, else the gateway alone."""
+    if settings.redis_url is None:
+        return LocalRegistry(settings.replica_url or url)
+    return RedisRegistry(settings, password, url)
