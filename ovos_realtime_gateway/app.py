@@ -145,14 +145,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await services.secrets.resolver.load()  # a secret that cannot be read stops the start here
     await services.store.migrate()
-    stale = await services.store.close_stale_sessions(int(time.time()))
+    stale = await services.orphans.at_start()
     if stale:
-        log.warning("closed %d session(s) left active by a previous run that did not stop", stale)
+        log.warning("closed %d session(s)/call(s) left open by a gateway that did not stop", len(stale))
     services.audit.start()
     services.events.start()
     if services.shared_limits is not None:
         services.shared_limits.start()
     await services.cluster.start()
+    services.orphans.start()
     tasks = TaskSupervisor("gateway")  # what runs while the gateway serves; cancelled first on stop
     tasks.spawn(
         "revocation-watch",
@@ -174,6 +175,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await services.calls.end_all()
     if sip is not None:
         await sip.stop()
+    await services.orphans.stop()
     await services.cluster.close()
     if services.bus is not None:
         await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)

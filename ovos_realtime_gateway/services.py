@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .cluster.failover import OrphanSweeper
 from .cluster.registry import Registry, registry_for
 from .engine.responder import Responder
 from .engine.transcription import SttBackend
@@ -123,6 +124,15 @@ class GatewayServices:
             self.auth_throttle = shared.throttle
         # which replica holds each live session and call; its URL is the listener's once bound
         self.cluster: Registry = registry_for(self.settings.cluster, self.secrets.cluster_redis_password)
+        self.orphans = OrphanSweeper(  # closes what dead replicas held (alone: at start only)
+            self.store,
+            self.cluster,
+            self.settings.cluster.lease_seconds,
+            clustered=self.settings.cluster.redis_url is not None,
+            closed=lambda r: self.events.record_closed(
+                r.kind, r.id, r.project_id, r.end_reason, r.replica_id
+            ),
+        )
         self.gate = Gate(
             self.auth,
             self.auth_throttle,

@@ -213,11 +213,27 @@ async def test_secrets_sessions_and_calls(store: Store) -> None:
         }
     )
     calls = await store.list_calls(project.id)
-    assert calls == [{**call, "status": "active", "created_at": NOW, "ended_at": None, "end_reason": None}]
+    assert calls == [
+        {
+            **call,
+            "status": "active",
+            "created_at": NOW,
+            "ended_at": None,
+            "end_reason": None,
+            "replica_id": None,
+        }
+    ]
     assert await store.list_calls() == calls
 
-    assert await store.close_stale_sessions(NOW + 5) == 2, "both sessions were left active"
-    assert {s.status for s in await store.list_sessions(project.id)} == {"closed"}
+    closed = await store.close_orphans(NOW + 5, {"rep_alone"}, "gateway_died")
+    assert {(c.kind, c.id) for c in closed} == {
+        ("session", "sess_1"),
+        ("session", "sess_2"),
+        ("call", "rtc_1"),
+    }
+    assert {(s.status, s.end_reason) for s in await store.list_sessions(project.id)} == {
+        ("closed", "gateway_died")
+    }
     (ended,) = await store.list_calls()
     assert (ended["status"], ended["ended_at"], ended["end_reason"]) == ("ended", NOW + 5, "gateway_died")
     assert set(timed) == {"session", "call"}, "the operations docs/observability.md lists, on either backend"

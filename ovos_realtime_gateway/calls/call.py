@@ -265,6 +265,7 @@ class Call:
             "created_at": self.created_at,
             "ended_at": int(time.time()) if status == "ended" else None,
             "end_reason": self.end_reason if status == "ended" else None,
+            "replica_id": self.services.cluster.replica.id,
         }
 
     def _write_call(self, status: str) -> None:
@@ -326,7 +327,7 @@ class Call:
             try:  # the conversation first: retention may delete a closed session, never an active one
                 await self._store_hooks.items_changed(self.session.conversation)
             finally:
-                await self.services.store.save_session(
+                await self._store_hooks.save(
                     SessionRecord(
                         **{
                             **record_fields(self._store_hooks.record),

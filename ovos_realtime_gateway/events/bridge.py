@@ -122,6 +122,20 @@ class EventBridge:
             "call.ended", call.project_id, ids, "ended", call.end_reason or "ended", timings, detail
         )
 
+    def record_closed(
+        self, kind: str, record_id: str, project: str | None, reason: str, holder: str | None
+    ) -> None:
+        """Another replica's session or call was closed here: `holder` (its replica) is gone."""
+        if self.exporter is None:
+            return
+        detail = {"replica_id": holder or ""}
+        if kind == "call":
+            self._publish("call.ended", project, {"call_id": record_id}, "ended", reason, detail=detail)
+        else:
+            self._publish(
+                "session.closed", project, {"session_id": record_id}, "closed", reason, detail=detail
+            )
+
     def policy_decision(self, action: str, allowed: bool, reason: str, project: str | None) -> None:
         """The access policy allowed or denied `action` for a principal of `project`."""
         if self.exporter is None:

@@ -101,6 +101,7 @@ async def _call_record(
         created_at=now,
         updated_at=now,
         expires_at=now + lifetime,
+        replica_id=services.cluster.replica.id,
     )
 
 

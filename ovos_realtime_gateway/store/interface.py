@@ -4,12 +4,12 @@ sqlite file, or PostgreSQL shared by replicas). Every method is async and never 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol
 
 from .item_ledger import ItemChanges
 from .purge import PurgeResult
-from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
+from .records import ApiKey, AuditEntry, ClientSecret, ClosedRecord, Project, SessionRecord
 
 # Every table the store keeps, in the order rows can be inserted (foreign keys point backwards).
 TABLES = (
@@ -59,7 +59,9 @@ class Store(Protocol):
     async def save_session(self, session: SessionRecord) -> None: ...
     async def save_call(self, call: dict[str, Any]) -> None: ...
     async def list_calls(self, project_id: str | None = None) -> list[dict[str, Any]]: ...
-    async def close_stale_sessions(self, now: int) -> int: ...
+    async def close_orphans(
+        self, now: int, live: Collection[str], reason: str, unheld: bool = True
+    ) -> list[ClosedRecord]: ...
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
     async def list_sessions(self, project_id: str) -> list[SessionRecord]: ...
     async def write_items(self, session_id: str, changes: ItemChanges) -> None: ...
@@ -74,6 +76,14 @@ class Store(Protocol):
         self, *, session_id: str | None = None, project_id: str | None = None, before: float | None = None
     ) -> PurgeResult: ...
     async def count(self, table: str) -> int: ...
+
+
+def orphan_filter(live: Collection[str], unheld: bool) -> tuple[str, list[str]]:
+    """The condition on `replica_id` of records no live replica holds (`?` placeholders; with
+    `unheld`, rows written before replicas were recorded too), and its arguments."""
+    marks = ", ".join("?" * len(live)) or "null"
+    held_elsewhere = f"(replica_id is not null and replica_id not in ({marks}))"
+    return (f"({held_elsewhere} or replica_id is null)" if unheld else held_elsewhere), sorted(live)
 
 
 def audit_row(entry: AuditEntry, audit_id: str) -> dict[str, Any]:

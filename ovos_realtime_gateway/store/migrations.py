@@ -143,6 +143,14 @@ def _v7_call_history(db: Database) -> None:
     db.table("calls").create_index(["status", "ended_at"], if_not_exists=True)
 
 
+def _v8_replica_holders(db: Database) -> None:
+    """Replicas on one store: which replica held a session or call (`replica_id`); the others close
+    the records of one that died, saying why (`sessions.end_reason`: `replica_lost`)."""
+    db.table("sessions").add_column("replica_id", str)
+    db.table("sessions").add_column("end_reason", str)
+    db.table("calls").add_column("replica_id", str)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "key rotation columns", _v2_key_rotation),
@@ -151,6 +159,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (5, "per-secret session lifetime", _v5_session_lifetime),
     (6, "retention indexes", _v6_retention_indexes),
     (7, "call history", _v7_call_history),
+    (8, "replica holders", _v8_replica_holders),
 ]
 LATEST = MIGRATIONS[-1][0]
 

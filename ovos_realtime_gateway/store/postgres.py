@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from typing import Any, TypeVar
@@ -21,10 +21,10 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..protocol import ids
 from . import pg_migrations
-from .interface import TABLES, StoreUnavailable, audit_row
+from .interface import TABLES, StoreUnavailable, audit_row, orphan_filter
 from .item_ledger import ItemChanges
 from .purge import PurgeResult, check_choice, purge_in
-from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
+from .records import ApiKey, AuditEntry, ClientSecret, ClosedRecord, Project, SessionRecord
 
 T = TypeVar("T")
 Conn = AsyncConnection[DictRow]
@@ -76,6 +76,7 @@ _CALL_COLUMNS = {
     "created_at",
     "ended_at",
     "end_reason",
+    "replica_id",
 }
 
 
@@ -304,23 +305,34 @@ class PostgresStore:
             rows = await self._rows("select * from calls order by created_at, seq")
         return [_plain(r) for r in rows]
 
-    async def close_stale_sessions(self, now: int) -> int:
-        """At start: sessions still `active` belong to a process that died. Marks them closed (and
-        their calls ended); how many there were.
-
-        Shared by replicas, PostgreSQL holds the live sessions of the others too: this closes
-        every session still `active`, so it is only right while no other replica runs (the
-        registry of live sessions that lifts this comes with the Redis part of issue 18)."""
+    async def close_orphans(
+        self, now: int, live: Collection[str], reason: str, unheld: bool = True
+    ) -> list[ClosedRecord]:
+        """Close the `active` sessions and the calls not ended that no live replica holds: held by
+        a replica not in `live` (and, with `unheld`, by none recorded), with `end_reason` `reason`.
+        Replicas share these rows: one replica's live records are never closed by another."""
+        where, args = orphan_filter(live, unheld)
+        where = _pg(where)
         async with self._tx() as conn:
-            cursor = await conn.execute(
-                "update sessions set status = 'closed', updated_at = %s where status = 'active'", [now]
+            sessions = await conn.execute(
+                f"update sessions set status = 'closed', updated_at = %s, end_reason = %s "
+                f"where status = 'active' and {where} returning id, project_id, replica_id",
+                [now, reason, *args],
             )
-            await conn.execute(
-                "update calls set status = 'ended', ended_at = %s, end_reason = 'gateway_died' "
-                "where status != 'ended'",
-                [now],
+            closed = [
+                ClosedRecord("session", r["id"], r["project_id"], r["replica_id"], reason)
+                for r in await sessions.fetchall()
+            ]
+            calls = await conn.execute(
+                f"update calls set status = 'ended', ended_at = %s, end_reason = %s "
+                f"where status != 'ended' and {where} returning id, project_id, replica_id",
+                [now, reason, *args],
             )
-            return cursor.rowcount
+            closed += [
+                ClosedRecord("call", r["id"], r["project_id"], r["replica_id"], reason)
+                for r in await calls.fetchall()
+            ]
+        return closed
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         rows = await self._rows("select * from sessions where id = %s", [session_id])

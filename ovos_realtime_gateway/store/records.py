@@ -67,6 +67,8 @@ class SessionRecord:
     client_secret_id: str | None = None
     expires_at: int | None = None
     max_seconds: int | None = None  # a shorter lifetime cap set by its client secret
+    replica_id: str | None = None  # the replica that holds (held) it live
+    end_reason: str | None = None  # why it closed, when not by its client (`replica_lost`)
 
     def to_row(self) -> dict[str, Any]:
         cfg = self.config
@@ -87,6 +89,8 @@ class SessionRecord:
             "updated_at": self.updated_at,
             "expires_at": self.expires_at,
             "max_seconds": self.max_seconds,
+            "replica_id": self.replica_id,
+            "end_reason": self.end_reason,
         }
 
     @classmethod
@@ -102,7 +106,20 @@ class SessionRecord:
             client_secret_id=row.get("client_secret_id"),
             expires_at=row.get("expires_at"),
             max_seconds=row.get("max_seconds"),
+            replica_id=row.get("replica_id"),
+            end_reason=row.get("end_reason"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedRecord:
+    """A session or call closed because the replica holding it is gone (`close_orphans`)."""
+
+    kind: str  # "session" | "call"
+    id: str
+    project_id: str
+    replica_id: str | None  # the replica that held it (None: a row from before replicas were recorded)
+    end_reason: str
 
 
 @dataclass(frozen=True, slots=True)

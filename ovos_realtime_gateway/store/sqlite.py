@@ -7,7 +7,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
@@ -19,10 +19,10 @@ from sqlite_utils.db import NotFoundError
 from ..data_dir import private_dir, private_file, tighten_file
 from ..protocol import ids
 from . import migrations, purge, retention
-from .interface import TABLES, StoreUnavailable, audit_row
+from .interface import TABLES, StoreUnavailable, audit_row, orphan_filter
 from .item_ledger import ItemChanges
 from .purge import PurgeResult
-from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
+from .records import ApiKey, AuditEntry, ClientSecret, ClosedRecord, Project, SessionRecord
 
 T = TypeVar("T")
 DB_FILENAME = "ovos-realtime.db"
@@ -236,21 +236,36 @@ class SqliteStore:
 
         return await self._run(op)
 
-    async def close_stale_sessions(self, now: int) -> int:
-        """At start: sessions still `active` belong to a process that died (kill -9, power cut);
-        none of them is live any more. Marks them closed; how many there were."""
+    async def close_orphans(
+        self, now: int, live: Collection[str], reason: str, unheld: bool = True
+    ) -> list[ClosedRecord]:
+        """Close the `active` sessions and the calls not ended that no live replica holds: held by
+        a replica not in `live` (and, with `unheld`, by none recorded), with `end_reason` `reason`.
+        At start, a gateway alone (`live` only itself) closes every one: its previous run died."""
+        where, args = orphan_filter(live, unheld)
 
-        def op(db: Database) -> int:
+        def op(db: Database) -> list[ClosedRecord]:
             with db.conn:
-                cursor = db.execute(
-                    "update sessions set status = 'closed', updated_at = ? where status = 'active'", [now]
+                sessions = db.execute(
+                    f"select id, project_id, replica_id from sessions where status = 'active' and {where}",
+                    args,
+                ).fetchall()
+                calls = db.execute(
+                    f"select id, project_id, replica_id from calls where status != 'ended' and {where}", args
+                ).fetchall()
+                db.execute(
+                    f"update sessions set status = 'closed', updated_at = ?, end_reason = ? "
+                    f"where status = 'active' and {where}",
+                    [now, reason, *args],
                 )
                 db.execute(
-                    "update calls set status = 'ended', ended_at = ?, end_reason = 'gateway_died' "
-                    "where status != 'ended'",
-                    [now],
+                    f"update calls set status = 'ended', ended_at = ?, end_reason = ? "
+                    f"where status != 'ended' and {where}",
+                    [now, reason, *args],
                 )
-            return int(cursor.rowcount)
+            return [ClosedRecord("session", row[0], row[1], row[2], reason) for row in sessions] + [
+                ClosedRecord("call", row[0], row[1], row[2], reason) for row in calls
+            ]
 
         return await self._run(op)
 

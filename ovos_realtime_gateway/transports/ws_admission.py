@@ -121,6 +121,7 @@ async def admit(
             created_at=now,
             updated_at=now,
             expires_at=expires_at,
+            replica_id=services.cluster.replica.id,
         )
     else:
         record = SessionRecord(
@@ -130,6 +131,7 @@ async def admit(
                 "status": "active",
                 "updated_at": now,
                 "expires_at": expires_at,
+                "replica_id": services.cluster.replica.id,
             }
         )
     target = session_resource(

@@ -1,0 +1,120 @@
+"""Which records a replica may close (both backends, real sqlite and PostgreSQL): only the `active`
+sessions and open calls of replicas that are not alive, with the reason stored on them; the
+sweeper asks the registry who is alive and closes nothing while it cannot tell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ovos_realtime_gateway.cluster.failover import OrphanSweeper
+from ovos_realtime_gateway.cluster.registry import LocalRegistry, Registry, RegistryUnavailable
+from ovos_realtime_gateway.store import SessionRecord, Store
+from ovos_realtime_gateway.store.records import ClosedRecord
+
+NOW = 1_800_000_000
+
+
+def _session(session_id: str, project_id: str, status: str, replica_id: str | None) -> SessionRecord:
+    return SessionRecord(
+        id=session_id,
+        project_id=project_id,
+        type="realtime",
+        config={"type": "realtime"},
+        status=status,
+        created_at=NOW,
+        updated_at=NOW,
+        replica_id=replica_id,
+    )
+
+
+def _call(call_id: str, project_id: str, status: str, replica_id: str | None) -> dict[str, Any]:
+    return {
+        "id": call_id,
+        "project_id": project_id,
+        "transport": "webrtc",
+        "status": status,
+        "created_at": NOW,
+        "replica_id": replica_id,
+    }
+
+
+async def _rows(store: Store) -> str:
+    project, _ = await store.ensure_project("alpha")
+    for record in (
+        _session("sess_a", project.id, "active", "rep_a"),
+        _session("sess_b", project.id, "active", "rep_b"),
+        _session("sess_old", project.id, "active", None),
+        _session("sess_pending", project.id, "pending", None),
+        _session("sess_done", project.id, "closed", "rep_a"),
+    ):
+        await store.save_session(record)
+    for call in (
+        _call("rtc_a", project.id, "active", "rep_a"),
+        _call("rtc_b", project.id, "ringing", "rep_b"),
+        _call("rtc_done", project.id, "ended", "rep_a"),
+    ):
+        await store.save_call(call)
+    return project.id
+
+
+async def _states(store: Store, project_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    sessions = {s.id: (s.status, s.end_reason) for s in await store.list_sessions(project_id)}
+    calls = {c["id"]: (c["status"], c["end_reason"]) for c in await store.list_calls(project_id)}
+    return sessions, calls
+
+
+async def test_only_the_records_of_replicas_not_alive_are_closed(store: Store) -> None:
+    project_id = await _rows(store)
+    closed = await store.close_orphans(NOW + 5, {"rep_b", "rep_c"}, "replica_lost", unheld=False)
+    assert closed == [
+        ClosedRecord("session", "sess_a", project_id, "rep_a", "replica_lost"),
+        ClosedRecord("call", "rtc_a", project_id, "rep_a", "replica_lost"),
+    ]
+    sessions, calls = await _states(store, project_id)
+    assert sessions == {
+        "sess_a": ("closed", "replica_lost"),
+        "sess_b": ("active", None),  # a live replica's: never closed by another
+        "sess_old": ("active", None),  # held by no recorded replica: only a start closes it
+        "sess_pending": ("pending", None),
+        "sess_done": ("closed", None),
+    }
+    assert calls == {
+        "rtc_a": ("ended", "replica_lost"),
+        "rtc_b": ("ringing", None),
+        "rtc_done": ("ended", None),
+    }
+    assert (await store.close_orphans(NOW + 6, {"rep_b"}, "replica_lost", unheld=False)) == []
+
+    at_start = await store.close_orphans(NOW + 7, {"rep_b", "rep_new"}, "replica_lost", unheld=True)
+    assert [(r.kind, r.id) for r in at_start] == [("session", "sess_old")]
+    sessions, _ = await _states(store, project_id)
+    assert sessions["sess_b"] == ("active", None) and sessions["sess_old"] == ("closed", "replica_lost")
+
+
+class _Blind(LocalRegistry):
+    """A registry whose Redis does not answer (injected fault: who is alive is unknown)."""
+
+    async def live_replicas(self) -> dict[str, Any]:
+        raise RegistryUnavailable("connection refused")
+
+
+async def test_the_sweeper_closes_nothing_while_it_cannot_tell_who_is_alive(store: Store) -> None:
+    project_id = await _rows(store)
+    told: list[ClosedRecord] = []
+    blind: Registry = _Blind()
+    assert await OrphanSweeper(store, blind, 1.0, clustered=True, closed=told.append).sweep() == []
+    assert await OrphanSweeper(store, blind, 1.0, clustered=True).at_start() == []
+    sessions, _ = await _states(store, project_id)
+    assert sessions["sess_a"] == ("active", None) and told == []
+
+
+async def test_a_gateway_alone_closes_every_open_record_at_start(store: Store) -> None:
+    """LocalRegistry: only itself is alive, so its start closes every active session and open
+    call (its previous run died), as before replicas were recorded."""
+    project_id = await _rows(store)
+    told: list[ClosedRecord] = []
+    closed = await OrphanSweeper(store, LocalRegistry(), 1.0, clustered=False, closed=told.append).at_start()
+    assert {r.id for r in closed} == {"sess_a", "sess_b", "sess_old", "rtc_a", "rtc_b"} and told == closed
+    sessions, calls = await _states(store, project_id)
+    assert {s for s, (status, _) in sessions.items() if status == "active"} == set()
+    assert calls["rtc_b"] == ("ended", "gateway_died")
