@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .cluster.forward import Forwarder
+from .cluster.hop import HopSigner
 from .cluster.registry import Registry, registry_for
 from .engine.responder import Responder
 from .engine.transcription import SttBackend
@@ -121,6 +123,9 @@ class GatewayServices:
             self.auth_throttle = shared.throttle
         # which replica holds each live session and call; its URL is the listener's once bound
         self.cluster: Registry = registry_for(self.settings.cluster, self.secrets.cluster_redis_password)
+        self.forwarder = Forwarder(
+            HopSigner(self.secrets.hop_secret, self.cluster.replica.id)
+        )  # to other replicas
         self.gate = Gate(
             self.auth,
             self.auth_throttle,
