@@ -17,6 +17,7 @@ from .observability.loop_lag import watch_loop_lag
 from .observability.metrics import GatewayMetrics
 from .ovos.bus import BusAddress, BusBridge
 from .rest.forwarded import forwarded_client, networks
+from .rest.hop import verify_hop
 from .rest.middleware import request_context
 from .rest.routes import add_routes
 from .rest.security_headers import security_headers
@@ -177,6 +178,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await sip.stop()
     await services.orphans.stop()
     await services.cluster.close()
+    await services.forwarder.close()
     if services.bus is not None:
         await asyncio.get_running_loop().run_in_executor(None, services.bus.stop)
     await services.pruner.stop()
@@ -230,7 +232,9 @@ async def _start_sip(app: web.Application) -> Any:
 def create_app(settings: GatewaySettings, services: GatewayServices | None = None) -> web.Application:
     quiet_malformed_requests()
     client = forwarded_client(networks(settings.trusted_proxies))
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[client, request_context])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[client, request_context, verify_hop]
+    )
     app[SERVICES] = services or create_services(settings)
     app.on_response_prepare.append(
         security_headers(settings.hsts_max_age_seconds if settings.tls_enabled else 0)

@@ -37,6 +37,10 @@ class CallRegistry:
             return resource("call", call_id, operation=operation)
         return call.policy_resource(config, operation=operation)
 
+    def holds(self, call_id: str) -> bool:
+        """Whether the call is live on this gateway, whichever project it belongs to."""
+        return call_id in self._calls
+
     def find(self, call_id: str, project_id: str) -> LiveCall | None:
         """The call, if it exists and belongs to `project_id` (another project's call is not found)."""
         call = self._calls.get(call_id)

@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from .cluster.failover import OrphanSweeper
+from .cluster.forward import Forwarder
+from .cluster.hop import HopSigner
 from .cluster.registry import Registry, registry_for
 from .engine.responder import Responder
 from .engine.transcription import SttBackend
@@ -133,6 +135,9 @@ class GatewayServices:
                 r.kind, r.id, r.project_id, r.end_reason, r.replica_id
             ),
         )
+        self.forwarder = Forwarder(
+            HopSigner(self.secrets.hop_secret, self.cluster.replica.id)
+        )  # to other replicas
         self.gate = Gate(
             self.auth,
             self.auth_throttle,

@@ -343,6 +343,8 @@ class Call:
                 await self.services.store.save_call(self._call_row("ended"))
             except Exception:  # the call is over either way; the row says so at the next start
                 log.exception("call %s: could not store its end", self.id)
+        if self._live:
+            await self.services.cluster.release("call", self.id)
         self._release()
         self.span.set(ovos_realtime__end_reason=self.end_reason)
         self.span.end()

@@ -6,9 +6,11 @@ reading or when its key is revoked; the call stays."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ..cluster.forward import OwnerUnreachable, owner_elsewhere, unavailable
 from ..protocol import errors
 from ..protocol.server_events import error_event
 from ..security.gate import Caller
@@ -18,6 +20,8 @@ from ..transports.outbox import Outbox
 from ..transports.ws_admission import CLOSE_AUTH, CLOSE_REQUEST, Handshake, Refused, close_code, refuse
 from ..transports.ws_sending import end_writer, write
 from .call import Call
+
+log = logging.getLogger("ovos_realtime.calls")
 
 
 async def sideband(
@@ -43,6 +47,13 @@ async def sideband(
         return
     call = services.calls.find(call_id, principal.project_id)  # the second line
     if not isinstance(call, Call):
+        if not services.calls.holds(call_id) and not caller.hopped:
+            try:
+                if await _relayed(request, ws, services, handshake, call_id):
+                    return
+            except errors.ApiError as exc:
+                await refuse(ws, Refused(exc, close_code(exc)), None)
+                return
         await refuse(ws, Refused(not_found, CLOSE_REQUEST), None)
         return
     if call.session is None:
@@ -86,6 +97,32 @@ async def sideband(
             await end_writer(request, ws, writer, code, reason, tasks)
         finally:
             await tasks.close()
+
+
+async def _relayed(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    services: GatewayServices,
+    handshake: Handshake,
+    call_id: str,
+) -> bool:
+    """When another live replica holds the call, relay this socket to its sideband (over the signed
+    hop; it authorizes the monitor again) until either side closes; False when none does."""
+    owner = await owner_elsewhere(services.cluster, "call", call_id)
+    if owner is None:
+        return False
+    headers = {"Authorization": f"Bearer {handshake.token}"}
+    if handshake.beta:
+        headers["OpenAI-Beta"] = "realtime=v1"
+    client = request.remote or "unknown"
+    try:
+        await services.forwarder.relay(ws, owner, request.raw_path, headers, client)
+    except OwnerUnreachable as exc:
+        log.warning("sideband of call %s: its replica could not be reached: %s", call_id, exc)
+        if await owner_elsewhere(services.cluster, "call", call_id) is None:
+            return False  # it was gone, and its call with it
+        raise unavailable("The replica holding this call cannot be reached") from None
+    return True
 
 
 async def _forward(ws: web.WebSocketResponse, call: Call) -> None:

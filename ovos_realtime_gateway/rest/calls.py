@@ -13,13 +13,15 @@ from ..calls.call import Call
 from ..calls.sdp import check_offer
 from ..calls.sip.call import SipCall
 from ..calls.webrtc import WebRtcCall
+from ..cluster.forward import OwnerUnreachable, owner_elsewhere, unavailable
 from ..engine.responder import Responder, UnavailableResponder
 from ..protocol import errors, ids, json_text
 from ..protocol.session_config import Config, initial_session
 from ..protocol.session_models import CallReferBody, CallRejectBody, RealtimeSessionRequest
 from ..protocol.validation import validate
 from ..security.auth import Principal
-from ..security.policy_input import call_resource
+from ..security.gate import HOP_CLIENT
+from ..security.policy_input import call_resource, resource
 from ..services import SERVICES, GatewayServices
 from ..store import SessionRecord
 from ..transports.session_store import secret_session
@@ -146,6 +148,9 @@ async def create_call(request: web.Request) -> web.Response:
         ) from None
     await services.store.save_session(record)
     call.go_live()
+    await services.cluster.claim(
+        "call", call.id
+    )  # before its id is out: control may come through any replica
     call.start()
     audit_success(request, "calls.create", {"id": call.id}, 201)
     return web.Response(
@@ -173,6 +178,33 @@ async def _managed_call(
     return services, principal, call
 
 
+async def _elsewhere(request: web.Request, operation: str, principal: Principal) -> web.Response | None:
+    """When another live replica holds the call: the request is admitted here (rate limit, policy),
+    then replayed to that replica over the signed hop, and its answer is the answer. None when the
+    call is here, unknown, or the request is itself a hop (it goes no further)."""
+    services = request.app[SERVICES]
+    call_id = request.match_info["call_id"]
+    if services.calls.holds(call_id) or request.get(HOP_CLIENT) is not None:
+        return None
+    owner = await owner_elsewhere(services.cluster, "call", call_id)
+    if owner is None:
+        return None
+    target = resource("call", call_id, operation=operation)
+    await authorize(request, principal, "calls.manage", target, hidden=call_not_found(call_id))
+    body = await request.read() if request.body_exists else b""
+    client = request.remote or "unknown"
+    try:
+        answer = await services.forwarder.request(
+            owner, request.method, request.raw_path, request.headers, body, client
+        )
+    except OwnerUnreachable as exc:
+        log.warning("call %s: its replica could not be reached: %s", call_id, exc)
+        if await owner_elsewhere(services.cluster, "call", call_id) is None:
+            raise call_not_found(call_id) from None  # it was gone: its call with it
+        raise unavailable("The replica holding this call cannot be reached") from None
+    return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+
+
 def _sip_call(call: Call) -> SipCall:
     if not isinstance(call, SipCall):
         raise errors.ApiError(
@@ -184,7 +216,10 @@ def _sip_call(call: Call) -> SipCall:
 
 
 async def hangup_call(request: web.Request) -> web.Response:
-    _, _, call = await _managed_call(request, "hangup")
+    principal = await authenticate(request, "calls.manage")
+    if (forwarded := await _elsewhere(request, "hangup", principal)) is not None:
+        return forwarded
+    _, _, call = await _managed_call(request, "hangup", principal)
     if isinstance(call, SipCall):
         await call.hangup()
     await call.end("hangup")
@@ -194,6 +229,8 @@ async def hangup_call(request: web.Request) -> web.Response:
 
 async def accept_call(request: web.Request) -> web.Response:
     principal = await authenticate(request, "calls.manage")
+    if (forwarded := await _elsewhere(request, "accept", principal)) is not None:
+        return forwarded
     session = await read_json(request, RealtimeSessionRequest, allow_empty=False)
     config = initial_session(session, request.app[SERVICES].settings.session_defaults())
     services, principal, call = await _managed_call(request, "accept", principal, config)
@@ -207,7 +244,10 @@ async def accept_call(request: web.Request) -> web.Response:
 
 
 async def reject_call(request: web.Request) -> web.Response:
-    _, _, call = await _managed_call(request, "reject")
+    principal = await authenticate(request, "calls.manage")
+    if (forwarded := await _elsewhere(request, "reject", principal)) is not None:
+        return forwarded
+    _, _, call = await _managed_call(request, "reject", principal)
     body = await read_json(request, CallRejectBody)
     await _sip_call(call).reject(body.status_code or 603)
     audit_success(request, "calls.reject", {"id": call.id})
@@ -215,7 +255,10 @@ async def reject_call(request: web.Request) -> web.Response:
 
 
 async def refer_call(request: web.Request) -> web.Response:
-    _, _, call = await _managed_call(request, "refer")
+    principal = await authenticate(request, "calls.manage")
+    if (forwarded := await _elsewhere(request, "refer", principal)) is not None:
+        return forwarded
+    _, _, call = await _managed_call(request, "refer", principal)
     body = await read_json(request, CallReferBody, allow_empty=False)
     await _sip_call(call).refer(body.target_uri)
     audit_success(request, "calls.refer", {"id": call.id})

@@ -20,6 +20,8 @@ from .policy import PolicyEngine, PolicyUnavailable
 from .policy_input import policy_input
 from .ratelimit import FailureThrottle, LimitStatus, RequestLimits
 
+HOP_CLIENT = "ovos_realtime.hop_client"  # on a request another replica forwarded (signed): its client
+
 
 class _Request(Protocol):
     """What `Caller.of` reads of a web request (an aiohttp `web.Request` is one)."""
@@ -32,6 +34,7 @@ class _Request(Protocol):
     def remote(self) -> str | None: ...
     @property
     def headers(self) -> Mapping[str, str]: ...
+    def get(self, key: str, /) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,15 @@ class Caller:
     path: str
     remote: str | None
     authorization: str | None = None  # the `Authorization` header, as sent
+    hopped: bool = False  # forwarded by another replica, which counted it against the rate limit
 
     @classmethod
     def of(cls, request: _Request) -> Caller:
-        return cls(request.method, request.path, request.remote, request.headers.get("Authorization"))
+        """The request's caller; on a verified hop (`HOP_CLIENT`), the client the hop names."""
+        hop_client = request.get(HOP_CLIENT)
+        remote = hop_client if hop_client is not None else request.remote
+        authorization = request.headers.get("Authorization")
+        return cls(request.method, request.path, remote, authorization, hop_client is not None)
 
 
 class Gate:
@@ -143,7 +151,9 @@ class Gate:
             "time": time.time(),
             "remote": caller.remote,
         }
-        return await self.admit(principal, action, resource, request_info, hidden=hidden)
+        return await self.admit(
+            principal, action, resource, request_info, hidden=hidden, count=not caller.hopped
+        )
 
     async def admit(
         self,
@@ -153,13 +163,18 @@ class Gate:
         request_info: dict[str, Any],
         *,
         hidden: errors.ApiError | None = None,
+        count: bool = True,
     ) -> LimitStatus:
-        """Rate limit, then the policy, for an authenticated principal (audited when refused)."""
-        status = await self.limiter.check(principal.project_id, principal.owning_key)
+        """Rate limit, then the policy, for an authenticated principal (audited when refused).
+        `count=False`: a request the replica that forwarded it counted already (not twice)."""
         metrics = self.metrics
-        metrics.rate_limit_decisions.labels(
-            limit="requests", result="allowed" if status.allowed else "throttled"
-        ).inc()
+        if count:
+            status = await self.limiter.check(principal.project_id, principal.owning_key)
+            metrics.rate_limit_decisions.labels(
+                limit="requests", result="allowed" if status.allowed else "throttled"
+            ).inc()
+        else:
+            status = self.limiter.peek(principal.project_id, principal.owning_key)
         if not status.allowed:
             metrics.rate_limited.labels(scope=status.scope).inc()
             repeats = f"{principal.credential_id} {status.scope}"

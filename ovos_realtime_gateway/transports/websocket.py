@@ -115,8 +115,10 @@ async def _open(
     services.gate.allowed(principal, "realtime.connect", {"id": record.id}, 101)
     log.info("session %s opened (%s, model %s)", record.id, record.type, record.config.get("model"))
     try:
+        await services.cluster.claim("session", record.id)
         await _serve(request, ws, services, principal, record, handshake, outbox)
     finally:
+        await services.cluster.release("session", record.id)
         services.session_slots.release(principal.project_id, principal.owning_key)
         services.metrics.realtime_sessions.dec()
         services.events.session_closed(record.id, ws.close_code)

@@ -196,6 +196,7 @@ class SipServer(asyncio.DatagramProtocol):
         call = SipCall(call_id, self.services, trunk, self, invite, addr, offer)
         self.calls[invite.call_id] = call
         call.go_live()
+        await self.services.cluster.claim("call", call_id)  # before the webhook: accept may come anywhere
         call.ring()
         headers = [(k, v) for k, v in invite.headers if k.lower() not in SKIPPED_HEADERS]
         if self.settings.webhook_url:
