@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ovos_realtime_gateway.cluster.failover import OrphanSweeper
-from ovos_realtime_gateway.cluster.registry import LocalRegistry, Registry, RegistryUnavailable
+from ovos_realtime_gateway.cluster.registry import LocalRegistry, Registry, RegistryUnavailable, Replica
 from ovos_realtime_gateway.store import SessionRecord, Store
 from ovos_realtime_gateway.store.records import ClosedRecord
 
@@ -102,10 +102,41 @@ async def test_the_sweeper_closes_nothing_while_it_cannot_tell_who_is_alive(stor
     project_id = await _rows(store)
     told: list[ClosedRecord] = []
     blind: Registry = _Blind()
-    assert await OrphanSweeper(store, blind, 1.0, clustered=True, closed=told.append).sweep() == []
-    assert await OrphanSweeper(store, blind, 1.0, clustered=True).at_start() == []
+    sweeper = OrphanSweeper(store, blind, 1.0, clustered=True, closed=told.append)
+    assert await sweeper.at_start() == [] and await sweeper.sweep() == [] and await sweeper.sweep() == []
     sessions, _ = await _states(store, project_id)
     assert sessions["sess_a"] == ("active", None) and told == []
+
+
+class _Leases(LocalRegistry):
+    """The leases Redis holds, set by the test (injected: Redis restarted empty, a replica killed)."""
+
+    def __init__(self, *alive: str) -> None:
+        super().__init__()
+        self.alive = set(alive)
+
+    async def live_replicas(self) -> dict[str, Any]:
+        return {replica: Replica(replica, "") for replica in self.alive}
+
+
+async def test_a_replica_is_lost_when_missing_at_two_looks_in_a_row(store: Store) -> None:
+    """Redis restarted empty: until their next heartbeat no replica has a lease, but rep_a's
+    records are closed only when it is still missing a sweep later (it was killed)."""
+    project_id = await _rows(store)
+    leases = _Leases("rep_a", "rep_b")
+    told: list[ClosedRecord] = []
+    sweeper = OrphanSweeper(store, leases, 1.0, clustered=True, closed=told.append)
+    assert await sweeper.at_start() == []  # the first look
+    leases.alive = {"rep_b"}  # Redis restarted: rep_b beat first
+    assert await sweeper.sweep() == []  # rep_a was alive at the previous look
+    leases.alive = {"rep_a", "rep_b"}  # rep_a's heartbeat registered it again
+    assert await sweeper.sweep() == []
+    leases.alive = {"rep_b"}  # rep_a killed
+    assert await sweeper.sweep() == []
+    closed = await sweeper.sweep()
+    assert [(r.kind, r.id) for r in closed] == [("session", "sess_a"), ("call", "rtc_a")] and told == closed
+    sessions, _ = await _states(store, project_id)
+    assert sessions["sess_b"] == ("active", None) and sessions["sess_a"] == ("closed", "replica_lost")
 
 
 async def test_a_gateway_alone_closes_every_open_record_at_start(store: Store) -> None:

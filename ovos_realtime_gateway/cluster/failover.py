@@ -1,9 +1,12 @@
-"""`OrphanSweeper`: the records of replicas that died are closed by the ones alive. At start a
-gateway closes the `active` sessions and open calls no live replica holds (alone: every one, its
-previous run died); in a cluster every replica also does so every `lease_seconds`, so a replica
-killed with SIGKILL has its records closed (`end_reason` `replica_lost`) once its lease expired.
-A replica never closes what a live one holds; when Redis cannot say who is alive, nothing is
-closed until it can."""
+"""`OrphanSweeper`: the records of replicas that died are closed by the ones alive.
+
+A gateway alone closes at start every `active` session and open call (its previous run died:
+`gateway_died`). In a cluster every replica looks every `lease_seconds` at who is alive and closes
+the records of a replica whose lease was missing at two looks in a row (`replica_lost`), so a
+replica killed with SIGKILL has its records closed within about three leases. Two looks, not one:
+a Redis restarted empty has no leases until each replica's next heartbeat (a third of a lease
+later), and a live replica's records must never be closed. While Redis cannot say who is alive,
+nothing is closed."""
 
 from __future__ import annotations
 
@@ -41,22 +44,31 @@ class OrphanSweeper:
         self._clustered = clustered
         self._closed = closed
         self._tasks: TaskSupervisor | None = None
+        self._seen: set[str] | None = None  # the replicas alive at the previous look (None: unknown)
 
     async def at_start(self) -> list[ClosedRecord]:
-        """Close what no live replica holds, rows from before replicas were recorded included."""
-        return await self._sweep(unheld=True, reason=REPLICA_LOST if self._clustered else GATEWAY_DIED)
+        """Alone: close every open record (rows from before replicas were recorded included). In a
+        cluster: the first look at who is alive (the next sweep closes what is still missing)."""
+        if self._clustered:
+            return await self.sweep()
+        live = await self._registry.live_replicas()
+        return await self._close(set(live), unheld=True, reason=GATEWAY_DIED)
 
     async def sweep(self) -> list[ClosedRecord]:
-        """Close the records of replicas whose lease expired (nothing while Redis cannot tell)."""
-        return await self._sweep(unheld=False, reason=REPLICA_LOST)
-
-    async def _sweep(self, unheld: bool, reason: str) -> list[ClosedRecord]:
+        """Close the records of replicas missing at this look and the previous one."""
         try:
-            live = await self._registry.live_replicas()
+            live = set(await self._registry.live_replicas())
         except RegistryUnavailable as exc:
+            self._seen = None
             log.warning("cluster: cannot tell which replicas are alive (%s); closing no records", exc)
             return []
-        closed = await self._store.close_orphans(int(time.time()), live.keys(), reason, unheld)
+        seen, self._seen = self._seen, live
+        if seen is None:
+            return []
+        return await self._close(live | seen, unheld=False, reason=REPLICA_LOST)
+
+    async def _close(self, live: set[str], unheld: bool, reason: str) -> list[ClosedRecord]:
+        closed = await self._store.close_orphans(int(time.time()), live, reason, unheld)
         for record in closed:
             holder = f"replica {record.replica_id}" if record.replica_id else "a gateway"
             log.warning("%s %s held by %s that is gone: closed (%s)", record.kind, record.id, holder, reason)
@@ -69,6 +81,7 @@ class OrphanSweeper:
             try:
                 await self.sweep()
             except StoreUnavailable as exc:  # the next round tries again
+                self._seen = None
                 log.warning("cluster: closing dead replicas' records failed: %s", exc)
             except Exception:
                 log.exception("cluster: closing dead replicas' records failed")
