@@ -178,6 +178,7 @@ class ModelList(Shape):
 class Health(Shape):
     status: Literal["ok"]
     version: str
+    store: Literal["ok", "unreachable"]  # whether the store answers now (alive either way)
 
 
 class Readiness(Shape):
