@@ -146,9 +146,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await services.secrets.resolver.load()  # a secret that cannot be read stops the start here
     await services.store.migrate()
-    stale = await services.orphans.at_start()
+    stale = [record.kind for record in await services.orphans.at_start()]
     if stale:
-        log.warning("closed %d session(s)/call(s) left open by a gateway that did not stop", len(stale))
+        log.warning(
+            "closed %d session(s) left active and %d call(s) left open by a gateway that did not stop",
+            stale.count("session"),
+            stale.count("call"),
+        )
     services.audit.start()
     services.events.start()
     if services.shared_limits is not None:
