@@ -2,9 +2,9 @@
 throwaway PostgreSQL database and one redis-server, the openai SDK. A replica killed with SIGKILL
 has its live session's record closed by a survivor (`replica_lost`), and its key, its `ek_` and
 its finished conversation all work through the survivor; live replicas never close each other's
-sessions, nor does a third one starting; Redis restarted under two replicas: both register again,
-a session opened after it registers, the sessions held across it stay open, and the shared
-session limit holds again."""
+sessions, nor does a third one starting; the event bridge (a Redis stream) tells of the closing.
+Redis restarted under two replicas: both register again, a session opened after it registers, the
+sessions held across it stay open, and the shared session limit holds again."""
 
 from __future__ import annotations
 
@@ -89,6 +89,7 @@ async def cluster(
         },
         "shared_limits": {"redis_url": redis_server.url, "key_prefix": prefix + "limits:"},
         "project_limits": {"solo": {"concurrent_sessions": 1}},
+        "event_bridge": {"redis_url": redis_server.url, "stream": prefix + "events"},
     }
     configs = {}
     for name in ("a", "b", "c"):
@@ -229,6 +230,16 @@ async def test_a_replica_killed_with_sigkill(cluster: Cluster) -> None:
             await sdk_b.close()
         b_logs = b.logs()
     assert f"session {live_id} held by replica {killed} that is gone: closed (replica_lost)" in b_logs
+    told = [
+        e for e in await _events(cluster) if e.get("session_id") == live_id and e["kind"] == "session.closed"
+    ]
+    assert told and told[-1]["reason"] == "replica_lost" and told[-1]["replica_id"] == killed, told
+
+
+async def _events(cluster: Cluster) -> list[dict[str, str]]:
+    """The event bridge's stream (the replicas' events), oldest first."""
+    entries: Any = await asyncio.to_thread(cluster.redis.client().xrange, cluster.prefix + "events")
+    return [dict(fields) for _, fields in entries or []]
 
 
 async def _status_is(cluster: Cluster, session_id: str, status: str) -> bool:
