@@ -270,7 +270,11 @@ class Call:
 
     def _write_call(self, status: str) -> None:
         """Queue the row's new state; the store writes in order, and `_end` waits for them."""
-        write = self._ender.spawn(f"save-{status}", self.services.store.save_call(self._call_row(status)))
+        row = self._call_row(status)  # kept while the store is away, like the session's writes
+        save = self.services.pending_writes.write(
+            f"call:{self.id}", lambda: self.services.store.save_call(row)
+        )
+        write = self._ender.spawn(f"save-{status}", save)
         self._call_writes.add(write)
         write.add_done_callback(self._call_writes.discard)
 
@@ -340,7 +344,10 @@ class Call:
         if self._live:
             await asyncio.gather(*self._call_writes, return_exceptions=True)
             try:
-                await self.services.store.save_call(self._call_row("ended"))
+                row = self._call_row("ended")
+                await self.services.pending_writes.write(
+                    f"call:{self.id}", lambda: self.services.store.save_call(row)
+                )
             except Exception:  # the call is over either way; the row says so at the next start
                 log.exception("call %s: could not store its end", self.id)
         if self._live:

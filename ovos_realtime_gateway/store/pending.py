@@ -16,8 +16,9 @@ Write = Callable[[], Awaitable[None]]
 
 
 class PendingWrites:
-    """Writes kept by key (`session:<id>`, `items:<id>`), retried in the order they were last kept
-    every `retry_s` seconds; a newer write of a key replaces the older (each writes the latest)."""
+    """Writes kept by key (`session:<id>`, `items:<id>`, `call:<id>`), retried in the order they
+    were last kept every `retry_s` seconds; a newer write of a key replaces the older (each writes
+    the latest)."""
 
     def __init__(self, retry_s: float = 1.0) -> None:
         self._writes: dict[str, Write] = {}
@@ -27,11 +28,24 @@ class PendingWrites:
     def __len__(self) -> int:
         return len(self._writes)
 
+    async def write(self, key: str, write: Write) -> None:
+        """Run `write`; while the store is unreachable keep it instead (the caller goes on, and
+        its writes are stored in order once the store answers). Behind what is kept already, it
+        is kept without trying: in order, and no wait on a store known to be away."""
+        if self._writes:
+            self.keep(key, write)
+            return
+        try:
+            await write()
+        except StoreUnavailable:
+            self.keep(key, write)
+
     def keep(self, key: str, write: Write) -> None:
         """Keep `write` to retry (behind everything kept before it)."""
         if not self._writes:
             log.warning(
-                "the store is unreachable: keeping the sessions' writes, retried every %gs", self._retry_s
+                "the store is unreachable: keeping the sessions' and calls' writes, retried every %gs",
+                self._retry_s,
             )
         self._writes.pop(key, None)
         self._writes[key] = write
@@ -71,4 +85,4 @@ class PendingWrites:
             await self._tasks.close()
             self._tasks = None
         if self._writes and not await self.flush():
-            log.error("the store stayed unreachable: %d session write(s) were not stored", len(self._writes))
+            log.error("the store stayed unreachable: %d kept write(s) were not stored", len(self._writes))

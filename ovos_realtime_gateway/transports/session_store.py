@@ -10,8 +10,7 @@ from ..engine.session import SessionHooks
 from ..protocol.session_config import Config
 from ..security.auth import Principal
 from ..services import GatewayServices
-from ..store import ItemLedger, SessionRecord, StoreUnavailable
-from ..store.pending import Write
+from ..store import ItemLedger, SessionRecord
 
 TTS_FAILURES = {"tts_failed": "error", "tts_timeout": "timeout"}  # a response's failure → kind
 
@@ -34,24 +33,16 @@ class StoreHooks(SessionHooks):
     async def save(self, record: SessionRecord) -> None:
         """Store the session's row (kept and retried while the store is away: the latest row)."""
         self.record = record
-        await self._store(f"session:{record.id}", lambda: self.services.store.save_session(self.record))
+        await self.services.pending_writes.write(
+            f"session:{record.id}", lambda: self.services.store.save_session(self.record)
+        )
 
     async def items_changed(self, conversation: Any) -> None:
         """Write the items added or changed since the last save (the first save writes them all;
         kept and retried while the store is away: then the whole conversation)."""
-        await self._store(f"items:{self.record.id}", lambda: self._write_items(conversation))
-
-    async def _store(self, key: str, write: Write) -> None:
-        """Run `write`; while the store is unreachable keep it in `services.pending_writes`: the
-        session goes on, and its writes are stored in order once the store answers again."""
-        pending = self.services.pending_writes
-        if pending:  # behind what is kept already: in order, and no wait on a store known away
-            pending.keep(key, write)
-            return
-        try:
-            await write()
-        except StoreUnavailable:
-            pending.keep(key, write)
+        await self.services.pending_writes.write(
+            f"items:{self.record.id}", lambda: self._write_items(conversation)
+        )
 
     async def _write_items(self, conversation: Any) -> None:
         changes = self.ledger.changes(conversation.items)
