@@ -291,6 +291,11 @@ async def test_a_sideband_on_b_sees_and_steers_a_call_on_a(trio: Trio, peer: Cal
             ) as watcher:
                 await EventReader(watcher).until("session.created", 30)
                 await watcher.close(code=4321, message=b"monitor done")
+            await wait_until_async(  # its close, passed on by C, is what A's sideband saw
+                lambda: "the monitor left (close 4321 monitor done)" in trio.a.logs(),
+                "the monitor's close code and reason on A",
+                30,
+            )
             peer.send({"type": "session.update", "session": {"type": "realtime", "instructions": "on"}})
             assert (await sideband.until("session.updated", 30))["session"]["instructions"] == "on"
             with sdk(trio.a, trio.key) as on_a:
