@@ -1,8 +1,9 @@
 """Graceful drain on SIGTERM (issue 18: a replica scaled down by Kubernetes). Real gateway
-processes, the real `openai` SDK, the shared OVOS stack answering: the draining gateway says
-503 on /readyz and to new sessions, calls and SIP INVITEs, keeps serving REST and its open
-session (which still gets its answer), and exits 0 once that session closes; a session still
-open at `drain_seconds` is told why and closed 1001; a second SIGTERM stops at once."""
+processes, the real `openai` SDK, aiortc, the shared OVOS stack answering: the draining gateway
+says 503 on /readyz and to new sessions, calls and SIP INVITEs, keeps serving REST and its open
+session (which still gets its answer), and exits 0 once that session closes; a live WebRTC call
+holds the drain until it is hung up; a session still open at `drain_seconds` is told why and
+closed 1001; a second SIGTERM stops at once."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ from .gateway_process import GatewayProcess, HttpResult, configured_gateway, htt
 from .realtime_helpers import realtime_socket, say_and_ask
 from .sip_peer import PhoneCall, SipPeer, header
 from .test_sip_calls import free_udp_port
+from .test_webrtc_calls import place_call
 from .waiting import wait_until_async
+from .webrtc_peer import CallPeer
 
 pytestmark = pytest.mark.slow
 HOURS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|midnight|noon"
@@ -178,3 +181,29 @@ async def test_sip_invites_get_503_and_a_second_sigterm_stops_at_once(tmp_path: 
         code = await _exit_code(gateway, 60)
     assert code == 0, gateway.logs()[-3000:]
     assert time.monotonic() - signalled < 60, "the second SIGTERM did not cut the 600 s drain short"
+
+
+async def test_a_live_webrtc_call_holds_the_drain_and_is_still_controlled(tmp_path: Path) -> None:
+    """A call is live work too: the draining gateway waits for it, its hangup (call control) is
+    still served, and the gateway exits once it has ended."""
+    gateway, key = await asyncio.to_thread(
+        configured_gateway, tmp_path, {"drain_seconds": 600}, "callers", "call"
+    )
+    peer = CallPeer()
+    async with gateway:
+        assert gateway.proc is not None
+        sdk = openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
+        try:
+            call_id = await place_call(sdk, peer)
+            await peer.until("session.created")
+            gateway.proc.send_signal(signal.SIGTERM)
+            drain = (await _until_ready(gateway, 503, 30)).json()["checks"]["drain"]
+            assert drain["live"] == 1, drain
+            assert gateway.proc.poll() is None, "it stopped while a call was live"
+            await asyncio.to_thread(sdk.realtime.calls.hangup, call_id)
+            code = await _exit_code(gateway, 60)
+        finally:
+            sdk.close()
+            await peer.close()
+    assert code == 0, gateway.logs()[-3000:]
+    assert "drained" in gateway.stdout_path.read_text()
