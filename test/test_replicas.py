@@ -4,7 +4,10 @@ one redis-server (the registry, `cluster`, and the shared limits). A secret mint
 session on B; a WebRTC call placed on A (an aiortc peer) is hung up through C; a sideband on B sees
 A's call and steers it; a SIP call (sipp) landing on A is accepted through B and heard on A;
 another project's key finds none of these calls on any replica. Where the issue lets the client
-pick, it picks a replica at random (the seed is printed, to replay a run)."""
+pick, it picks a replica at random (the seed is printed; `REPLICAS_SEED=N` replays a run).
+
+Long because every test shares one trio of gateways (their start is most of the cost) and its
+helpers: the webhook receiver, the registry lookups, the other project's checks."""
 
 from __future__ import annotations
 
@@ -23,7 +26,11 @@ from typing import Any
 
 import aiohttp
 import openai
+import psycopg
 import pytest
+
+from ovos_realtime_gateway.cluster.hop import HopSigner
+from ovos_realtime_gateway.security.secret_refs import SecretValue, parse_reference
 
 from .gateway_process import GatewayProcess, cli, http
 from .postgres_server import PostgresServer
@@ -89,6 +96,8 @@ class Trio:
     webhooks: WebhookReceiver
     redis: RedisServer
     rng: random.Random
+    store_url: str
+    limited: str  # project "gamma": 2 requests a minute, over all replicas
 
     @property
     def all(self) -> tuple[GatewayProcess, GatewayProcess, GatewayProcess]:
@@ -125,6 +134,7 @@ def trio(
             "lease_seconds": 3,
         },
         "shared_limits": {"redis_url": redis_server.url, "key_prefix": PREFIX + "limits:"},
+        "project_limits": {"gamma": {"requests_per_minute": 2}},
     }
     sip = {
         "enabled": True,
@@ -144,7 +154,7 @@ def trio(
         )
         return done.stdout.strip().splitlines()[-1]
 
-    keys = {project: key(project) for project in ("alpha", "beta", "phones")}
+    keys = {project: key(project) for project in ("alpha", "beta", "phones", "gamma")}
     gateways = [
         GatewayProcess(root / f"{name}-data", "--config", str(configs[name]), log_name=name)
         for name in ("a", "b", "c")
@@ -164,6 +174,8 @@ def trio(
             webhooks,
             redis_server,
             random.Random(SEED),
+            store_url,
+            keys["gamma"],
         )
     finally:
         for gateway in gateways:
@@ -194,8 +206,9 @@ async def test_a_secret_minted_on_a_opens_a_session_on_b(trio: Trio) -> None:
     async with browser.realtime.connect(model="gpt-realtime") as connection:
         created = await asyncio.wait_for(connection.recv(), 30)
         assert created.type == "session.created"
-        assert created.session.instructions == "Minted on A."  # type: ignore[union-attr]
-        session_id = created.session.id  # type: ignore[union-attr]
+        session = created.model_dump()["session"]
+        assert session["instructions"] == "Minted on A."
+        session_id = session["id"]
         assert await trio.owner_url("session", str(session_id)) == trio.b.base_url
     await browser.close()
 
@@ -278,6 +291,11 @@ async def test_a_sideband_on_b_sees_and_steers_a_call_on_a(trio: Trio, peer: Cal
             ) as watcher:
                 await EventReader(watcher).until("session.created", 30)
                 await watcher.close(code=4321, message=b"monitor done")
+            await wait_until_async(  # its close, passed on by C, is what A's sideband saw
+                lambda: "the monitor left (close 4321 monitor done)" in trio.a.logs(),
+                "the monitor's close code and reason on A",
+                30,
+            )
             peer.send({"type": "session.update", "session": {"type": "realtime", "instructions": "on"}})
             assert (await sideband.until("session.updated", 30))["session"]["instructions"] == "on"
             with sdk(trio.a, trio.key) as on_a:
@@ -286,6 +304,57 @@ async def test_a_sideband_on_b_sees_and_steers_a_call_on_a(trio: Trio, peer: Cal
                 pass  # what was in flight before the hangup
             assert message.type == aiohttp.WSMsgType.CLOSE
             assert (ws.close_code, message.extra) == (1000, "call ended")  # A's close, passed on by B
+
+
+async def test_a_forwarded_request_counts_once(trio: Trio, peer: CallPeer) -> None:
+    """gamma may make 2 requests a minute: placing a call on A and hanging it up through C use
+    them up; A does not count the hangup C forwarded a second time (it would refuse it, 429)."""
+    with sdk(trio.a, trio.limited) as on_a:
+        call_id = await place_call(on_a, peer)
+    with sdk(trio.c, trio.limited) as on_c:
+        raw = await asyncio.to_thread(on_c.realtime.calls.with_raw_response.hangup, call_id)
+    assert raw.status_code == 200
+    assert raw.headers["x-ratelimit-remaining-requests"] == "0"
+    with sdk(trio.pick(), trio.limited) as anywhere, pytest.raises(openai.RateLimitError):
+        await asyncio.to_thread(anywhere.models.list)
+
+
+async def test_hop_headers_are_believed_only_when_signed(trio: Trio) -> None:
+    """A request with hop headers that are not validly signed is refused (401 `invalid_hop`), not
+    believed; a validly signed one (the test knows the cluster's secret) is served, and the owner
+    takes the client's address from it (the audit row of its failed authentication names it)."""
+    secret = _secret_of(HOP_SECRET)
+    path = "/v1/realtime/calls/rtc_00000000000000000000000000000000/hangup"
+    signed = HopSigner(secret, "rep_000000000000").sign("POST", path, b"", "192.0.2.77")
+    forged = HopSigner(_secret_of("not-the-secret"), "rep_000000000000").sign(
+        "POST", path, b"", "198.51.100.7"
+    )
+    moved = {**signed, "X-OVOS-Hop-Client": "198.51.100.8"}  # signed for another client
+    for headers in (forged, moved, {"X-OVOS-Hop-Client": "198.51.100.9"}):
+        refused = await asyncio.to_thread(
+            http, "POST", trio.a.base_url + path, headers={**headers, "Authorization": "Bearer sk-ovos-wrong"}
+        )
+        assert refused.status == 401 and refused.json()["error"]["code"] == "invalid_hop", refused.body
+    served = await asyncio.to_thread(
+        http, "POST", trio.a.base_url + path, headers={**signed, "Authorization": "Bearer sk-ovos-wrong"}
+    )
+    assert served.status == 401 and served.json()["error"]["code"] == "invalid_api_key", served.body
+
+    def audited_from() -> list[str]:
+        with psycopg.connect(trio.store_url) as db:
+            rows = db.execute("select detail from audit_log where decision = 'unauthenticated'").fetchall()
+        return [str(row[0]) for row in rows]
+
+    await wait_until_async(
+        lambda: asyncio.to_thread(lambda: any("192.0.2." in d for d in audited_from())),
+        "the failed authentication audited with the hop's client",
+        30,
+    )
+    assert not any("198.51.100." in d for d in audited_from())  # refused hops were never believed
+
+
+def _secret_of(value: str) -> SecretValue:
+    return SecretValue("cluster.hop_secret", parse_reference(value), value)
 
 
 def _user_text(text: str) -> dict[str, Any]:

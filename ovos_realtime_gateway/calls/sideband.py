@@ -83,6 +83,8 @@ async def sideband(
             code, reason = CLOSE_AUTH, b"the API key was revoked"
         elif call.ended.is_set():
             reason = b"call ended"
+        elif reader.done() and reader.exception() is None:
+            log.info("sideband of call %s: the monitor left (%s)", call_id, reader.result())
     finally:
         hold.release()
         call.detach(outbox)
@@ -125,10 +127,14 @@ async def _relayed(
     return True
 
 
-async def _forward(ws: web.WebSocketResponse, call: Call) -> None:
-    """A sideband's client events go to the call's engine, in order with the data channel's."""
-    async for message in ws:
+async def _forward(ws: web.WebSocketResponse, call: Call) -> str:
+    """A sideband's client events go to the call's engine, in order with the data channel's,
+    until the monitor leaves: how it closed (its code and reason, through a relay as well)."""
+    while True:
+        message = await ws.receive()
         if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
             call.submit(message.data)
-        elif message.type == WSMsgType.ERROR:
-            return
+        elif message.type == WSMsgType.CLOSE:
+            return f"close {message.data} {message.extra or ''}".strip()
+        elif message.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return f"connection ended ({message.type.name})"

@@ -119,12 +119,11 @@ class Forwarder:
             up = tasks.spawn("up", _pump(ws, upstream))
             try:
                 done, _ = await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
-                if down in done:  # the owner closed (or was lost): the client is told the same
-                    code, reason = down.result()
-                    await ws.close(code=code, message=reason)
-                else:  # the client closed: the owner is told the same
-                    code, reason = up.result()
-                    await upstream.close(code=code, message=reason)
+                ended, other, closing = (down, up, ws) if down in done else (up, down, upstream)
+                other.cancel()  # no read in flight: the close below waits for the other side's reply
+                await asyncio.gather(other, return_exceptions=True)
+                code, reason = ended.result()  # the owner's close goes to the client, or back
+                await closing.close(code=code, message=reason)
             finally:
                 await tasks.close()
 
