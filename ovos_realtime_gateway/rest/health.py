@@ -32,7 +32,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, Any] = {}
     try:
         checks["store"] = await asyncio.wait_for(_store_check(services), STORE_PING_S)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # (not the builtin TimeoutError on Python 3.10)
         checks["store"] = {
             "ok": False,
             "error": f"the store {services.store.where} is unreachable: no answer within {STORE_PING_S:g}s",
