@@ -408,3 +408,31 @@ async def test_a_sip_call_landing_on_a_is_accepted_through_b(trio: Trio, tmp_pat
         await sipp.kill()
         rtp.close()
     assert "webhook" not in trio.b.logs().lower() and "webhook" not in trio.c.logs().lower()
+
+
+async def test_a_call_whose_replica_is_gone_is_not_found(trio: Trio, peer: CallPeer) -> None:
+    """Last in this module: it kills A. Its call, asked for through B, is 503 `replica_unavailable`
+    (retry) while A's lease still lives, then 404 `call_not_found` on the survivors once it expired."""
+    with sdk(trio.a, trio.key) as on_a:
+        call_id = await place_call(on_a, peer)
+    await peer.until("session.created", 30)
+    assert trio.a.proc is not None
+    trio.a.proc.kill()
+    await asyncio.to_thread(trio.a.proc.wait, 10)
+    url = f"{trio.b.api_base}/realtime/calls/{call_id}/hangup"
+    first = await asyncio.to_thread(http, "POST", url, key=trio.key)
+    assert first.status == 503, first.body  # A's lease (3 s, renewed every second) outlives the kill
+    assert first.json()["error"]["code"] == "replica_unavailable"
+    assert first.headers["retry-after"] == "1"
+
+    async def not_found() -> bool:
+        answer = await asyncio.to_thread(http, "POST", url, key=trio.key)
+        assert answer.status in (503, 404), answer.body
+        return answer.status == 404 and answer.json()["error"]["code"] == "call_not_found"
+
+    await wait_until_async(not_found, "A's call not found once its lease expired", 30)
+    async with aiohttp.ClientSession() as session:
+        sideband = ws_url(trio.c.api_base, call_id=call_id)
+        async with session.ws_connect(sideband, headers={"Authorization": f"Bearer {trio.key}"}) as ws:
+            error = await EventReader(ws).next(30)
+            assert error["error"]["code"] == "call_not_found", error
