@@ -119,13 +119,13 @@ def decided_at_ms(event: dict[str, Any]) -> float | None:
 async def stream_session(
     ws: aiohttp.ClientWebSocketResponse, frames: list[str], offset: int, seconds: float
 ) -> list[float]:
-    """Send frames in real time for `seconds`; when each was sent (perf_counter)."""
+    """Send frames in real time for `seconds`; when each began to be sent (perf_counter)."""
     sent: list[float] = []
     loop = asyncio.get_running_loop()
     begin = loop.time()
     while loop.time() - begin < seconds:
-        await ws.send_str(frames[(offset + len(sent)) % len(frames)])
-        sent.append(time.perf_counter())
+        sent.append(time.perf_counter())  # before: a full socket may hold the sender up past the answer
+        await ws.send_str(frames[(offset + len(sent) - 1) % len(frames)])
         await asyncio.sleep(max(0.0, begin + len(sent) * FRAME_MS / 1000 - loop.time()))
     return sent
 

@@ -12,6 +12,8 @@ turn (one at work at a time), round after round, so the machine's other work fal
    replicas. Printed: the gateways' CPU per session (from /proc, all their threads), sessions per
    core, and the event lag of the VAD's turn events: from sending the frame that decided an
    `input_audio_buffer.speech_started` / `speech_stopped` to receiving the event (p50, p95).
+   A fourth row, (d), gives (b) only one replica's share of the sessions: the control that tells
+   what (c) costs because each of its processes holds fewer sessions, not because it is two.
 2. REST: K concurrent clients loop over the mix a client does (mint an `ek_` client secret,
    `GET /v1/models`, look its session up), minting on the replicas in turn and the rest asked of
    another replica (so a lookup reads what another process wrote). Printed: requests per second,
@@ -116,9 +118,17 @@ SETUPS = (  # name, label, replicas, on shared state
     ("postgresql", "(b) one process, PostgreSQL + Redis", 1, True),
     ("replicas", "(c) two replicas, PostgreSQL + Redis", 2, True),
 )
+SHARE = "(d) = (b) with one replica's share"
+"""The control for (c): deployment (b) given as many sessions as one replica of (c) holds."""
 
 
-def run_all(args: argparse.Namespace) -> dict[str, tuple[SessionsRun, RestRun]]:
+@dataclass
+class Results:
+    sessions: dict[str, SessionsRun]  # by label
+    rest: dict[str, RestRun]  # by label
+
+
+def run_all(args: argparse.Namespace) -> Results:
     """Start the shared state and every deployment, warm each up, then measure them in turn."""
     with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp, ExitStack() as stack:
         root = Path(tmp)
@@ -133,24 +143,35 @@ def run_all(args: argparse.Namespace) -> dict[str, tuple[SessionsRun, RestRun]]:
         }
         with ThreadPoolExecutor(len(SETUPS)) as pool:  # every deployment starts at once
             starting = {
-                name: pool.submit(deploy, stack, root, name, replicas, shared[name])
-                for name, _, replicas, _ in SETUPS
+                label: pool.submit(deploy, stack, root, name, replicas, shared[name])
+                for name, label, replicas, _ in SETUPS
             }
-            targets = {name: future.result() for name, future in starting.items()}
-        results: dict[str, tuple[SessionsRun, RestRun]] = {}
-        for name, _, replicas, on_shared in SETUPS:
-            state = [postgres.proc.pid, redis.proc.pid] if on_shared else []
-            meters = CpuMeter(targets[name].pids, state), CpuMeter(targets[name].pids, state)
-            results[name] = SessionsRun(args.sessions, replicas, meters[0]), RestRun(meters[1])
+            targets = {label: future.result() for label, future in starting.items()}
+        state = {
+            label: [postgres.proc.pid, redis.proc.pid] if on_shared else []
+            for _, label, _, on_shared in SETUPS
+        }
+        results = Results(
+            {
+                label: SessionsRun(args.sessions, len(t.bases), CpuMeter(t.pids, state[label]))
+                for label, t in targets.items()
+            },
+            {label: RestRun(CpuMeter(t.pids, state[label])) for label, t in targets.items()},
+        )
+        one = SETUPS[1][1]  # (b)
+        results.sessions[SHARE] = SessionsRun(args.sessions // 2, 1, CpuMeter(targets[one].pids, state[one]))
+        sessions_on = {**targets, SHARE: targets[one]}
         for t in targets.values():  # warm up: the first sessions and requests of each gateway
             warm_up = CpuMeter(t.pids, [])
             asyncio.run(sessions_load(t.bases, t.key, SessionsRun(2 * len(t.bases), 1, warm_up), 1.0))
             asyncio.run(rest_load(t.bases, t.key, RestRun(warm_up), 0.5, 2))
         for _ in range(args.rounds):
-            for name, t in targets.items():
-                asyncio.run(sessions_load(t.bases, t.key, results[name][0], args.seconds))
-            for name, t in targets.items():
-                asyncio.run(rest_load(t.bases, t.key, results[name][1], args.rest_seconds, args.concurrency))
+            for label, run in results.sessions.items():
+                t = sessions_on[label]
+                asyncio.run(sessions_load(t.bases, t.key, run, args.seconds))
+            for label, rest in results.rest.items():
+                t = targets[label]
+                asyncio.run(rest_load(t.bases, t.key, rest, args.rest_seconds, args.concurrency))
         return results
 
 
@@ -158,8 +179,8 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def report(results: dict[str, tuple[SessionsRun, RestRun]], args: argparse.Namespace) -> None:
-    base_s, base_r = results["sqlite"]
+def report(results: Results, args: argparse.Namespace) -> None:
+    base_s, base_r = results.sessions[SETUPS[0][1]], results.rest[SETUPS[0][1]]
     print(
         f"sessions: {args.sessions} real-time WebSocket sessions, server VAD, speech and pauses, "
         f"{args.seconds:g} s x {args.rounds} rounds, loopback"
@@ -168,10 +189,9 @@ def report(results: dict[str, tuple[SessionsRun, RestRun]], args: argparse.Names
         f"{'deployment':<40}{'per replica':>12}{'CPU/session':>13}{'sessions/core':>15}{'ratio':>7}"
         f"{'lag p50 ms':>12}{'p95 ms':>8}{'ratio p95':>11}{'turn events':>13}{'PG+Redis CPU/session':>22}"
     )
-    for name, label, _, on_shared in SETUPS:
-        run = results[name][0]
+    for label, run in results.sessions.items():
         p95 = percentile(run.lags, 0.95)
-        state = f"{run.state_per_session * 100:.3f}%" if on_shared else "-"
+        state = f"{run.state_per_session * 100:.3f}%" if run.cpu.state_pids else "-"
         print(
             f"{label:<40}{run.sessions // run.replicas:>12}{run.per_session * 100:>12.3f}%"
             f"{1 / run.per_session:>15.0f}{base_s.per_session / run.per_session:>7.2f}"
@@ -187,9 +207,8 @@ def report(results: dict[str, tuple[SessionsRun, RestRun]], args: argparse.Names
         f"{'deployment':<40}{'req/s':>8}{'ratio':>7}{'p50 ms':>8}{'p95 ms':>8}{'gateway cores':>15}"
         f"{'CPU ms/req':>12}{'ratio':>7}{'PG+Redis CPU ms/req':>21}"
     )
-    for name, label, _, on_shared in SETUPS:
-        rest = results[name][1]
-        state = ms(rest.state_per_request) if on_shared else "-"
+    for label, rest in results.rest.items():
+        state = ms(rest.state_per_request) if rest.cpu.state_pids else "-"
         print(
             f"{label:<40}{rest.per_second:>8.0f}{rest.per_second / base_r.per_second:>7.2f}"
             f"{ms(percentile(rest.latencies, 0.5)):>8}{ms(percentile(rest.latencies, 0.95)):>8}"
@@ -200,23 +219,22 @@ def report(results: dict[str, tuple[SessionsRun, RestRun]], args: argparse.Names
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
 
 
-def figures(results: dict[str, tuple[SessionsRun, RestRun]]) -> dict[str, Any]:
-    """What `--json` writes: each deployment's figures, and the raw lags and latencies."""
+def figures(results: Results) -> dict[str, Any]:
+    """What `--json` writes: the figures of each row, with the raw lags and latencies."""
     return {
-        name: {
-            "sessions": {
-                **asdict(run),
-                "per_session": run.per_session,
-                "state_per_session": run.state_per_session,
-            },
-            "rest": {
+        "sessions": {
+            label: {**asdict(run), "per_session": run.per_session, "state_per_session": run.state_per_session}
+            for label, run in results.sessions.items()
+        },
+        "rest": {
+            label: {
                 **asdict(rest),
                 "per_second": rest.per_second,
                 "cpu_per_request": rest.cpu_per_request,
                 "state_per_request": rest.state_per_request,
-            },
-        }
-        for name, (run, rest) in results.items()
+            }
+            for label, rest in results.rest.items()
+        },
     }
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DEPLOYMENTS = {
-    "sqlite": "(a) one process, sqlite (baseline)",
-    "postgresql": "(b) one process, PostgreSQL + Redis",
-    "replicas": "(c) two replicas, PostgreSQL + Redis",
-}
+SQLITE, POSTGRESQL, REPLICAS, SHARE = (
+    "(a) one process, sqlite (baseline)",
+    "(b) one process, PostgreSQL + Redis",
+    "(c) two replicas, PostgreSQL + Redis",
+    "(d) = (b) with one replica's share",
+)
 
 
 @pytest.mark.slow
@@ -29,17 +30,23 @@ def test_the_replicas_bench_measures_every_deployment(tmp_path: Path) -> None:
         timeout=240,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for label in DEPLOYMENTS.values():
+    for label in (SQLITE, POSTGRESQL, REPLICAS):
         assert done.stdout.count(label) == 2, f"{label}: a row in each table\n{done.stdout}"
+    assert done.stdout.count(SHARE) == 1, f"{SHARE}: a row in the sessions table\n{done.stdout}"
     figures = json.loads(figures_file.read_text())
-    assert set(figures) == set(DEPLOYMENTS)
-    for name, measured in figures.items():
-        sessions, rest = measured["sessions"], measured["rest"]
-        assert sessions["replicas"] == (2 if name == "replicas" else 1)
-        assert sessions["per_session"] > 0, f"{name}: the gateways' CPU was read"
-        assert sessions["lags"], f"{name}: turn events came back from the VAD"
+    sessions, rest = figures["sessions"], figures["rest"]
+    assert list(sessions) == [SQLITE, POSTGRESQL, REPLICAS, SHARE]
+    assert list(rest) == [SQLITE, POSTGRESQL, REPLICAS]
+    counts = [(run["sessions"], run["replicas"]) for run in sessions.values()]
+    assert counts == [(4, 1), (4, 1), (4, 2), (2, 1)], (
+        "(c) splits its sessions; (d) holds one replica's share"
+    )
+    for label, run in sessions.items():
+        assert run["per_session"] > 0, f"{label}: the gateways' CPU was read"
+        assert run["lags"], f"{label}: turn events came back from the VAD"
         # a turn event cannot come before the audio that decided it was sent
-        assert min(sessions["lags"]) >= 0, f"{name}: lags {sessions['lags']}"
-        assert len(rest["latencies"]) >= 3 and rest["per_second"] > 0, f"{name}: REST mixes answered"
-        if name != "sqlite":
-            assert rest["state_per_request"] > 0, f"{name}: PostgreSQL and Redis did the work"
+        assert min(run["lags"]) >= 0, f"{label}: lags {run['lags']}"
+    for label, mixes in rest.items():
+        assert len(mixes["latencies"]) >= 3 and mixes["per_second"] > 0, f"{label}: REST mixes answered"
+        if label != SQLITE:
+            assert mixes["state_per_request"] > 0, f"{label}: PostgreSQL and Redis did the work"
