@@ -17,7 +17,8 @@ turn (one at work at a time), round after round, so the machine's other work fal
 2. REST: K concurrent clients loop over the mix a client does (mint an `ek_` client secret,
    `GET /v1/models`, look its session up), minting on the replicas in turn and the rest asked of
    another replica (so a lookup reads what another process wrote). Printed: requests per second,
-   latency, the gateways' CPU per request.
+   latency, the gateways' CPU per request. A fourth row, (e), is (b) with its limits kept per
+   process (no Redis): PostgreSQL's share of the cost apart from Redis's.
 
 Ratios are to (a) in the same run. PostgreSQL and redis-server (Debian's, throwaway, as the tests
 start them) share the machine; their CPU is shown beside the gateways'.
@@ -55,7 +56,7 @@ class SharedState:
     """Where replicas keep what they share: the PostgreSQL store and the Redis of the limits."""
 
     store_url: str
-    redis_url: str
+    redis_url: str | None  # None: each process keeps its own limits
     key_prefix: str
 
 
@@ -73,7 +74,8 @@ def gateway_settings(shared: SharedState | None) -> dict[str, Any]:
     }
     if shared is not None:
         settings["store_url"] = shared.store_url
-        settings["shared_limits"] = {"redis_url": shared.redis_url, "key_prefix": shared.key_prefix}
+        if shared.redis_url is not None:
+            settings["shared_limits"] = {"redis_url": shared.redis_url, "key_prefix": shared.key_prefix}
     return settings
 
 
@@ -113,11 +115,23 @@ def deploy(stack: ExitStack, root: Path, name: str, replicas: int, shared: Share
     return Deployment(name, gateways, created.stdout.strip().splitlines()[-1])
 
 
-SETUPS = (  # name, label, replicas, on shared state
-    ("sqlite", "(a) one process, sqlite (baseline)", 1, False),
-    ("postgresql", "(b) one process, PostgreSQL + Redis", 1, True),
-    ("replicas", "(c) two replicas, PostgreSQL + Redis", 2, True),
+@dataclass(frozen=True)
+class Setup:
+    name: str
+    label: str
+    replicas: int
+    postgresql: bool
+    redis: bool
+    sessions: bool = True  # False: the REST load only
+
+
+SETUPS = (
+    Setup("sqlite", "(a) one process, sqlite (baseline)", 1, postgresql=False, redis=False),
+    Setup("postgresql", "(b) one process, PostgreSQL + Redis", 1, postgresql=True, redis=True),
+    Setup("replicas", "(c) two replicas, PostgreSQL + Redis", 2, postgresql=True, redis=True),
+    Setup("alone", "(e) = (b) with limits per process", 1, postgresql=True, redis=False, sessions=False),
 )
+"""(e) tells the store's share of (b)'s REST cost from Redis's (`shared_limits`)."""
 SHARE = "(d) = (b) with one replica's share"
 """The control for (c): deployment (b) given as many sessions as one replica of (c) holds."""
 
@@ -135,42 +149,48 @@ def run_all(args: argparse.Namespace) -> Results:
         postgres = stack.enter_context(PostgresServer())
         redis = stack.enter_context(RedisServer(root / "redis"))
         assert postgres.proc is not None and redis.proc is not None
-        shared = {
-            name: SharedState(postgres.create_database(name), redis.url, f"bench-{name}:")
-            if on_shared
-            else None
-            for name, _, _, on_shared in SETUPS
-        }
         with ThreadPoolExecutor(len(SETUPS)) as pool:  # every deployment starts at once
             starting = {
-                label: pool.submit(deploy, stack, root, name, replicas, shared[name])
-                for name, label, replicas, _ in SETUPS
+                setup: pool.submit(
+                    deploy,
+                    stack,
+                    root,
+                    setup.name,
+                    setup.replicas,
+                    SharedState(
+                        postgres.create_database(setup.name),
+                        redis.url if setup.redis else None,
+                        f"bench-{setup.name}:",
+                    )
+                    if setup.postgresql
+                    else None,
+                )
+                for setup in SETUPS
             }
-            targets = {label: future.result() for label, future in starting.items()}
-        state = {
-            label: [postgres.proc.pid, redis.proc.pid] if on_shared else []
-            for _, label, _, on_shared in SETUPS
-        }
+            targets = {setup: future.result() for setup, future in starting.items()}
+        pg_pid, redis_pid = postgres.proc.pid, redis.proc.pid
+
+        def meter(setup: Setup) -> CpuMeter:
+            """A new meter of the gateways of `setup` and of the servers it uses."""
+            return CpuMeter(targets[setup].pids, [pg_pid] * setup.postgresql + [redis_pid] * setup.redis)
+
         results = Results(
-            {
-                label: SessionsRun(args.sessions, len(t.bases), CpuMeter(t.pids, state[label]))
-                for label, t in targets.items()
-            },
-            {label: RestRun(CpuMeter(t.pids, state[label])) for label, t in targets.items()},
+            {s.label: SessionsRun(args.sessions, s.replicas, meter(s)) for s in SETUPS if s.sessions},
+            {s.label: RestRun(meter(s)) for s in SETUPS},
         )
-        one = SETUPS[1][1]  # (b)
-        results.sessions[SHARE] = SessionsRun(args.sessions // 2, 1, CpuMeter(targets[one].pids, state[one]))
-        sessions_on = {**targets, SHARE: targets[one]}
+        one = SETUPS[1]  # (b)
+        results.sessions[SHARE] = SessionsRun(args.sessions // 2, 1, meter(one))
+        by_label = {s.label: t for s, t in targets.items()} | {SHARE: targets[one]}
         for t in targets.values():  # warm up: the first sessions and requests of each gateway
             warm_up = CpuMeter(t.pids, [])
             asyncio.run(sessions_load(t.bases, t.key, SessionsRun(2 * len(t.bases), 1, warm_up), 1.0))
             asyncio.run(rest_load(t.bases, t.key, RestRun(warm_up), 0.5, 2))
         for _ in range(args.rounds):
             for label, run in results.sessions.items():
-                t = sessions_on[label]
+                t = by_label[label]
                 asyncio.run(sessions_load(t.bases, t.key, run, args.seconds))
             for label, rest in results.rest.items():
-                t = targets[label]
+                t = by_label[label]
                 asyncio.run(rest_load(t.bases, t.key, rest, args.rest_seconds, args.concurrency))
         return results
 
@@ -180,7 +200,7 @@ def ms(seconds: float) -> str:
 
 
 def report(results: Results, args: argparse.Namespace) -> None:
-    base_s, base_r = results.sessions[SETUPS[0][1]], results.rest[SETUPS[0][1]]
+    base_s, base_r = results.sessions[SETUPS[0].label], results.rest[SETUPS[0].label]
     print(
         f"sessions: {args.sessions} real-time WebSocket sessions, server VAD, speech and pauses, "
         f"{args.seconds:g} s x {args.rounds} rounds, loopback"

@@ -1,5 +1,5 @@
 """Benchmarks run, tiny, so they cannot rot: `bench/replicas.py --quick` starts PostgreSQL,
-redis-server and four real gateway processes, puts both loads on each deployment and prints its
+redis-server and five real gateway processes, puts its loads on each deployment and prints its
 tables; its figures (written with `--json`) are the kind docs/performance.md quotes."""
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SQLITE, POSTGRESQL, REPLICAS, SHARE = (
+SQLITE, POSTGRESQL, REPLICAS, SHARE, ALONE = (
     "(a) one process, sqlite (baseline)",
     "(b) one process, PostgreSQL + Redis",
     "(c) two replicas, PostgreSQL + Redis",
     "(d) = (b) with one replica's share",
+    "(e) = (b) with limits per process",
 )
 
 
@@ -33,10 +34,11 @@ def test_the_replicas_bench_measures_every_deployment(tmp_path: Path) -> None:
     for label in (SQLITE, POSTGRESQL, REPLICAS):
         assert done.stdout.count(label) == 2, f"{label}: a row in each table\n{done.stdout}"
     assert done.stdout.count(SHARE) == 1, f"{SHARE}: a row in the sessions table\n{done.stdout}"
+    assert done.stdout.count(ALONE) == 1, f"{ALONE}: a row in the REST table\n{done.stdout}"
     figures = json.loads(figures_file.read_text())
     sessions, rest = figures["sessions"], figures["rest"]
     assert list(sessions) == [SQLITE, POSTGRESQL, REPLICAS, SHARE]
-    assert list(rest) == [SQLITE, POSTGRESQL, REPLICAS]
+    assert list(rest) == [SQLITE, POSTGRESQL, REPLICAS, ALONE]
     counts = [(run["sessions"], run["replicas"]) for run in sessions.values()]
     assert counts == [(4, 1), (4, 1), (4, 2), (2, 1)], (
         "(c) splits its sessions; (d) holds one replica's share"
@@ -49,4 +51,4 @@ def test_the_replicas_bench_measures_every_deployment(tmp_path: Path) -> None:
     for label, mixes in rest.items():
         assert len(mixes["latencies"]) >= 3 and mixes["per_second"] > 0, f"{label}: REST mixes answered"
         if label != SQLITE:
-            assert mixes["state_per_request"] > 0, f"{label}: PostgreSQL and Redis did the work"
+            assert mixes["state_per_request"] > 0, f"{label}: PostgreSQL (and Redis) did the work"
