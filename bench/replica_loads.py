@@ -29,15 +29,15 @@ SECRET_BODY = {"session": {"type": "realtime", "model": "gpt-realtime"}}
 def tree_cpu_seconds(pid: int) -> float:
     """CPU of `pid` with its reaped children and its live children (PostgreSQL's backends)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             child = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             continue
-        if int(child[1]) == pid:
-            total += cpu_seconds(int(stat.parent.name))
-    return total
+        if int(child[1]) == pid:  # its parent
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
