@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,14 +59,13 @@ def replicas(
         name: GatewayProcess(root / f"{name}-data", "--config", str(configs[name]), log_name=name)
         for name in "abcd"
     }
-    try:
-        for gateway in gateways.values():
-            gateway.start()
-        _wait_for_subscribers(redis_server, 4)
-        yield Replicas(gateways, configs, root)
-    finally:
-        for gateway in gateways.values():
-            gateway.stop()
+    with ThreadPoolExecutor(len(gateways)) as pool:  # started and stopped side by side
+        try:
+            list(pool.map(GatewayProcess.start, gateways.values()))
+            _wait_for_subscribers(redis_server, 4)
+            yield Replicas(gateways, configs, root)
+        finally:
+            list(pool.map(GatewayProcess.stop, gateways.values()))
 
 
 def _wait_for_subscribers(redis_server: RedisServer, count: int) -> None:
@@ -186,7 +186,8 @@ async def test_with_redis_stopped_the_poll_revokes_and_a_restarted_redis_is_list
     replicas: Replicas, redis_server: RedisServer
 ) -> None:
     a, b, d = replicas.gateways["a"], replicas.gateways["b"], replicas.gateways["d"]
-    on_d_key, on_a_key, on_b_key = [await asyncio.to_thread(_key, replicas, p) for p in ("d", "a", "b")]
+    made = [asyncio.to_thread(_key, replicas, project) for project in ("d", "a", "b")]
+    on_d_key, on_a_key, on_b_key = await asyncio.gather(*made)
     on_d, on_a = await _open(d, on_d_key), await _open(a, on_a_key)
     try:
         await asyncio.to_thread(redis_server.kill)

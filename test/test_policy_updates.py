@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ovos_realtime_gateway.security.policy import PolicyEngine, default_policy_text
 from ovos_realtime_gateway.security.policy_updates import PolicyUpdates
 from ovos_realtime_gateway.store import AuditEntry, SqliteStore, Store
 
-from .gateway_process import cli
+from .gateway_process import cli, configured_gateway, http
 
 NO_MODELS = default_policy_text().replace(
     "default allow := false",
@@ -141,3 +143,28 @@ def test_policy_apply_checks_before_it_stores(tmp_path: Path) -> None:
 def test_policy_apply_names_a_file_it_cannot_read(tmp_path: Path) -> None:
     done = cli("policy", "apply", str(tmp_path / "missing.rego"), data_dir=tmp_path / "d", check=False)
     assert done.returncode == 2 and "missing.rego" in done.stderr and "cannot be read" in done.stderr
+
+
+@pytest.mark.slow
+async def test_a_single_gateway_picks_up_an_applied_policy_at_its_next_check_and_at_start(
+    tmp_path: Path,
+) -> None:
+    """No cluster: `policy apply` with the gateway's data dir reaches it at its next check of the
+    store (every `revocation_check_seconds`, 2 s), and a restarted gateway decides with the
+    stored policy from its first request (it wins over `policy_file`, here the shipped one)."""
+    gateway, key = await asyncio.to_thread(configured_gateway, tmp_path, {}, "single", "single")
+    policy = tmp_path / "no_models.rego"
+    policy.write_text(NO_MODELS)
+    (tmp_path / "no_models_test.rego").write_text(NO_MODELS_TESTS)
+    models = "{}/models"
+    async with gateway:
+        url = models.format(gateway.api_base)
+        assert (await asyncio.to_thread(http, "GET", url, key=key)).status == 200
+        await asyncio.to_thread(cli, "policy", "apply", str(policy), data_dir=gateway.data_dir)
+        applied = time.monotonic()
+        while (await asyncio.to_thread(http, "GET", url, key=key)).status != 403:
+            assert time.monotonic() - applied < 30, "the gateway never loaded the applied policy"
+        assert time.monotonic() - applied < 2 + 1.5, "within revocation_check_seconds (and a margin)"
+    async with gateway:
+        first = await asyncio.to_thread(http, "GET", models.format(gateway.api_base), key=key)
+        assert first.status == 403, "the stored policy decides from the first request after a start"
