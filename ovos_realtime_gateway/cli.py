@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="json lines, text for people, or auto: JSON unless stderr is a terminal (default)",
     )
     gateway.add_argument("--log-json", action="store_true", default=None, help="same as --log-format json")
+    gateway.add_argument(
+        "--replica-url",
+        help="cluster.replica_url: the base URL other replicas reach this one at (in a Kubernetes pod: "
+        "http://$(POD_IP):8080, the pod's IP from the downward API)",
+    )
 
     sub.add_parser("serve", parents=[data_dir, gateway], help="run the gateway standalone")
     sub.add_parser(
@@ -112,6 +117,8 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         "timezone": getattr(args, "timezone", None),
         "city": getattr(args, "city", None),
     }
+    if getattr(args, "replica_url", None) is not None:
+        flags["cluster"] = {"replica_url": args.replica_url}
     layers.append(flags)
     try:
         return GatewaySettings.layered(*layers)

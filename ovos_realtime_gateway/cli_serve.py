@@ -20,12 +20,24 @@ from .version import __version__
 
 
 async def serve(settings: GatewaySettings) -> None:
-    # Ctrl-C and SIGTERM stop it from the first moment: while the speech models load too
-    stop = asyncio.Event()
+    # Ctrl-C and SIGTERM stop it from the first moment: while the speech models load too. SIGTERM
+    # drains first (up to drain_seconds: no new sessions, the live ones finish); a second SIGTERM,
+    # or SIGINT, stops at once.
+    stop, at_once = asyncio.Event(), asyncio.Event()
+
+    def terminate() -> None:
+        if stop.is_set():
+            at_once.set()
+        stop.set()
+
+    def interrupt() -> None:
+        stop.set()
+        at_once.set()
+
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig, handler in ((signal.SIGINT, interrupt), (signal.SIGTERM, terminate)):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, handler)
     runner = GatewayRunner(settings)
     await runner.start()
     try:
@@ -46,9 +58,25 @@ async def serve(settings: GatewaySettings) -> None:
             keys = f"{runnable_prog()} keys create --project NAME --data-dir {settings.resolved_data_dir}"
             print(f"create a key: {keys}", flush=True)
             await stop.wait()
+        if not at_once.is_set():
+            await _drain(runner, at_once)
     finally:
         await runner.stop()
         print(f"{PROG} stopped", flush=True)
+
+
+async def _drain(runner: GatewayRunner, at_once: asyncio.Event) -> None:
+    """SIGTERM: no new sessions or calls while the live ones go on, for up to drain_seconds."""
+    drain = runner.app[SERVICES].drain
+    if runner.settings.drain_seconds > 0 and drain.live > 0:
+        print(
+            f"draining: {drain.live} session(s) and call(s) live, new ones refused; stopping when "
+            f"they end or in {runner.settings.drain_seconds:g} s (SIGTERM again: at once)",
+            flush=True,
+        )
+    left = await runner.drain(at_once)
+    if drain.draining:
+        print("drained" if left == 0 else f"drain over: ending {left} session(s) and call(s)", flush=True)
 
 
 async def _first_done(work: Coroutine[Any, Any, None], stopped: Coroutine[Any, Any, bool]) -> bool:
@@ -114,6 +142,8 @@ def demo(settings: GatewaySettings) -> None:
             demo["converse_skills"] = CONVERSATIONAL_SKILLS  # its skills: only parrot converses
         if "talk_page" not in settings.model_fields_set:
             demo["talk_page"] = True  # the demo is for talking to
+        if "drain_seconds" not in settings.model_fields_set:
+            demo["drain_seconds"] = 0  # one household's assistant: no other replica to drain to
         asyncio.run(serve(settings.model_copy(update=demo)))
     except _Stopped:
         print("stopped while OVOS was starting", flush=True)

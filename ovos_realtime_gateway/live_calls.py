@@ -4,6 +4,7 @@ services (a call registers itself; `calls/` implements `LiveCall`), so they need
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .security.policy_input import Resource, resource
@@ -21,6 +22,10 @@ class LiveCall(Protocol):
 class CallRegistry:
     def __init__(self) -> None:
         self._calls: dict[str, LiveCall] = {}
+        self.on_removed: list[Callable[[], None]] = []  # told when a call has left (the drain waits)
+
+    def __len__(self) -> int:
+        return len(self._calls)
 
     def add(self, call: LiveCall) -> None:
         self._calls[call.id] = call
@@ -28,6 +33,8 @@ class CallRegistry:
     def remove(self, call: LiveCall) -> None:
         if self._calls.get(call.id) is call:
             del self._calls[call.id]
+            for removed in self.on_removed:
+                removed()
 
     def policy_resource(self, call_id: str, operation: str, config: dict[str, Any] | None = None) -> Resource:
         """The call `call_id` as the policy sees it, whichever project it belongs to (the policy

@@ -15,6 +15,7 @@ from .app import create_app
 from .listener import GuardedSite, PendingConnections
 from .services import SERVICES
 from .settings import GatewaySettings
+from .tasks import TaskSupervisor
 from .tls import ensure_self_signed, server_context
 
 log = logging.getLogger("ovos_realtime.runner")
@@ -77,6 +78,29 @@ class GatewayRunner:
         await self._site.start()
         self.port = self._site.port  # with port 0 the OS picked it
         log.info("gateway listening on %s", self.base_url)
+
+    async def drain(self, stop_now: asyncio.Event) -> int:
+        """Take no new sessions or calls, and wait until the live ones have ended, `drain_seconds`
+        have passed or `stop_now` is set, whichever is first; return how many are still live
+        (`stop()` then ends them, telling each why). With `drain_seconds` 0 it does not wait."""
+        services = self.app[SERVICES]
+        seconds = self.settings.drain_seconds
+        if seconds <= 0 or services.drain.live == 0:
+            return services.drain.live
+        services.drain.begin(seconds)
+        services.metrics.draining.set(1)
+        log.info("draining: %d session(s) and call(s) live; up to %g s", services.drain.live, seconds)
+        tasks = TaskSupervisor("drain")
+        waits = {
+            tasks.spawn("idle", services.drain.idle()),
+            tasks.spawn("deadline", asyncio.sleep(seconds)),
+            tasks.spawn("stop-now", stop_now.wait()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await tasks.close()
+        return services.drain.live
 
     async def stop(self) -> None:
         if self._runner is not None:

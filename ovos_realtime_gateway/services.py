@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .drain import Drain
 from .engine.responder import Responder
 from .engine.transcription import SttBackend
 from .engine.voice_input import VadBackend
@@ -58,7 +59,7 @@ class GatewayServices:
     speech: Any = None  # the TTS SpeechSynthesizer (speech/tts.py), when answers are spoken
     speech_status: dict[str, str] = field(default_factory=dict)  # plugin → "loading" | "ready" | error
     warming: asyncio.Task[None] | None = None  # loading the speech plugins, at start
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set on SIGTERM: sessions end
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set on stop, after a drain: they end
     plugins: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="ovos-realtime-plugins")
     )  # STT, TTS and messagebus sends: never on the event loop
@@ -67,6 +68,7 @@ class GatewayServices:
 
     def __post_init__(self) -> None:
         self.tracing = Tracing(self.settings.tracing, self.metrics.registry)
+        self.drain = Drain(lambda: len(self.calls), self.calls.on_removed.append)  # SIGTERM: no new work
         self.auth = Authenticator(self.store)
         self.audit = AuditWriter(
             self.store,

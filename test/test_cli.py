@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from ovos_realtime_gateway.cli import build_parser, settings_from_args
+from ovos_realtime_gateway.cli_common import CliError
+
 from .gateway_process import GatewayProcess, cli
 
 
@@ -71,6 +74,16 @@ def test_invalid_settings_are_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("ovos-realtime: error: invalid setting")
     assert "Traceback" not in done.stderr
+
+
+def test_replica_url_flag_sets_the_cluster_setting_and_a_bad_one_is_named() -> None:
+    """`--replica-url` is where a pod's own address goes (Kubernetes expands `$(POD_IP)` in args);
+    it lands in `cluster.replica_url` beside the file's cluster settings, checked as they are."""
+    parser = build_parser()
+    args = ["serve", "--replica-url", "http://10.1.2.3:8080"]
+    assert settings_from_args(parser.parse_args(args)).cluster.replica_url == "http://10.1.2.3:8080"
+    with pytest.raises(CliError, match=r"invalid setting 'cluster.replica_url'"):
+        settings_from_args(parser.parse_args(["serve", "--replica-url", "10.1.2.3:8080"]))
 
 
 def test_unreadable_config_file(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """`ovos-realtime healthcheck` (the images' HEALTHCHECK) probes the gateway its settings describe,
-http or https, and a gateway told SIGTERM (what `docker stop` sends) closes its sessions and exits 0."""
+http or https, and a gateway told SIGTERM (what `docker stop` sends) with no drain closes its sessions
+and exits 0."""
 
 from __future__ import annotations
 
@@ -47,10 +48,13 @@ def test_like_pid_of_another_program_says_so() -> None:
 
 @pytest.mark.slow
 async def test_sigterm_tells_sessions_flushes_the_store_and_exits_0(tmp_path: Path) -> None:
+    """With `drain_seconds: 0` open sessions are ended at once (test_drain.py: the drain)."""
     data = tmp_path / "data"
     data.mkdir()
     key = await asyncio.to_thread(create_key, data, "stop")
-    gateway = await asyncio.to_thread(GatewayProcess(data).start)
+    config = tmp_path / "no-drain.json"
+    config.write_text('{"drain_seconds": 0}')
+    gateway = await asyncio.to_thread(GatewayProcess(data, "--config", str(config)).start)
     assert gateway.proc is not None
     proc = gateway.proc
     try:

@@ -4,20 +4,29 @@ settings files the ConfigMaps carry are valid gateway settings; the Deployment k
 hardening; and a manifest with a typo'd key fails, naming the key.
 
 There is no kustomize here (Debian's kubectl 1.20 predates what we use), so `render` below does the
-little the overlay needs, as kustomize does it: namespace, image override, configMapGenerator
-(behavior replace) and strategic-merge patches (maps merged, lists of named items merged by name).
-It is not a general kustomize: a kustomization using anything else fails the test, by name."""
+little the overlays need, as kustomize does it: namespace, image override, configMapGenerator
+(behavior replace) and strategic-merge patches (maps merged, lists of named items merged by name,
+a null deletes a key, `$patch: delete` deletes the resource). It is not a general kustomize: a
+kustomization using anything else fails the test, by name.
+
+The `replicas` overlay (issue 18) runs N pods on PostgreSQL and Redis: its settings, with the
+per-pod flags Kubernetes expands, are valid gateway settings naming its own Services and Secret;
+it drains within the pod's grace period; its HPA reads the gauge the adapter rule serves."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from ovos_realtime_gateway.settings import GatewaySettings, load_config_file
+from ovos_realtime_gateway.cli import build_parser, settings_from_args
+from ovos_realtime_gateway.observability.metrics import GatewayMetrics
+from ovos_realtime_gateway.settings import GatewaySettings
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -47,7 +56,10 @@ def merge(base: Any, patch: Any) -> Any:
     if isinstance(base, dict) and isinstance(patch, dict):
         merged = dict(base)
         for key, value in patch.items():
-            merged[key] = merge(base[key], value) if key in base else value
+            if value is None:
+                merged.pop(key, None)  # a null in a patch deletes the key
+            else:
+                merged[key] = merge(base[key], value) if key in base else value
         return merged
     named = isinstance(base, list) and isinstance(patch, list)
     if named and all(isinstance(item, dict) and "name" in item for item in [*base, *patch]):
@@ -89,7 +101,10 @@ def render(directory: Path) -> list[Resource]:
         key = (patch["kind"], patch["metadata"]["name"])
         targets = [i for i, r in enumerate(resources) if (r["kind"], r["metadata"]["name"]) == key]
         assert len(targets) == 1, f"{path}: patches {key}, which the base has {len(targets)} times"
-        resources[targets[0]] = merge(resources[targets[0]], patch)
+        if patch.get("$patch") == "delete":
+            del resources[targets[0]]
+        else:
+            resources[targets[0]] = merge(resources[targets[0]], patch)
     for resource in resources:
         for label in spec.get("labels", []):
             resource["metadata"].setdefault("labels", {}).update(label["pairs"])
@@ -114,16 +129,25 @@ def validate(paths: list[Path], version: str) -> subprocess.CompletedProcess[str
     return subprocess.run([*command, *map(str, paths)], capture_output=True, text=True, timeout=120)
 
 
+KINDS = {
+    "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "HorizontalPodAutoscaler", "ConfigMap",
+}  # fmt: skip
+OVERLAY_KINDS = {
+    "example": {*KINDS, "PersistentVolumeClaim"},
+    "replicas": {*KINDS, "Secret", "StatefulSet"},  # PostgreSQL and Redis; no volume claim
+}
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAY_KINDS))
 @pytest.mark.parametrize("version", VERSIONS)
-def test_every_manifest_and_the_rendered_overlay_pass_strict_validation(version: str, tmp_path: Path) -> None:
-    rendered = render(KUBE / "overlays" / "example")
-    assert {r["kind"] for r in rendered} == {
-        "Deployment", "Service", "PersistentVolumeClaim", "PodDisruptionBudget", "NetworkPolicy",
-        "HorizontalPodAutoscaler", "ConfigMap",
-    }  # fmt: skip
+def test_every_manifest_and_the_rendered_overlay_pass_strict_validation(
+    version: str, overlay: str, tmp_path: Path
+) -> None:
+    rendered = render(KUBE / "overlays" / overlay)
+    assert {r["kind"] for r in rendered} == OVERLAY_KINDS[overlay]
     files = []
-    for resource in rendered:
-        files.append(tmp_path / f"overlay-{resource['kind']}.yaml")
+    for number, resource in enumerate(rendered):
+        files.append(tmp_path / f"overlay-{number}-{resource['kind']}.yaml")
         files[-1].write_text(yaml.safe_dump(resource))
     # the base's manifests as written; the overlay's patches only as merged (alone they are partial)
     base = sorted(
@@ -144,18 +168,39 @@ def test_a_typo_in_a_manifest_fails_naming_the_key(tmp_path: Path) -> None:
     assert "'readynessProbe' was unexpected" in done.stdout + done.stderr, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("directory", ["base", "overlays/example"])
-def test_the_configmap_carries_valid_gateway_settings(directory: Path) -> None:
-    (config,) = [r for r in render(KUBE / directory) if r["kind"] == "ConfigMap"]
-    (deployment,) = [r for r in render(KUBE / directory) if r["kind"] == "Deployment"]
+POD_FIELDS = {"status.podIP": "10.1.2.3"}  # what the downward API gives a pod, for the test
+
+
+def pod_args(gateway: dict[str, Any]) -> list[str]:
+    """The container's args as the kubelet runs them: `$(VAR)` expanded from its env (values and
+    the downward API's fields), as Kubernetes does."""
+    env = {}
+    for item in gateway.get("env", []):
+        field = item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        env[item["name"]] = POD_FIELDS[field] if field else item.get("value", "")
+    return [re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), arg) for arg in gateway["args"]]
+
+
+def pod_settings(directory: Path) -> GatewaySettings:
+    """The settings a pod of the rendered Deployment runs with: its ConfigMap's file (checked to be
+    the one mounted where `--config` points) and its flags, read by the real command line."""
+    (config,) = [r for r in render(directory) if r["kind"] == "ConfigMap"]
+    (deployment,) = [r for r in render(directory) if r["kind"] == "Deployment"]
     (gateway,) = containers(deployment)
-    config_path = Path(gateway["args"][gateway["args"].index("--config") + 1])
+    args = pod_args(gateway)
+    config_path = Path(args[args.index("--config") + 1])
     mount = next(m for m in gateway["volumeMounts"] if m["mountPath"] == str(config_path.parent))
     volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
     assert volume["configMap"]["name"] == config["metadata"]["name"]
-    source = KUBE / directory / config_path.name
+    source = directory / config_path.name
     assert config["data"][config_path.name] == source.read_text()
-    settings = GatewaySettings.model_validate(load_config_file(source))
+    args[args.index("--config") + 1] = str(source)
+    return settings_from_args(build_parser().parse_args(args))
+
+
+@pytest.mark.parametrize("directory", ["base", "overlays/example", "overlays/replicas"])
+def test_the_configmap_carries_valid_gateway_settings(directory: Path) -> None:
+    settings = pod_settings(KUBE / directory)
     assert (settings.host, settings.port, str(settings.data_dir)) == ("0.0.0.0", 8080, "/data")
 
 
@@ -176,3 +221,77 @@ def test_the_deployment_keeps_its_probes_and_hardening() -> None:
     names = {port["name"] for port in gateway["ports"]}
     (service,) = [r for r in render(KUBE / "overlays" / "example") if r["kind"] == "Service"]
     assert {port["targetPort"] for port in service["spec"]["ports"]} <= names
+
+
+def _secret_file(reference: str | None, mounts: dict[str, str], secret: Resource) -> None:
+    """`reference` is `file:` of a key of `secret`, mounted where the pod reads it."""
+    assert reference is not None and reference.startswith("file:"), reference
+    path = Path(reference.removeprefix("file:"))
+    assert mounts.get(str(path.parent)) == secret["metadata"]["name"], (reference, mounts)
+    assert path.name in secret["stringData"], f"{reference}: the Secret has no key {path.name}"
+
+
+def test_the_replicas_overlay_runs_n_pods_on_shared_state_and_drains_within_their_grace() -> None:
+    directory = KUBE / "overlays" / "replicas"
+    rendered = render(directory)
+    by_kind: dict[str, list[Resource]] = {}
+    for resource in rendered:
+        by_kind.setdefault(resource["kind"], []).append(resource)
+    (deployment,) = by_kind["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (gateway,) = pod["containers"]
+    assert deployment["spec"]["replicas"] >= 2 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert not any("persistentVolumeClaim" in volume for volume in pod["volumes"]), "no ReadWriteOnce store"
+
+    settings = pod_settings(directory)
+    services = {s["metadata"]["name"]: s for s in by_kind["Service"]}
+    for url in (settings.store_url, settings.shared_limits.redis_url, settings.cluster.redis_url):
+        assert url is not None
+        service = services[str(urlsplit(url).hostname)]  # a Service of the overlay
+        assert urlsplit(url).port in {port["port"] for port in service["spec"]["ports"]}, url
+    (secret,) = by_kind["Secret"]
+    secret_volumes = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    mounts = {
+        m["mountPath"]: secret_volumes[m["name"]]
+        for m in gateway["volumeMounts"]
+        if m["name"] in secret_volumes
+    }
+    for reference in (
+        settings.store_password,
+        settings.shared_limits.redis_password,
+        settings.cluster.redis_password,
+        settings.cluster.hop_secret,
+    ):
+        _secret_file(reference, mounts, secret)
+    # each pod tells the others its own address: the downward API's pod IP, through --replica-url
+    assert settings.cluster.replica_url == f"http://{POD_FIELDS['status.podIP']}:8080"
+
+    # a stopping pod pauses (preStop), drains, then stops, all before the kubelet's SIGKILL
+    pause = gateway["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < settings.drain_seconds
+    assert pod["terminationGracePeriodSeconds"] >= pause + settings.drain_seconds + 10
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"  # 503 while draining
+    (budget,) = by_kind["PodDisruptionBudget"]
+    assert budget["spec"]["maxUnavailable"] == 1  # node drains take one replica at a time
+
+    # the HPA scales on sessions in progress: the gauge the gateway exports, which the shipped
+    # prometheus-adapter rule serves under the name the HPA asks for
+    (hpa,) = by_kind["HorizontalPodAutoscaler"]
+    assert hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"] >= 2
+    (pods_metric,) = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    rules = yaml.safe_load((directory / "prometheus-adapter-rules.yaml").read_text())["rules"]
+    (rule,) = [r for r in rules if r["name"]["as"] == pods_metric]
+    series = rule["seriesQuery"].split("{")[0]
+    assert re.fullmatch(rule["name"]["matches"], series)
+    assert series in GatewayMetrics().render().decode(), f"the gateway exports no {series}"
+    assert set(rule["resources"]["overrides"]) == {"namespace", "pod"}
+
+    # the demo's PostgreSQL and Redis: StatefulSets reading the same Secret
+    statefulsets = {s["metadata"]["name"]: s for s in by_kind["StatefulSet"]}
+    assert set(statefulsets) == {"ovos-realtime-postgres", "ovos-realtime-redis"} <= set(services)
+    for name, statefulset in statefulsets.items():
+        selector = statefulset["spec"]["selector"]["matchLabels"]
+        assert services[name]["spec"]["selector"] == selector
+        assert statefulset["spec"]["volumeClaimTemplates"], f"{name} keeps its data on a volume"
+    assert "ovos-realtime-secrets" in yaml.safe_dump(statefulsets["ovos-realtime-postgres"])
+    assert "ovos-realtime-secrets" in yaml.safe_dump(statefulsets["ovos-realtime-redis"])

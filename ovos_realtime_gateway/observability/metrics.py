@@ -151,6 +151,12 @@ class GatewayMetrics:
             "Realtime sessions open now (all transports).",
             registry=r,
         )
+        self.draining = Gauge(
+            "ovos_realtime_draining",
+            "1 while the gateway drains (SIGTERM): it refuses new sessions and calls while the open "
+            "ones finish, for up to drain_seconds.",
+            registry=r,
+        )
         self.connections_closed = Counter(
             "ovos_realtime_connections_closed",
             "Connections closed before their first request was complete, by reason: header_timeout "

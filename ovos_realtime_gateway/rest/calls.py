@@ -106,6 +106,7 @@ async def _call_record(
 
 async def create_call(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
+    services.drain.refuse_new_work()  # draining: 503, another replica takes the call
     principal = await authenticate(request, "calls.create")
     if "realtime=v1" in request.headers.get("OpenAI-Beta", "").replace(" ", ""):
         raise errors.ApiError(

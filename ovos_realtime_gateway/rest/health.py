@@ -43,6 +43,13 @@ async def readyz(request: web.Request) -> web.Response:
     if services.speech_status:
         failed = {name: state for name, state in services.speech_status.items() if state != "ready"}
         checks["speech"] = {"ok": not failed, **({"pending": failed} if failed else {})}
+    if services.drain.draining:  # the balancer stops sending new sessions here
+        checks["drain"] = {
+            "ok": False,
+            "error": "the gateway is shutting down: it takes no new sessions or calls",
+            "live": services.drain.live,
+            "remaining_seconds": round(services.drain.remaining_seconds(), 1),
+        }
     ready = all(check["ok"] for check in checks.values())
     return web.json_response(
         {"status": "ready" if ready else "unready", "checks": checks}, status=200 if ready else 503

@@ -285,7 +285,7 @@ ROUTES: tuple[Route, ...] = (
         secured=False,
         replies=(
             Reply("200", "Ready", schemas.Readiness),
-            Reply("503", "A dependency is not ready", schemas.Readiness),
+            Reply("503", "A dependency is not ready, or the gateway drains", schemas.Readiness),
         ),
     ),
     Route(

@@ -161,6 +161,15 @@ class GatewaySettings(Section):
         description="Connections that have not yet sent their first request's headers; past this, "
         "the one waiting longest is closed.",
     )
+    drain_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=86_400,
+        description="On SIGTERM, how long open sessions and calls may go on while the gateway takes no "
+        "new ones (/readyz 503; new sessions and calls 503 with Retry-After); it exits once the last "
+        "ends, and at this deadline ends the rest (error `server_shutting_down`, close 1001; calls hang "
+        "up). 0 (the default of `demo`): end them at once. A second SIGTERM, or SIGINT, stops at once.",
+    )
     key_rotation_grace_seconds: int = Field(
         86_400, ge=0, description="How long a rotated key keeps working after `keys rotate`."
     )

@@ -41,6 +41,8 @@ OUTBOX_EVENTS = 2048
 
 async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
+    if "call_id" not in request.query:
+        services.drain.refuse_new_work()  # draining: 503 before the upgrade, another replica takes it
     handshake = read_handshake(request)
     ws = web.WebSocketResponse(
         protocols=("realtime",) if handshake.offered else (),
@@ -71,7 +73,7 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
         "realtime.session", ovos_realtime__session_id=record.id, ovos_realtime__project=principal.project_id
     )
     try:
-        with log_context(session_id=record.id), span.activated():
+        with log_context(session_id=record.id), span.activated(), services.drain.session():
             await _open(request, ws, services, handshake, outbox, translate, principal, record)
     finally:
         span.end()

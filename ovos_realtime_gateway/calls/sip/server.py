@@ -175,6 +175,11 @@ class SipServer(asyncio.DatagramProtocol):
             self.send(response(request, 501), addr)
 
     async def _on_invite(self, invite: SipMessage, addr: tuple[str, int]) -> None:
+        drain = self.services.drain
+        if drain.draining:  # stopping: the trunk tries another server (for as long as the drain lasts)
+            retry = [("Retry-After", str(max(1, round(drain.remaining_seconds()))))]
+            self.send(response(invite, 503, headers=retry), addr)
+            return
         project, _ = await self.services.store.ensure_project(self.settings.project)
         trunk = Principal("sip_trunk", project.id, "sip_trunk")
         call_id = ids.call_id()
