@@ -195,7 +195,8 @@ async def _follow_policy_and_news(services: GatewayServices, tasks: TaskSupervis
     checked for every `revocation_check_seconds`; with a cluster, news of revocations and policy
     changes is acted on at once (cluster/news.py)."""
     settings = services.settings
-    updates = PolicyUpdates(services.store, services.policy, services.audit.record)
+    deciding = services.metrics.policy_version.set
+    updates = PolicyUpdates(services.store, services.policy, services.audit.record, deciding)
     await updates.check()
     tasks.spawn("policy-watch", updates.watch(settings.revocation_check_seconds))
     if settings.cluster.redis_url is not None:

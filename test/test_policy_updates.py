@@ -6,6 +6,7 @@ the old one; `policy clear` goes back to the configured policy; the CLI checks b
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ async def test_a_stored_policy_is_loaded_cleared_and_a_broken_one_keeps_the_old(
     await store.migrate()
     engine = PolicyEngine(default_policy_text())
     audited: list[AuditEntry] = []
-    updates = PolicyUpdates(store, engine, audited.append)
+    deciding: list[int] = []
+    updates = PolicyUpdates(store, engine, audited.append, deciding.append)
     try:
         assert (await engine.decide(ask("models.list"))).allow
         await store.save_policy(NO_MODELS, "sha", int(time.time()))
@@ -79,6 +81,7 @@ async def test_a_stored_policy_is_loaded_cleared_and_a_broken_one_keeps_the_old(
         assert await updates.check()
         assert (await engine.decide(ask("models.list"))).allow, "back to the configured policy"
         assert updates.version == 3
+        assert deciding == [1, 3], "the metric says which stored version decides (not the broken 2)"
     finally:
         await engine.close()
         await store.close()
@@ -165,6 +168,8 @@ async def test_a_single_gateway_picks_up_an_applied_policy_at_its_next_check_and
         while (await asyncio.to_thread(http, "GET", url, key=key)).status != 403:
             assert time.monotonic() - applied < 30, "the gateway never loaded the applied policy"
         assert time.monotonic() - applied < 2 + 1.5, "within revocation_check_seconds (and a margin)"
+        metrics = await asyncio.to_thread(http, "GET", f"{gateway.base_url}/metrics")
+        assert re.search(rb"^ovos_realtime_policy_version 1\.0$", metrics.body, re.MULTILINE)
     async with gateway:
         first = await asyncio.to_thread(http, "GET", models.format(gateway.api_base), key=key)
         assert first.status == 403, "the stored policy decides from the first request after a start"

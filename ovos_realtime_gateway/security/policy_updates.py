@@ -21,10 +21,17 @@ log = logging.getLogger("ovos_realtime.policy")
 class PolicyUpdates:
     """Keeps `engine` deciding with the newest policy stored in `store`."""
 
-    def __init__(self, store: Store, engine: PolicyEngine, audit: Callable[[AuditEntry], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        engine: PolicyEngine,
+        audit: Callable[[AuditEntry], None],
+        deciding: Callable[[int], None] = lambda version: None,
+    ) -> None:
         self._store = store
         self._engine = engine
         self._audit = audit
+        self._deciding = deciding  # told the stored version that decides now (a metric)
         self.version = 0  # the stored version seen last (0: none; the configured policy decides)
         self._lock = asyncio.Lock()
 
@@ -43,6 +50,7 @@ class PolicyUpdates:
         what = f"policy version {stored.version}" + (" (policy_file)" if stored.policy is None else "")
         if text == self._engine.text:
             log.info("%s is the policy deciding already", what)
+            self._deciding(stored.version)
             return False
         try:
             await self._engine.swap(text)
@@ -56,6 +64,7 @@ class PolicyUpdates:
             time.strftime("%H:%M:%S", time.gmtime(stored.applied_at)),
         )
         self._record(stored, "loaded", {})
+        self._deciding(stored.version)
         return True
 
     def _record(self, stored: StoredPolicy, decision: str, extra: dict[str, str]) -> None:
