@@ -30,6 +30,7 @@ PREFIX = "test-news:"
 CHANNEL = f"{PREFIX}news"
 WITHIN_S = 1.0  # the acceptance bound, measured from the CLI's exit
 DEADLINE_S = 30.0  # how long a test waits for what must happen at all (a loaded machine)
+STARTS_WITHIN_S = 120.0  # four gateways starting side by side on a shared 2-core machine
 pytestmark = pytest.mark.slow
 
 
@@ -61,7 +62,7 @@ def replicas(
     }
     with ThreadPoolExecutor(len(gateways)) as pool:  # started and stopped side by side
         try:
-            list(pool.map(GatewayProcess.start, gateways.values()))
+            list(pool.map(lambda gateway: gateway.start(timeout=STARTS_WITHIN_S), gateways.values()))
             _wait_for_subscribers(redis_server, 4)
             yield Replicas(gateways, configs, root)
         finally:
@@ -69,7 +70,7 @@ def replicas(
 
 
 def _wait_for_subscribers(redis_server: RedisServer, count: int) -> None:
-    deadline = time.monotonic() + DEADLINE_S
+    deadline = time.monotonic() + DEADLINE_S * 2
     while time.monotonic() < deadline:
         try:
             if redis_server.client().pubsub_numsub(CHANNEL)[0][1] >= count:
@@ -197,11 +198,12 @@ async def test_with_redis_stopped_the_poll_revokes_and_a_restarted_redis_is_list
         assert "were not told at once" in said and "revocation_check_seconds" in said
         await d_ends  # D's own check of the store (every 2 s) ended it, with no news
         _, said = await asyncio.to_thread(_revoke_through_c, replicas, on_a_key)
-        assert not a_ends.done()
         await asyncio.to_thread(redis_server.start)
         restarted = time.monotonic()
-        closed = await a_ends  # A (60 s check) catches up as soon as it has subscribed again
-        assert closed - restarted < 20, "caught up on subscribing again, not by its 60 s check"
+        # A (checking the store every 60 s) catches up as soon as it has subscribed again (it
+        # retries Redis every 2 s at most); its own check could only do it if it fell due here
+        closed = await a_ends
+        assert closed - restarted < 10, "caught up on subscribing again, not by its 60 s check"
     finally:
         for manager, _ in (on_d, on_a):
             await _close(manager)
