@@ -97,11 +97,10 @@ class NewsListener:
         self._password = password
         self._on_news = on_news
         self._tasks = TaskSupervisor("news")
-        self.subscriptions = 0  # how many times it subscribed (for tests and logs)
-        self.subscribed = asyncio.Event()
+        self._failures = 0  # attempts failed since it last subscribed
+        self.subscriptions = 0  # how many times it subscribed (for logs)
 
     async def run(self) -> None:
-        failures = 0
         try:
             while True:
                 try:
@@ -109,15 +108,13 @@ class NewsListener:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # Redis went away (restart, network): subscribe again
-                    self.subscribed.clear()
-                    if failures == 0:
+                    if self._failures == 0:
                         log.warning(
                             "news: Redis unavailable (%s); the periodic checks stand in meanwhile", exc
                         )
-                    pause = RETRY_S[min(failures, len(RETRY_S) - 1)]
-                    failures += 1
+                    pause = RETRY_S[min(self._failures, len(RETRY_S) - 1)]
+                    self._failures += 1
                     await asyncio.sleep(pause)
-                    continue
         finally:
             await self._tasks.close()
 
@@ -138,8 +135,9 @@ class NewsListener:
                 pinged = False
                 if message["type"] == "subscribe":
                     self.subscriptions += 1
-                    self.subscribed.set()
-                    log.info("news: listening on %s", channel(self._settings))
+                    self._failures = 0
+                    again = " again: checking everything it may have missed" if self.subscriptions > 1 else ""
+                    log.info("news: listening on %s%s", channel(self._settings), again)
                     self._tasks.spawn("catch-up", self._on_news(None))
                 elif message["type"] == "message":
                     news = News.decode(message["data"])
