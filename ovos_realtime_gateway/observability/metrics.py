@@ -166,6 +166,12 @@ class GatewayMetrics:
             "ones finish, for up to drain_seconds.",
             registry=r,
         )
+        self.policy_version = Gauge(
+            "ovos_realtime_policy_version",
+            "The version of the policy stored by `policy apply` (or `policy clear`) that decides here "
+            "now; 0: none was stored, the policy_file decides. Replicas that differ did not load one.",
+            registry=r,
+        )
         self.connections_closed = Counter(
             "ovos_realtime_connections_closed",
             "Connections closed before their first request was complete, by reason: header_timeout "

@@ -143,6 +143,15 @@ def _v7_call_history(db: Database) -> None:
     db.table("calls").create_index(["status", "ended_at"], if_not_exists=True)
 
 
+def _v8_stored_policies(db: Database) -> None:
+    """The Rego policy an operator applied to every replica (`policy apply`), newest version last."""
+    db.table("policies").create(
+        {"version": int, "policy": str, "sha256": str, "applied_at": int},
+        pk="version",
+        not_null={"applied_at"},
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "key rotation columns", _v2_key_rotation),
@@ -151,6 +160,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (5, "per-secret session lifetime", _v5_session_lifetime),
     (6, "retention indexes", _v6_retention_indexes),
     (7, "call history", _v7_call_history),
+    (8, "stored policies", _v8_stored_policies),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -80,10 +80,15 @@ alter table calls add column end_reason text;
 create index if not exists idx_calls_status_ended_at on calls (status, ended_at);
 """
 
+_V8 = """
+create table policies (
+  version bigint primary key, policy text, sha256 text, applied_at bigint not null);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (version, name, ddl)
     for (version, name, _), ddl in zip(
-        migrations.MIGRATIONS, (_V1, _V2, _V3, _V4, _V5, _V6, _V7), strict=True
+        migrations.MIGRATIONS, (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8), strict=True
     )
 ]
 LATEST = MIGRATIONS[-1][0]
