@@ -23,7 +23,7 @@ DIST ?= dist
 ARGS ?=
 BENCHES ?= bench/rest_client_secrets.py bench/audio_transcode.py bench/realtime_append.py \
 	bench/stt_accuracy.py bench/turn_latency.py bench/speech_memory.py bench/tts_first_audio.py \
-	bench/webrtc_calls.py bench/store_growth.py
+	bench/webrtc_calls.py bench/store_growth.py bench/replicas.py
 BUILD_ARGS := $(strip --format docker $(if $(BASE),--build-arg BASE=$(BASE)))
 
 .PHONY: help install lint test bench package image compose-up compose-down scan docs

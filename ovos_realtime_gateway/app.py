@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .cluster.news import NewsListener, act_on
 from .engine.responder import Responder
 from .engine.transcription import SttBackend
 from .log import quiet_malformed_requests
@@ -24,6 +25,7 @@ from .rest.security_headers import security_headers
 from .security.gateway_secrets import GatewaySecrets
 from .security.key_rotation import KeyRotator
 from .security.policy import PolicyEngine
+from .security.policy_updates import PolicyUpdates
 from .services import SERVICES, GatewayServices
 from .settings import GatewaySettings
 from .speech.stt import OpmTranscriber
@@ -164,6 +166,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         "revocation-watch",
         services.live.watch(services.store.unusable_keys, services.settings.revocation_check_seconds),
     )
+    await _follow_policy_and_news(services, tasks)
     services.pruner.start()
     services.pending_writes.start()
     tasks.spawn("key-rotation", key_rotator(services).run())
@@ -197,6 +200,24 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         services.vad.executor.shutdown(wait=False, cancel_futures=True)
     services.plugins.shutdown(wait=False, cancel_futures=True)
     await asyncio.get_running_loop().run_in_executor(None, services.tracing.shutdown)
+
+
+async def _follow_policy_and_news(services: GatewayServices, tasks: TaskSupervisor) -> None:
+    """The policy stored by `policy apply` decides from the start (over `policy_file`), and is
+    checked for every `revocation_check_seconds`; with a cluster, news of revocations and policy
+    changes is acted on at once (cluster/news.py)."""
+    settings = services.settings
+    deciding = services.metrics.policy_version.set
+    updates = PolicyUpdates(services.store, services.policy, services.audit.record, deciding)
+    await updates.check()
+    tasks.spawn("policy-watch", updates.watch(settings.revocation_check_seconds))
+    if settings.cluster.redis_url is not None:
+        live, unusable = services.live, services.store.unusable_keys
+        password = services.secrets.cluster_redis_password
+        listener = NewsListener(
+            settings.cluster, password, lambda news: act_on(news, live, unusable, updates)
+        )
+        tasks.spawn("news", listener.run())
 
 
 def key_rotator(services: GatewayServices) -> KeyRotator:

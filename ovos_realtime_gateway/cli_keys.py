@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from .cli_common import CliError, with_store
 from .cli_common import utc as _utc
+from .cluster.news import News, announce
 from .security.key_admin import IssuedKey, KeyAdminError, create_key, revoke_key, rotate_key
 from .security.key_rotation import pending_dir, rotation_due_at
 from .settings import GatewaySettings
@@ -65,6 +67,7 @@ def run_keys(args: argparse.Namespace, settings: GatewaySettings) -> None:
     elif command == "revoke":
         key = asyncio.run(with_store(settings, lambda s: _audited_revoke(s, args.key_id)))
         print(f"revoked key {key.id}")
+        _tell_replicas(settings, key.id)
     elif command == "rotate":
         grace = args.grace_seconds if args.grace_seconds is not None else settings.key_rotation_grace_seconds
         if grace < 0:
@@ -75,6 +78,15 @@ def run_keys(args: argparse.Namespace, settings: GatewaySettings) -> None:
             f"(until {_utc(time.time() + grace)} UTC)"
         )
         print(issued.secret)
+        _tell_replicas(settings, args.key_id)
+
+
+def _tell_replicas(settings: GatewaySettings, key_id: str) -> None:
+    """After the store's commit: with a cluster, every replica checks the key at once and ends
+    the live sessions, sidebands and calls that hold it (said on stderr: stdout ends with the key)."""
+    told = asyncio.run(announce(settings, News("revoked", (key_id,))))
+    if told is not None:
+        sys.stderr.write(told + "\n")
 
 
 # What an operator does to keys from the command line is audited (principal `cli`), by id only.

@@ -1,10 +1,17 @@
-"""`ovos-realtime policy test | eval`: the tools a policy author needs.
+"""`ovos-realtime policy test | eval | apply | clear`: the tools a policy author needs, and the way
+an operator changes the policy of every running gateway at once.
 
 `policy test` runs the policy's own Rego unit tests (`test_*` rules; by default the tests next to
 the policy, `<name>_test.rego`, or the shipped ones for the shipped policy) and prints PASS, FAIL
 or ERROR per test; exit 1 when one did not pass. `policy eval --input FILE` prints the decision
 the gateway would take for one policy input (docs/security.md), evaluated the way the gateway
 evaluates it. The policy is `--policy FILE`, else the settings' `policy_file`, else the shipped one.
+
+`policy apply FILE` checks FILE (it compiles; its Rego tests pass: TEST_FILE…, else
+`<name>_test.rego` beside it) and stores it in the store the settings name: every gateway on that
+store decides with it from then on (policy_updates.py), told at once through the cluster's Redis
+when there is one. `policy clear` stores "none": each gateway goes back to its own `policy_file`.
+Both are audited (`policy.apply`, `policy.clear`, principal `cli`).
 """
 
 from __future__ import annotations
@@ -39,9 +46,28 @@ def add_parser(sub: Any, config: argparse.ArgumentParser) -> None:
     )
     evaluate = policy_sub.add_parser("eval", parents=[config, which], help="print the decision for one input")
     evaluate.add_argument("--input", type=Path, required=True, help="policy input as JSON ('-': stdin)")
+    apply = policy_sub.add_parser(
+        "apply", parents=[config], help="check a policy and make it the policy of every gateway on the store"
+    )
+    apply.add_argument("file", type=Path, metavar="FILE", help="the Rego policy")
+    apply.add_argument(
+        "tests", nargs="*", type=Path, metavar="TEST_FILE", help="its Rego tests (default: <FILE>_test.rego)"
+    )
+    apply.add_argument("--untested", action="store_true", help="apply a policy that has no Rego tests")
+    policy_sub.add_parser(
+        "clear", parents=[config], help="drop the applied policy: each gateway decides with its policy_file"
+    )
 
 
 def run(args: argparse.Namespace, settings: GatewaySettings) -> int:
+    if args.policy_command in ("apply", "clear"):
+        from .policy_apply import apply, clear
+
+        return (
+            apply(args.file, args.tests, args.untested, settings)
+            if args.policy_command == "apply"
+            else clear(settings)
+        )
     path: Path | None = args.policy or settings.policy_file
     name, text = (
         (f"policy_file {path}", read_policy_file(path))

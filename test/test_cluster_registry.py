@@ -122,6 +122,7 @@ async def test_a_silent_replica_is_gone_when_its_lease_expires(
     await _until(lambda: _gone(b, a.replica.id), "A's lease expired")
     assert await b.owner("call", "rtc_3") is None
     assert await b.owner("session", "sess_3") is None
+    assert not await b.client.exists(b._owner_key("call", "rtc_3"))  # the stale key was dropped
     assert set(await b.live_replicas()) == {b.replica.id}
 
 

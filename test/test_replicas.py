@@ -38,7 +38,7 @@ from .realtime_helpers import EventReader, ws_url
 from .redis_server import RedisServer
 from .speech import user_speech_pcm
 from .test_sip_calls import RtpSink, Sipp, free_udp_port, ulaw_wav
-from .test_webrtc_calls import place_call
+from .test_webrtc_calls import metric, place_call
 from .waiting import wait_until_async
 from .webrtc_peer import CallPeer
 
@@ -251,6 +251,8 @@ async def test_a_webrtc_call_placed_on_a_is_hung_up_through_c(trio: Trio, peer: 
         raw = await asyncio.to_thread(on_c.realtime.calls.with_raw_response.hangup, call_id)
         assert raw.status_code == 200
         assert raw.headers["openai-project"]  # the owner's answer, through C
+    answered = 'ovos_realtime_cluster_forwards_total{kind="control",result="answered"}'
+    assert await asyncio.to_thread(metric, trio.c, answered) >= 1
     await wait_until_async(
         lambda: peer.pc.connectionState == "closed" or peer.channel.readyState == "closed",
         "A's peer connection closed by a hangup sent to C",
@@ -304,6 +306,8 @@ async def test_a_sideband_on_b_sees_and_steers_a_call_on_a(trio: Trio, peer: Cal
                 pass  # what was in flight before the hangup
             assert message.type == aiohttp.WSMsgType.CLOSE
             assert (ws.close_code, message.extra) == (1000, "call ended")  # A's close, passed on by B
+    relayed = 'ovos_realtime_cluster_forwards_total{kind="sideband",result="answered"}'
+    assert await asyncio.to_thread(metric, trio.b, relayed) >= 1
 
 
 async def test_a_forwarded_request_counts_once(trio: Trio, peer: CallPeer) -> None:
@@ -408,3 +412,33 @@ async def test_a_sip_call_landing_on_a_is_accepted_through_b(trio: Trio, tmp_pat
         await sipp.kill()
         rtp.close()
     assert "webhook" not in trio.b.logs().lower() and "webhook" not in trio.c.logs().lower()
+
+
+async def test_a_call_whose_replica_is_gone_is_not_found(trio: Trio, peer: CallPeer) -> None:
+    """Last in this module: it kills A. Its call, asked for through B, is 503 `replica_unavailable`
+    (retry) while A's lease still lives, then 404 `call_not_found` on the survivors once it expired."""
+    with sdk(trio.a, trio.key) as on_a:
+        call_id = await place_call(on_a, peer)
+    await peer.until("session.created", 30)
+    assert trio.a.proc is not None
+    trio.a.proc.kill()
+    await asyncio.to_thread(trio.a.proc.wait, 10)
+    url = f"{trio.b.api_base}/realtime/calls/{call_id}/hangup"
+    first = await asyncio.to_thread(http, "POST", url, key=trio.key)
+    assert first.status == 503, first.body  # A's lease (3 s, renewed every second) outlives the kill
+    assert first.json()["error"]["code"] == "replica_unavailable"
+    assert first.headers["retry-after"] == "1"
+    unreachable = 'ovos_realtime_cluster_forwards_total{kind="control",result="unreachable"}'
+    assert await asyncio.to_thread(metric, trio.b, unreachable) >= 1
+
+    async def not_found() -> bool:
+        answer = await asyncio.to_thread(http, "POST", url, key=trio.key)
+        assert answer.status in (503, 404), answer.body
+        return answer.status == 404 and answer.json()["error"]["code"] == "call_not_found"
+
+    await wait_until_async(not_found, "A's call not found once its lease expired", 30)
+    async with aiohttp.ClientSession() as session:
+        sideband = ws_url(trio.c.api_base, call_id=call_id)
+        async with session.ws_connect(sideband, headers={"Authorization": f"Bearer {trio.key}"}) as ws:
+            error = await EventReader(ws).next(30)
+            assert error["error"]["code"] == "call_not_found", error

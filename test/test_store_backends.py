@@ -368,7 +368,7 @@ def test_store_urls_are_checked_and_never_shown_with_their_password() -> None:
     assert redact("postgresql://db/x") == "postgresql://db/x"
 
 
-async def test_a_store_url_that_is_wrong_is_refused_at_start_naming_the_setting(
+def test_a_store_url_that_is_wrong_is_refused_at_start_naming_the_setting(
     tmp_path: Path, postgres: PostgresServer
 ) -> None:
     from .gateway_process import cli

@@ -117,13 +117,17 @@ async def _relayed(
     if handshake.beta:
         headers["OpenAI-Beta"] = "realtime=v1"
     client = request.remote or "unknown"
+    forwards = services.metrics.cluster_forwards
     try:
         await services.forwarder.relay(ws, owner, request.raw_path, headers, client)
     except OwnerUnreachable as exc:
         log.warning("sideband of call %s: its replica could not be reached: %s", call_id, exc)
         if await owner_elsewhere(services.cluster, "call", call_id) is None:
+            forwards.labels(kind="sideband", result="owner_gone").inc()
             return False  # it was gone, and its call with it
+        forwards.labels(kind="sideband", result="unreachable").inc()
         raise unavailable("The replica holding this call cannot be reached") from None
+    forwards.labels(kind="sideband", result="answered").inc()
     return True
 
 

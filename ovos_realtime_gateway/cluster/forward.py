@@ -68,13 +68,16 @@ class Forwarder:
 
     def __init__(self, signer: HopSigner) -> None:
         self.signer = signer
-        self._client: aiohttp.ClientSession | None = None
+        self._clients: dict[str, aiohttp.ClientSession] = {}
 
-    def _session(self) -> aiohttp.ClientSession:
-        if self._client is None:
-            timeout = aiohttp.ClientTimeout(total=ANSWER_TIMEOUT_S, sock_connect=CONNECT_TIMEOUT_S)
-            self._client = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
-        return self._client
+    def _session(self, kind: str = "rest") -> aiohttp.ClientSession:
+        """The pool for REST hops (an answer within ANSWER_TIMEOUT_S), or for relays (`ws`: no
+        total timeout, a sideband lasts as long as its call)."""
+        if kind not in self._clients:
+            total = ANSWER_TIMEOUT_S if kind == "rest" else None
+            timeout = aiohttp.ClientTimeout(total=total, sock_connect=CONNECT_TIMEOUT_S)
+            self._clients[kind] = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        return self._clients[kind]
 
     def _headers(
         self, method: str, raw_path: str, body: bytes, client: str, given: Mapping[str, str]
@@ -108,8 +111,11 @@ class Forwarder:
         url = URL(owner.url.rstrip("/") + raw_path, encoded=True)
         signed = self._headers("GET", raw_path, b"", client, headers)
         try:
-            upstream = await self._session().ws_connect(
-                url, headers=signed, heartbeat=20.0, max_msg_size=MAX_FRAME_BYTES
+            upstream = await asyncio.wait_for(
+                self._session("ws").ws_connect(
+                    url, headers=signed, heartbeat=20.0, max_msg_size=MAX_FRAME_BYTES
+                ),
+                ANSWER_TIMEOUT_S,
             )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise OwnerUnreachable(f"{owner.id} at {owner.url}: {exc}") from exc
@@ -128,9 +134,9 @@ class Forwarder:
                 await tasks.close()
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
 
 
 async def _pump(

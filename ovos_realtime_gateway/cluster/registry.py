@@ -5,7 +5,8 @@ In Redis, a replica's lease `<prefix>replica:<id>` holds its URL and expires `le
 its last renewal (every third of it); `<prefix>owner:<kind>:<id>` names the replica holding a
 session or call. A thing has an owner only while that replica's lease lives, so a killed replica's
 things have none once its lease expired, and a closed one's none at once (it gives its lease up and
-deletes its owner keys). The replica keeps what it holds in memory too: when Redis was unreachable
+deletes its owner keys; a dead replica's owner key is dropped when it is next looked up). The
+replica keeps what it holds in memory too: when Redis was unreachable
 or lost its keys (restarted without persistence), the next heartbeat that reaches it writes the
 lease and every owner key back. A Redis call waits at most `timeout_seconds`; `claim` and `release`
 never fail (the heartbeat catches up), `owner` of another replica's thing and `live_replicas`
@@ -14,6 +15,7 @@ raise `RegistryUnavailable` rather than guess while Redis cannot answer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -222,7 +224,11 @@ class RedisRegistry:
         if replica_id is None or replica_id == self.replica.id:
             return None
         url = await self._call(self.client.get(self._lease_key(replica_id)))
-        return Replica(replica_id, url) if url is not None else None
+        if url is None:  # its replica is gone: the key goes too (unless claimed again meanwhile)
+            with contextlib.suppress(RegistryUnavailable):
+                await self._call(self._release(keys=[self._owner_key(kind, thing_id)], args=[replica_id]))
+            return None
+        return Replica(replica_id, url)
 
     async def live_replicas(self) -> dict[str, Replica]:
         keys: list[str] = []

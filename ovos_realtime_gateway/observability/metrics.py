@@ -75,6 +75,15 @@ class GatewayMetrics:
             ["limit", "result"],
             registry=r,
         )
+        self.cluster_forwards = Counter(
+            "ovos_realtime_cluster_forwards",
+            "Requests for a call another replica holds, forwarded to it over the signed hop, by kind "
+            "(control: accept/reject/refer/hangup; sideband) and result (answered: the owner's answer "
+            "went back; owner_gone: it had ended, 404; unreachable: its lease lives but it did not "
+            "answer, 503).",
+            ["kind", "result"],
+            registry=r,
+        )
         self.shared_limits_fallbacks = Counter(
             "ovos_realtime_shared_limits_fallbacks",
             "Checks this replica made on its own because the Redis of shared_limits was unavailable "
@@ -155,6 +164,12 @@ class GatewayMetrics:
             "ovos_realtime_draining",
             "1 while the gateway drains (SIGTERM): it refuses new sessions and calls while the open "
             "ones finish, for up to drain_seconds.",
+            registry=r,
+        )
+        self.policy_version = Gauge(
+            "ovos_realtime_policy_version",
+            "The version of the policy stored by `policy apply` (or `policy clear`) that decides here "
+            "now; 0: none was stored, the policy_file decides. Replicas that differ did not load one.",
             registry=r,
         )
         self.connections_closed = Counter(

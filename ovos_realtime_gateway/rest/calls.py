@@ -194,6 +194,7 @@ async def _elsewhere(request: web.Request, operation: str, principal: Principal)
     await authorize(request, principal, "calls.manage", target, hidden=call_not_found(call_id))
     body = await request.read() if request.body_exists else b""
     client = request.remote or "unknown"
+    forwards = services.metrics.cluster_forwards
     try:
         answer = await services.forwarder.request(
             owner, request.method, request.raw_path, request.headers, body, client
@@ -201,8 +202,11 @@ async def _elsewhere(request: web.Request, operation: str, principal: Principal)
     except OwnerUnreachable as exc:
         log.warning("call %s: its replica could not be reached: %s", call_id, exc)
         if await owner_elsewhere(services.cluster, "call", call_id) is None:
+            forwards.labels(kind="control", result="owner_gone").inc()
             raise call_not_found(call_id) from None  # it was gone: its call with it
+        forwards.labels(kind="control", result="unreachable").inc()
         raise unavailable("The replica holding this call cannot be reached") from None
+    forwards.labels(kind="control", result="answered").inc()
     return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
 

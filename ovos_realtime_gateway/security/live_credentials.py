@@ -1,8 +1,9 @@
 """Which live things (sessions, sidebands, calls) stand on which credentials, so that revoking a
 key reaches them, not only the next request.
 
-`keys revoke` and `keys rotate` write to the store from another process; the gateway cannot be
-told, so `watch` asks the store every `interval_s` which of the held keys are no longer usable
+`keys revoke` and `keys rotate` write to the store from another process. With a cluster, they
+also publish the news (cluster/news.py) and every replica `check`s the keys named at once; in any
+case `watch` asks the store every `interval_s` which of the held keys are no longer usable
 (revoked, or past a rotation's grace) and ends what holds them. A session opened with an `ek_`
 holds the key that minted it too.
 """
@@ -18,6 +19,7 @@ from .auth import Principal
 
 log = logging.getLogger("ovos_realtime.security")
 OnRevoked = Callable[[str], object]  # told the credential id that went; ends the live thing
+Unusable = Callable[[Iterable[str], float], Awaitable[set[str]]]  # Store.unusable_keys
 
 
 class Hold:
@@ -63,20 +65,24 @@ class LiveCredentials:
                 told += 1
         return told
 
-    async def watch(
-        self, unusable: Callable[[Iterable[str], float], Awaitable[set[str]]], interval_s: float
-    ) -> None:
+    async def check(self, unusable: Unusable, among: Collection[str] | None = None) -> int:
+        """Ask the store now which held keys (of `among`, when given) are no longer usable, and end
+        what holds them; how many live things were told. Raises when the store cannot be read."""
+        held = self.held() if among is None else self.held() & set(among)
+        if not held:
+            return 0
+        gone = await unusable(held, time.time())
+        if not gone:
+            return 0
+        ended = self.revoke(gone)
+        log.info("keys %s are revoked or expired: ended %d live sessions/calls", sorted(gone), ended)
+        return ended
+
+    async def watch(self, unusable: Unusable, interval_s: float) -> None:
         """Forever: every `interval_s`, end what holds a key the store says is no longer usable."""
         while True:
             await asyncio.sleep(interval_s)
-            held = self.held()
-            if not held:
-                continue
             try:
-                gone = await unusable(held, time.time())
+                await self.check(unusable)
             except Exception:  # the store is busy or gone: try again next round
                 log.exception("could not check the live sessions' keys")
-                continue
-            if gone:
-                ended = self.revoke(gone)
-                log.info("keys %s are revoked or expired: ended %d live sessions/calls", sorted(gone), ended)

@@ -187,6 +187,8 @@ class PolicyEngine:
         opa_token: SecretValue | None = None,
     ) -> None:
         self.rego = RegoProcess(policy_text)  # compiles now: a bad policy stops the start
+        self.configured_text = policy_text  # policy_file's (or the shipped one): `policy clear` returns here
+        self.text = policy_text  # what decides now
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ovos-realtime-policy")
         self._opa_url = opa_url.rstrip("/") if opa_url else None
         self._opa_token = opa_token  # sent as `Authorization: Bearer`, read per request (it rotates)
@@ -239,6 +241,14 @@ class PolicyEngine:
         if not isinstance(result, dict):
             return Decision(False, "The policy server returned no decision.", "opa")
         return _decision(result, "opa")
+
+    async def swap(self, policy_text: str) -> None:
+        """Decide with `policy_text` from now on. It is compiled first, off the loop; a PolicyError
+        keeps the current one. Decisions already asked finish with the policy they were asked of
+        (the old evaluator is closed on the policy's one thread, after them)."""
+        new = await asyncio.to_thread(RegoProcess, policy_text)
+        old, self.rego, self.text = self.rego, new, policy_text
+        await asyncio.get_running_loop().run_in_executor(self._executor, old.close)
 
     async def ready(self) -> tuple[bool, str]:
         """Whether decisions can be made now (for /readyz)."""

@@ -182,7 +182,8 @@ class GatewaySettings(Section):
         gt=0,
         le=60,
         description="How often live sessions, sidebands and calls are checked against revoked keys "
-        "(and keys whose rotation grace ended); they end within this time of `keys revoke`.",
+        "(and keys whose rotation grace ended), and the store for a policy `policy apply` stored; with "
+        "`cluster.redis_url` both happen at once on news, and this is the bound while Redis is down.",
     )
     client_secret_ttl_seconds: int = Field(600, ge=10, le=7200, description="Default ek_ lifetime.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest REST request body accepted.")

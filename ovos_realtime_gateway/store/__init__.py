@@ -6,7 +6,7 @@ from .interface import Store, StoreUnavailable
 from .item_ledger import ItemChanges, ItemLedger
 from .pruner import Pruner
 from .purge import PurgeRefused, PurgeResult
-from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord
+from .records import ApiKey, AuditEntry, ClientSecret, Project, SessionRecord, StoredPolicy
 from .retention import RetentionRules
 from .sqlite import SqliteStore
 
@@ -24,6 +24,7 @@ __all__ = [
     "SessionRecord",
     "SqliteStore",
     "Store",
+    "StoredPolicy",
     "StoreUnavailable",
     "open_store",
     "store_for",

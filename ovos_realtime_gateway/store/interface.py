@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from .item_ledger import ItemChanges
 from .purge import PurgeResult
-from .records import ApiKey, AuditEntry, ClientSecret, ClosedRecord, Project, SessionRecord
+from .records import ApiKey, AuditEntry, ClientSecret, ClosedRecord, Project, SessionRecord, StoredPolicy
 
 # Every table the store keeps, in the order rows can be inserted (foreign keys point backwards).
 TABLES = (
@@ -20,6 +20,7 @@ TABLES = (
     "calls",
     "conversation_items",
     "audit_log",
+    "policies",
 )
 
 
@@ -69,6 +70,15 @@ class Store(Protocol):
 
     async def write_audit(self, entries: Sequence[AuditEntry]) -> None: ...
     async def audit_rows(self, request_id: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def save_policy(self, policy: str | None, sha256: str | None, applied_at: int) -> int:
+        """Store the policy every replica decides with from now (None: their own `policy_file`);
+        its version, one above the newest."""
+        ...
+
+    async def latest_policy(self, after: int) -> StoredPolicy | None:
+        """The newest stored policy if its version is above `after` (None: nothing newer)."""
+        ...
 
     async def delete_batch(self, table: str, cutoff: float, now: float, limit: int) -> int: ...
     async def checkpoint(self) -> bool: ...

@@ -143,7 +143,16 @@ def _v7_call_history(db: Database) -> None:
     db.table("calls").create_index(["status", "ended_at"], if_not_exists=True)
 
 
-def _v8_replica_holders(db: Database) -> None:
+def _v8_stored_policies(db: Database) -> None:
+    """The Rego policy an operator applied to every replica (`policy apply`), newest version last."""
+    db.table("policies").create(
+        {"version": int, "policy": str, "sha256": str, "applied_at": int},
+        pk="version",
+        not_null={"applied_at"},
+    )
+
+
+def _v9_replica_holders(db: Database) -> None:
     """Replicas on one store: which replica held a session or call (`replica_id`); the others close
     the records of one that died, saying why (`sessions.end_reason`: `replica_lost`)."""
     db.table("sessions").add_column("replica_id", str)
@@ -159,7 +168,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (5, "per-secret session lifetime", _v5_session_lifetime),
     (6, "retention indexes", _v6_retention_indexes),
     (7, "call history", _v7_call_history),
-    (8, "replica holders", _v8_replica_holders),
+    (8, "stored policies", _v8_stored_policies),
+    (9, "replica holders", _v9_replica_holders),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -81,6 +81,11 @@ create index if not exists idx_calls_status_ended_at on calls (status, ended_at)
 """
 
 _V8 = """
+create table policies (
+  version bigint primary key, policy text, sha256 text, applied_at bigint not null);
+"""
+
+_V9 = """
 alter table sessions add column replica_id text, add column end_reason text;
 alter table calls add column replica_id text;
 """
@@ -88,7 +93,7 @@ alter table calls add column replica_id text;
 MIGRATIONS: list[tuple[int, str, str]] = [
     (version, name, ddl)
     for (version, name, _), ddl in zip(
-        migrations.MIGRATIONS, (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8), strict=True
+        migrations.MIGRATIONS, (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9), strict=True
     )
 ]
 LATEST = MIGRATIONS[-1][0]

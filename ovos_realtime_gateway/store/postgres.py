@@ -24,7 +24,7 @@ from . import pg_migrations
 from .interface import TABLES, StoreUnavailable, audit_row, orphan_filter
 from .item_ledger import ItemChanges
 from .purge import PurgeResult, check_choice, purge_in
-from .records import ApiKey, AuditEntry, ClientSecret, ClosedRecord, Project, SessionRecord
+from .records import ApiKey, AuditEntry, ClientSecret, ClosedRecord, Project, SessionRecord, StoredPolicy
 
 T = TypeVar("T")
 Conn = AsyncConnection[DictRow]
@@ -423,6 +423,30 @@ class PostgresStore:
                 return purge_in(_PgTx(conn.cursor()), session_id, project_id, before)
 
         return await asyncio.to_thread(run)
+
+    # -- the policy applied to every replica ------------------------------------------------
+
+    async def save_policy(self, policy: str | None, sha256: str | None, applied_at: int) -> int:
+        """Store the policy every replica decides with (None: their own `policy_file`); its
+        version, one above the newest (under a lock: two applied at once get two versions)."""
+        async with self._tx() as conn:
+            await conn.execute("lock table policies in share row exclusive mode")
+            cursor = await conn.execute(
+                "insert into policies (version, policy, sha256, applied_at) "
+                "select coalesce(max(version), 0) + 1, %s, %s, %s from policies returning version",
+                [policy, sha256, applied_at],
+            )
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row["version"])
+
+    async def latest_policy(self, after: int) -> StoredPolicy | None:
+        rows = await self._rows(
+            "select version, policy, sha256, applied_at from policies where version > %s "
+            "order by version desc limit 1",
+            [after],
+        )
+        return _as(StoredPolicy, rows[0]) if rows else None
 
     async def load_rows(
         self, batches: AsyncIterator[Batch], progress: Callable[[str, int], None] = lambda t, n: None

@@ -135,3 +135,14 @@ class AuditEntry:
     principal: str | None = None
     resource: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPolicy:
+    """One `ovos-realtime policy apply` (or `policy clear`): the Rego text every replica decides
+    with from then on; `policy` None means "back to each replica's own `policy_file`"."""
+
+    version: int
+    policy: str | None
+    sha256: str | None
+    applied_at: int

@@ -22,7 +22,7 @@ from . import migrations, purge, retention
 from .interface import TABLES, StoreUnavailable, audit_row, orphan_filter
 from .item_ledger import ItemChanges
 from .purge import PurgeResult
-from .records import ApiKey, AuditEntry, ClientSecret, ClosedRecord, Project, SessionRecord
+from .records import ApiKey, AuditEntry, ClientSecret, ClosedRecord, Project, SessionRecord, StoredPolicy
 
 T = TypeVar("T")
 DB_FILENAME = "ovos-realtime.db"
@@ -367,6 +367,41 @@ class SqliteStore:
         )
         await self.checkpoint()
         return result
+
+    # -- the policy applied to every replica ------------------------------------------------
+
+    async def save_policy(self, policy: str | None, sha256: str | None, applied_at: int) -> int:
+        """Store the policy every gateway on this store decides with (None: their own
+        `policy_file`); its version, one above the newest (`BEGIN IMMEDIATE`: two at once differ)."""
+
+        def op(db: Database) -> int:
+            conn = db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("select coalesce(max(version), 0) + 1 from policies").fetchone()
+                version = int(row[0])
+                conn.execute(
+                    "insert into policies (version, policy, sha256, applied_at) values (?, ?, ?, ?)",
+                    [version, policy, sha256, applied_at],
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return version
+
+        return await self._run(op)
+
+    async def latest_policy(self, after: int) -> StoredPolicy | None:
+        def op(db: Database) -> StoredPolicy | None:
+            row = db.execute(
+                "select version, policy, sha256, applied_at from policies where version > ? "
+                "order by version desc limit 1",
+                [after],
+            ).fetchone()
+            return StoredPolicy(*row) if row else None
+
+        return await self._run(op)
 
     async def count(self, table: str) -> int:
         if table not in TABLES:
