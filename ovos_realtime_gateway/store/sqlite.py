@@ -1,5 +1,8 @@
 """`SqliteStore`: the embedded store, one sqlite file in the data dir (sqlite-utils). Every query
-runs on one dedicated thread, never on the loop."""
+runs on one dedicated thread, never on the loop.
+
+Long because it is one method per `Store` operation, as `postgres.py` is, so the two backends read
+side by side."""
 
 from __future__ import annotations
 
