@@ -6,7 +6,9 @@ A message is a hint to check now, never trusted as such: a replica asks the stor
 keys named its live things hold are no longer usable, or which policy is the newest stored. Redis
 pub/sub delivers to those subscribed at the time, so after each (re)subscription a replica checks
 everything once (`News` None), in case it missed news; the periodic checks stay as the fallback
-while Redis is down (within `revocation_check_seconds`)."""
+while Redis is down (within `revocation_check_seconds`). News is acted on one check at a time, and
+what arrives meanwhile is merged into the next check (`Due`): a flood of news, forged or a script
+revoking many keys, costs the store a few checks, not one per message."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Collection, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..security.live_credentials import LiveCredentials, Unusable
@@ -31,6 +33,7 @@ Kind = Literal["revoked", "policy"]
 RETRY_S = (0.2, 0.5, 1.0, 2.0)  # pauses before reconnecting to Redis: the last one repeats
 PUBLISH_TIMEOUT_S = 2.0
 PING_S = 5.0  # a quiet subscription pings Redis this often; no answer by the next: reconnect
+MAX_NAMED = 1000  # more keys named while a check runs: the next check looks at every key held
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +91,42 @@ async def publish(settings: ClusterSettings, password: SecretValue | None, news:
 OnNews = Callable[["News | None"], Coroutine[Any, Any, None]]
 
 
+@dataclass
+class Due:
+    """The news heard and not acted on yet, merged: check everything, the keys named, the policy."""
+
+    everything: bool = False
+    revoked: set[str] = field(default_factory=set)
+    policy: bool = False
+
+    def add(self, news: News | None) -> None:
+        if news is None:
+            self.everything = True
+        elif news.kind == "policy":
+            self.policy = True
+        else:
+            self.revoked.update(news.credentials)
+        if len(self.revoked) > MAX_NAMED:  # one look at every key held costs less than naming them
+            self.everything = True
+        if self.everything:
+            self.revoked.clear()
+
+    def take(self) -> list[News | None]:
+        """What to act on now, in as few checks as it merges into; empties the backlog."""
+        due: list[News | None]
+        if self.everything:
+            due = [None]  # a check of everything covers the keys named and the policy
+        else:
+            due = [News("revoked", tuple(sorted(self.revoked)))] if self.revoked else []
+            due += [News("policy")] if self.policy else []
+        self.everything, self.revoked, self.policy = False, set(), False
+        return due
+
+
 class NewsListener:
-    """Subscribes to the news channel and hands each news to `on_news` (None after each
-    subscription: check everything); reconnects after Redis restarts or goes away."""
+    """Subscribes to the news channel and hands the news to `on_news` (None after each
+    subscription: check everything), one call at a time, what arrived meanwhile merged (`Due`);
+    reconnects after Redis restarts or goes away."""
 
     def __init__(self, settings: ClusterSettings, password: SecretValue | None, on_news: OnNews) -> None:
         self._settings = settings
@@ -99,8 +135,26 @@ class NewsListener:
         self._tasks = TaskSupervisor("news")
         self._failures = 0  # attempts failed since it last subscribed
         self.subscriptions = 0  # how many times it subscribed (for logs)
+        self._due = Due()
+        self._heard = asyncio.Event()
+
+    def _hear(self, news: News | None) -> None:
+        self._due.add(news)
+        self._heard.set()
+
+    async def _act(self) -> None:
+        """Forever: act on what was heard since the last check, one check at a time."""
+        while True:
+            await self._heard.wait()
+            self._heard.clear()
+            for news in self._due.take():
+                try:
+                    await self._on_news(news)
+                except Exception:  # on_news says what failed; the next news tries again
+                    log.exception("news: acting on %s failed", news)
 
     async def run(self) -> None:
+        self._tasks.spawn("act", self._act())
         try:
             while True:
                 try:
@@ -138,11 +192,11 @@ class NewsListener:
                     self._failures = 0
                     again = " again: checking everything it may have missed" if self.subscriptions > 1 else ""
                     log.info("news: listening on %s%s", channel(self._settings), again)
-                    self._tasks.spawn("catch-up", self._on_news(None))
+                    self._hear(None)
                 elif message["type"] == "message":
                     news = News.decode(message["data"])
                     if news is not None:
-                        self._tasks.spawn(news.kind, self._on_news(news))
+                        self._hear(news)
         finally:
             await pubsub.aclose()
             await client.aclose()
