@@ -10,7 +10,7 @@ import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..cluster.forward import OwnerUnreachable, owner_elsewhere, unavailable
+from ..cluster.forward import OwnerUnreachable, owner_elsewhere, path_of, unavailable
 from ..protocol import errors
 from ..protocol.server_events import error_event
 from ..security.gate import Caller
@@ -119,7 +119,7 @@ async def _relayed(
     client = request.remote or "unknown"
     forwards = services.metrics.cluster_forwards
     try:
-        await services.forwarder.relay(ws, owner, request.raw_path, headers, client)
+        await services.forwarder.relay(ws, owner, path_of(request), headers, client)
     except OwnerUnreachable as exc:
         log.warning("sideband of call %s: its replica could not be reached: %s", call_id, exc)
         if await owner_elsewhere(services.cluster, "call", call_id) is None:

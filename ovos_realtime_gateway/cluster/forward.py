@@ -42,6 +42,13 @@ async def owner_elsewhere(registry: Registry, kind: Kind, thing_id: str) -> Repl
     return owner if owner is not None and owner.id != registry.replica.id else None
 
 
+def path_of(request: web.Request) -> str:
+    """The path and query to replay, as the client encoded them, without the scheme and host a
+    request line in absolute form carries (`POST http://elsewhere/v1/…`): the hop goes to the
+    owner's URL and nowhere else."""
+    return request.rel_url.raw_path_qs
+
+
 def unavailable(what: str) -> errors.ApiError:
     return errors.ApiError(
         503,

@@ -13,7 +13,7 @@ from ..calls.call import Call
 from ..calls.sdp import check_offer
 from ..calls.sip.call import SipCall
 from ..calls.webrtc import WebRtcCall
-from ..cluster.forward import OwnerUnreachable, owner_elsewhere, unavailable
+from ..cluster.forward import OwnerUnreachable, owner_elsewhere, path_of, unavailable
 from ..engine.responder import Responder, UnavailableResponder
 from ..protocol import errors, ids, json_text
 from ..protocol.session_config import Config, initial_session
@@ -197,7 +197,7 @@ async def _elsewhere(request: web.Request, operation: str, principal: Principal)
     forwards = services.metrics.cluster_forwards
     try:
         answer = await services.forwarder.request(
-            owner, request.method, request.raw_path, request.headers, body, client
+            owner, request.method, path_of(request), request.headers, body, client
         )
     except OwnerUnreachable as exc:
         log.warning("call %s: its replica could not be reached: %s", call_id, exc)
