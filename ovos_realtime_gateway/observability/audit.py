@@ -15,6 +15,10 @@ from ..tasks import TaskSupervisor, stop_task
 from .metrics import GatewayMetrics
 
 log = logging.getLogger("ovos_realtime.audit")
+MAX_BACKLOG = 20_000
+"""Entries kept in memory while the store cannot take them (~0.7 KiB each: ~14 MB); past it they
+are counted, not kept, and one `audit.dropped` row says how many once the store answers. Without
+a bound, requests from many addresses during a store outage grow the gateway without end."""
 
 
 @dataclass(slots=True)
@@ -39,6 +43,7 @@ class AuditWriter:
 
     Entries carry ids, decisions and statuses, never content (speech, text, keys); a client
     address (`detail.remote`) is kept only as `address` allows, in the store and in the log.
+    While the store cannot take them, at most `max_backlog` entries wait (`MAX_BACKLOG`).
     """
 
     def __init__(
@@ -49,6 +54,7 @@ class AuditWriter:
         window_s: float = 60.0,
         clock: Callable[[], float] = time.time,
         address: AddressRedactor | None = None,
+        max_backlog: int = MAX_BACKLOG,
     ) -> None:
         self._store = store
         self._address = address or AddressRedactor("truncate")
@@ -59,6 +65,10 @@ class AuditWriter:
         self._pending: list[AuditEntry] = []
         self._repeats: dict[str, _Repeats] = {}
         self._task: asyncio.Task[None] | None = None
+        self._max_backlog = max_backlog
+        self._writing = 0  # entries of the batch being written (in memory until it is stored)
+        self._dropped = 0  # entries not kept because the backlog was full
+        self._failing = False  # the last write failed (its warning is logged once per outage)
 
     def record(self, entry: AuditEntry) -> None:
         """Queue an entry; never blocks. Logged at once, persisted at the next flush."""
@@ -89,8 +99,28 @@ class AuditWriter:
         return replace(entry, detail=detail)
 
     def _queue(self, entry: AuditEntry) -> None:
+        if len(self._pending) + self._writing >= self._max_backlog:
+            if self._dropped == 0:
+                log.error(
+                    "the audit backlog is full (%d entries the store has not taken): further entries "
+                    "are counted, not kept, until it answers",
+                    self._max_backlog,
+                )
+            self._dropped += 1
+            return
         self._pending.append(entry)
-        self._metrics.audit_backlog.set(len(self._pending))
+        self._metrics.audit_backlog.set(len(self._pending) + self._writing)
+
+    def _dropped_entry(self, dropped: int) -> AuditEntry:
+        return AuditEntry(
+            self._clock(),
+            None,
+            "audit.dropped",
+            "dropped",
+            503,
+            principal="gateway",
+            detail={"entries": dropped},
+        )
 
     def _close_windows(self, everything: bool) -> None:
         now = self._clock()
@@ -105,14 +135,30 @@ class AuditWriter:
         """Write what is queued, and the windows of repeats that closed (`everything`: all)."""
         self._close_windows(everything)
         batch, self._pending = self._pending, []
-        self._metrics.audit_backlog.set(0)
-        if not batch:
+        dropped = self._dropped
+        if not batch and not dropped:
             return
+        self._writing = len(batch)
         try:
-            await self._store.write_audit(batch)
-        except Exception:
-            log.exception("could not write %d audit entries; keeping them for the next flush", len(batch))
+            await self._store.write_audit(batch + ([self._dropped_entry(dropped)] if dropped else []))
+        except Exception as exc:
+            if not self._failing:
+                log.warning(
+                    "could not write %d audit entries (%s: %s); keeping them (at most %d) for the next flush",
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                    self._max_backlog,
+                )
+            self._failing = True
             self._pending[:0] = batch
+        else:
+            self._dropped -= dropped
+            if self._failing:
+                log.info("the store takes audit entries again: wrote %d", len(batch))
+            self._failing = False
+        finally:
+            self._writing = 0
             self._metrics.audit_backlog.set(len(self._pending))
 
     async def _run(self) -> None:
