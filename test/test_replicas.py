@@ -414,6 +414,39 @@ async def test_a_sip_call_landing_on_a_is_accepted_through_b(trio: Trio, tmp_pat
     assert "webhook" not in trio.b.logs().lower() and "webhook" not in trio.c.logs().lower()
 
 
+async def test_a_revoked_keys_relayed_sideband_ends_on_both_replicas(
+    trio: Trio, peer: CallPeer, tmp_path: Path
+) -> None:
+    """A monitor on B of A's call whose key is revoked (the CLI, told to the cluster): A's socket
+    sends the revoked error and closes 3000, B's relay passes both on and ends, the call stays."""
+    config = tmp_path / "cli.json"
+    cluster = {"redis_url": trio.redis.url, "key_prefix": PREFIX, "hop_secret": HOP_SECRET}
+    config.write_text(json.dumps({"store_url": trio.store_url, "cluster": cluster}))
+    made = await asyncio.to_thread(cli, "keys", "create", "--project", "alpha", "--config", str(config))
+    monitor_key = made.stdout.strip().splitlines()[-1]
+    with sdk(trio.a, trio.key) as on_a:
+        call_id = await place_call(on_a, peer)
+    await peer.until("session.created", 30)
+    async with aiohttp.ClientSession() as session:
+        url = ws_url(trio.b.api_base, call_id=call_id)
+        async with session.ws_connect(url, headers={"Authorization": f"Bearer {monitor_key}"}) as ws:
+            sideband = EventReader(ws)
+            await sideband.until("session.created", 30)
+            key_id = "key_" + monitor_key.split("-")[2]
+            await asyncio.to_thread(cli, "keys", "revoke", key_id, "--config", str(config))
+            error = await sideband.until("error", 30)
+            assert error["error"]["code"] == "invalid_api_key" and "revoked" in error["error"]["message"]
+            while (message := await ws.receive(timeout=30)).type == aiohttp.WSMsgType.TEXT:
+                pass  # what was in flight before the close
+            assert message.type == aiohttp.WSMsgType.CLOSE
+            assert (ws.close_code, message.extra) == (3000, "the API key was revoked")  # A's, via B
+    peer.send({"type": "session.update", "session": {"type": "realtime", "instructions": "call stays"}})
+    assert (await peer.until("session.updated", 30))["session"]["instructions"] == "call stays"
+    with sdk(trio.pick(), trio.key) as anywhere:
+        raw = await asyncio.to_thread(anywhere.realtime.calls.with_raw_response.hangup, call_id)
+    assert raw.status_code == 200
+
+
 async def test_a_call_whose_replica_is_gone_is_not_found(trio: Trio, peer: CallPeer) -> None:
     """Last in this module: it kills A. Its call, asked for through B, is 503 `replica_unavailable`
     (retry) while A's lease still lives, then 404 `call_not_found` on the survivors once it expired."""
