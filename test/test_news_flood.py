@@ -10,7 +10,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from ovos_realtime_gateway.cluster.news import News, NewsListener, channel
+from ovos_realtime_gateway.cluster.news import MAX_NAMED, Due, News, NewsListener, channel
 from ovos_realtime_gateway.settings.cluster import ClusterSettings
 from ovos_realtime_gateway.tasks import TaskSupervisor
 
@@ -61,3 +61,19 @@ async def test_a_flood_of_news_is_merged_into_a_few_checks(redis_server: RedisSe
         go_on.set()
         await publisher.aclose()
         await tasks.close()
+
+
+def test_what_is_due_merges_into_the_fewest_checks() -> None:
+    due = Due()
+    assert due.take() == []
+    due.add(News("revoked", ("key_b", "key_a")))
+    due.add(News("revoked", ("key_a",)))
+    due.add(News("policy"))
+    assert due.take() == [News("revoked", ("key_a", "key_b")), News("policy")]
+    assert due.take() == [], "taken once"
+    due.add(News("revoked", tuple(f"key_{n}" for n in range(MAX_NAMED + 1))))
+    assert due.take() == [None], "past MAX_NAMED keys, one look at every key held"
+    due.add(None)
+    due.add(News("policy"))
+    due.add(News("revoked", ("key_a",)))
+    assert due.take() == [None], "a check of everything covers the rest"
