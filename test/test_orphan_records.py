@@ -91,6 +91,19 @@ async def test_only_the_records_of_replicas_not_alive_are_closed(store: Store) -
     assert sessions["sess_b"] == ("active", None) and sessions["sess_old"] == ("closed", "replica_lost")
 
 
+async def test_a_replica_back_from_a_pause_reopens_only_its_own_records_closed_as_lost(store: Store) -> None:
+    project_id = await _rows(store)
+    await store.close_orphans(NOW + 5, {"rep_b"}, "replica_lost", unheld=False)  # rep_a taken for dead
+    held = ["sess_a", "sess_done", "sess_b"]  # what rep_a says it holds (sess_b is rep_b's)
+    assert await store.reopen_lost(NOW + 6, "rep_a", held, ["rtc_a", "rtc_done"]) == 2
+    sessions, calls = await _states(store, project_id)
+    assert sessions["sess_a"] == ("active", None)
+    assert sessions["sess_done"] == ("closed", None)  # closed by its client: stays closed
+    assert sessions["sess_b"] == ("active", None)
+    assert calls["rtc_a"] == ("active", None) and calls["rtc_done"] == ("ended", None)
+    assert await store.reopen_lost(NOW + 7, "rep_a", [], []) == 0
+
+
 class _Blind(LocalRegistry):
     """A registry whose Redis does not answer (injected fault: who is alive is unknown)."""
 

@@ -4,10 +4,8 @@ migration, a starved CPU): replicas A and B (real processes) on one PostgreSQL a
 
 While A is paused B cannot tell it from a dead replica, and closes the records A holds
 (`replica_lost`), as it must for a killed one. But A was not dead: its session goes on once it
-runs again, and its record must say so. Today it stays `closed` / `replica_lost` in the store until
-the session ends (xfail, strict: a fix makes it pass). A fix belongs to failover: when a replica
-finds its lease was gone (`RedisRegistry._beat` registers again), it writes what it holds back as
-live (or ends it with `replica_lost`, fencing itself)."""
+runs again, and its record must say so: when A finds its lease was gone (`RedisRegistry._beat`
+registers again) it marks what it still holds live again (`OrphanSweeper`, `Store.reopen_lost`)."""
 
 from __future__ import annotations
 
@@ -73,11 +71,6 @@ def _row(store_url: str, session_id: str) -> tuple[str, str | None]:
     return str(status), reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replica that outlived a pause longer than its lease keeps serving sessions whose "
-    "records another replica closed (replica_lost); nothing writes them back as live",
-)
 async def test_a_paused_replicas_live_session_is_live_in_the_store_again(pair: Pair) -> None:
     assert pair.a.proc is not None
     async with aiohttp.ClientSession() as client:

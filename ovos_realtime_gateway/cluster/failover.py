@@ -6,7 +6,8 @@ the records of a replica whose lease was missing at two looks in a row (`replica
 replica killed with SIGKILL has its records closed within about three leases. Two looks, not one:
 a Redis restarted empty has no leases until each replica's next heartbeat (a third of a lease
 later), and a live replica's records must never be closed. While Redis cannot say who is alive,
-nothing is closed."""
+nothing is closed. A replica that was only paused past its lease (or cut off from Redis) and
+registers again marks what it still holds live again (`reopen_lost`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from ..store import Store, StoreUnavailable
 from ..store.records import ClosedRecord
 from ..tasks import TaskSupervisor
-from .registry import Registry, RegistryUnavailable
+from .registry import Kind, Registry, RegistryUnavailable
 
 log = logging.getLogger("ovos_realtime.cluster")
 
@@ -45,6 +46,8 @@ class OrphanSweeper:
         self._closed = closed
         self._tasks: TaskSupervisor | None = None
         self._seen: set[str] | None = None  # the replicas alive at the previous look (None: unknown)
+        if clustered:
+            registry.registered_again = self._registered_again
 
     async def at_start(self) -> list[ClosedRecord]:
         """Alone: close every open record (rows from before replicas were recorded included). In a
@@ -74,6 +77,33 @@ class OrphanSweeper:
             log.warning("%s %s held by %s that is gone: closed (%s)", record.kind, record.id, holder, reason)
             self._closed(record)
         return closed
+
+    def _registered_again(self, held: list[tuple[Kind, str]]) -> None:
+        """This replica's lease was gone (a pause longer than it, Redis cut off or restarted): a
+        peer may have closed what it holds as lost meanwhile; those records are live again."""
+        if self._tasks is not None and held:
+            self._tasks.spawn("reopen", self._reopen(held))
+
+    async def _reopen(self, held: list[tuple[Kind, str]]) -> None:
+        """At once, and once more a sweep later: a peer that looked before the lease came back may
+        close them just after the first (its close and this reopen racing)."""
+        await self._reopen_now(held)
+        await asyncio.sleep(self._interval)
+        await self._reopen_now(held)
+
+    async def _reopen_now(self, held: list[tuple[Kind, str]]) -> None:
+        sessions = [thing_id for kind, thing_id in held if kind == "session"]
+        calls = [thing_id for kind, thing_id in held if kind == "call"]
+        replica = self._registry.replica.id
+        try:
+            opened = await self._store.reopen_lost(int(time.time()), replica, sessions, calls)
+        except Exception as exc:  # the store is away: they stay closed, and say so
+            log.warning("cluster: could not mark this replica's live records live again: %s", exc)
+            return
+        if opened:
+            log.warning(
+                "cluster: %d live record(s) of this replica closed as lost by a peer: live again", opened
+            )
 
     async def _run(self) -> None:
         while True:

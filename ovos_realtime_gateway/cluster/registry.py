@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -57,6 +58,8 @@ class RegistryUnavailable(Exception):
 
 class Registry(Protocol):
     replica: Replica  # this process
+    # told what it holds when it registered again after its lease was gone (peers took it for dead)
+    registered_again: Callable[[list[tuple[Kind, str]]], None] | None
 
     async def start(self) -> None: ...  # lease + heartbeat
     async def claim(self, kind: Kind, thing_id: str) -> None: ...  # this replica holds it
@@ -77,6 +80,7 @@ class LocalRegistry:
     def __init__(self, url: str = "") -> None:
         self.replica = Replica(new_replica_id(), url)
         self._held: set[tuple[Kind, str]] = set()
+        self.registered_again: Callable[[list[tuple[Kind, str]]], None] | None = None  # never, alone
 
     async def start(self) -> None:
         return None
@@ -134,6 +138,8 @@ class RedisRegistry:
         self._release = self.client.register_script(RELEASE)
         self._held: set[tuple[Kind, str]] = set()
         self._rewrite = True  # the next heartbeat writes the lease and every owner key
+        self._registered = False  # the lease was written once (a later rewrite is a re-registration)
+        self.registered_again: Callable[[list[tuple[Kind, str]]], None] | None = None  # told what it held
         self._url_known = asyncio.Event()
         if self.replica.url:
             self._url_known.set()
@@ -199,6 +205,9 @@ class RedisRegistry:
                 pipe.set(self._owner_key(kind, thing_id), self.replica.id)
             await self._call(pipe.execute())
         self._rewrite = False
+        if self._registered and self.registered_again is not None:
+            self.registered_again(held)  # peers may have taken it for dead meanwhile
+        self._registered = True
 
     async def claim(self, kind: Kind, thing_id: str) -> None:
         self._held.add((kind, thing_id))

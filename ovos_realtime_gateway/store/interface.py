@@ -63,6 +63,9 @@ class Store(Protocol):
     async def close_orphans(
         self, now: int, live: Collection[str], reason: str, unheld: bool = True
     ) -> list[ClosedRecord]: ...
+    async def reopen_lost(
+        self, now: int, replica_id: str, session_ids: Collection[str], call_ids: Collection[str]
+    ) -> int: ...
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
     async def list_sessions(self, project_id: str) -> list[SessionRecord]: ...
     async def write_items(self, session_id: str, changes: ItemChanges) -> None: ...
@@ -94,6 +97,13 @@ def orphan_filter(live: Collection[str], unheld: bool) -> tuple[str, list[str]]:
     marks = ", ".join("?" * len(live)) or "null"
     held_elsewhere = f"(replica_id is not null and replica_id not in ({marks}))"
     return (f"({held_elsewhere} or replica_id is null)" if unheld else held_elsewhere), sorted(live)
+
+
+def lost_filter(replica_id: str, ids: Collection[str]) -> tuple[str, list[str]]:
+    """The condition (`?` placeholders) of rows `replica_id` holds among `ids` that another replica
+    closed as lost (`replica_lost`), and its arguments."""
+    marks = ", ".join("?" * len(ids)) or "null"
+    return f"replica_id = ? and end_reason = 'replica_lost' and id in ({marks})", [replica_id, *sorted(ids)]
 
 
 def audit_row(entry: AuditEntry, audit_id: str) -> dict[str, Any]:

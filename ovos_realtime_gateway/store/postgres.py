@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..protocol import ids
 from . import pg_migrations
-from .interface import TABLES, StoreUnavailable, audit_row, orphan_filter
+from .interface import TABLES, StoreUnavailable, audit_row, lost_filter, orphan_filter
 from .item_ledger import ItemChanges
 from .purge import PurgeResult, check_choice, purge_in
 from .records import ApiKey, AuditEntry, ClientSecret, ClosedRecord, Project, SessionRecord, StoredPolicy
@@ -333,6 +333,27 @@ class PostgresStore:
                 for r in await calls.fetchall()
             ]
         return closed
+
+    async def reopen_lost(
+        self, now: int, replica_id: str, session_ids: Collection[str], call_ids: Collection[str]
+    ) -> int:
+        """Mark live again what this replica holds and another closed as lost while it could not
+        renew its lease (paused, cut off from Redis); returns how many rows."""
+        sessions, session_args = lost_filter(replica_id, session_ids)
+        calls, call_args = lost_filter(replica_id, call_ids)
+        async with self._tx() as conn:
+            opened = await conn.execute(
+                f"update sessions set status = 'active', updated_at = %s, end_reason = null "
+                f"where {_pg(sessions)}",
+                [now, *session_args],
+            )
+            count = opened.rowcount
+            opened = await conn.execute(
+                f"update calls set status = 'active', ended_at = null, end_reason = null where {_pg(calls)}",
+                call_args,
+            )
+            count += opened.rowcount
+        return count
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         rows = await self._rows("select * from sessions where id = %s", [session_id])

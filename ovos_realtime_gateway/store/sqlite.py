@@ -22,7 +22,7 @@ from sqlite_utils.db import NotFoundError
 from ..data_dir import private_dir, private_file, tighten_file
 from ..protocol import ids
 from . import migrations, purge, retention
-from .interface import TABLES, StoreUnavailable, audit_row, orphan_filter
+from .interface import TABLES, StoreUnavailable, audit_row, lost_filter, orphan_filter
 from .item_ledger import ItemChanges
 from .purge import PurgeResult
 from .records import ApiKey, AuditEntry, ClientSecret, ClosedRecord, Project, SessionRecord, StoredPolicy
@@ -269,6 +269,29 @@ class SqliteStore:
             return [ClosedRecord("session", row[0], row[1], row[2], reason) for row in sessions] + [
                 ClosedRecord("call", row[0], row[1], row[2], reason) for row in calls
             ]
+
+        return await self._run(op)
+
+    async def reopen_lost(
+        self, now: int, replica_id: str, session_ids: Collection[str], call_ids: Collection[str]
+    ) -> int:
+        """Mark live again what this replica holds and another closed as lost while it could not
+        renew its lease (paused, cut off from Redis); returns how many rows."""
+        sessions, session_args = lost_filter(replica_id, session_ids)
+        calls, call_args = lost_filter(replica_id, call_ids)
+
+        def op(db: Database) -> int:
+            with db.conn:
+                opened = db.execute(
+                    f"update sessions set status = 'active', updated_at = ?, end_reason = null "
+                    f"where {sessions}",
+                    [now, *session_args],
+                ).rowcount
+                opened += db.execute(
+                    f"update calls set status = 'active', ended_at = null, end_reason = null where {calls}",
+                    call_args,
+                ).rowcount
+            return opened
 
         return await self._run(op)
 
