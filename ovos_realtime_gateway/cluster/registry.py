@@ -70,6 +70,9 @@ class Registry(Protocol):
     def serving_at(self, url: str) -> None: ...  # the listener's URL, once it is bound
 
 
+STOP_TIMEOUT_S = 3.0  # how long giving the lease up at stop may keep trying Redis
+
+
 def new_replica_id() -> str:
     return "rep_" + uuid.uuid4().hex[:12]
 
@@ -260,12 +263,18 @@ class RedisRegistry:
         await self.tasks.close()
         keys = [self._owner_key(kind, thing_id) for kind, thing_id in self._held]
         self._held.clear()
-        try:
-            await self._call(self.client.delete(self._lease_key(self.replica.id)))
-            if keys:
-                await self._call(self._release(keys=keys, args=[self.replica.id]))
-        except RegistryUnavailable:
-            pass  # the lease expires on its own; the owner keys name a replica with none
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_TIMEOUT_S  # stopping may wait longer than a request: a lease
+        while True:  # left behind looks alive for a whole lease, and its calls get 503 meanwhile
+            try:
+                await self._call(self.client.delete(self._lease_key(self.replica.id)))
+                if keys:
+                    await self._call(self._release(keys=keys, args=[self.replica.id]))
+                break
+            except RegistryUnavailable:
+                if loop.time() > deadline:
+                    break  # the lease expires on its own; the owner keys name a replica with none
+                await asyncio.sleep(0.1)
         await self.client.aclose()
 
 
