@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = "/var/lib/dpkg/lock-frontend"
-HOLD_S = 60
+HOLD_S = 20  # long enough to see the script wait (apt itself gives up on a lock at once)
 HOLDER = f"""
 import fcntl, sys, time
 with open({LOCK!r}, "a") as f:

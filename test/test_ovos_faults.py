@@ -55,26 +55,23 @@ def test_the_gateway_outlives_the_messagebus_and_reconnects(tmp_path: Path) -> N
         bus.stop()
 
 
-def test_a_tts_plugin_that_cannot_load_fails_audio_answers_only(tmp_path: Path) -> None:
+def test_a_tts_plugin_that_cannot_load_fails_audio_answers_only(tmp_path: Path, ovos: OvosStack) -> None:
     """A real fault, not a fake: the configured TTS plugin is not installed."""
-    with OvosStack(tmp_path / "ovos") as stack:
-        stack.wait_ready(180)
-        settings = {"messagebus_url": stack.bus_url, "tts_plugin": "ovos-tts-plugin-missing"}
-        gateway, key = configured_gateway(tmp_path, settings, "home", "notts")
-        with gateway:
-            wait_for(
-                lambda: (
-                    "failed" in str(http("GET", f"{gateway.base_url}/readyz").json()["checks"].get("speech"))
-                )
-            )
-            ready = http("GET", f"{gateway.base_url}/readyz")
-            assert ready.status == 503
-            assert "not installed" in ready.json()["checks"]["speech"]["pending"]["ovos-tts-plugin-missing"]
-            spoken, _ = asyncio.run(ask(gateway, key, "hello world", modality="audio"))
-            assert spoken.status == "failed" and spoken.status_details.error.code == "tts_failed"
-            assert "not installed" in spoken.status_details.error.message
-            typed, _ = asyncio.run(ask(gateway, key, "hello world"))
-            assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
+    stack = ovos  # the shared stack (conftest): these faults are the gateway's, not OVOS's
+    settings = {"messagebus_url": stack.bus_url, "tts_plugin": "ovos-tts-plugin-missing"}
+    gateway, key = configured_gateway(tmp_path, settings, "home", "notts")
+    with gateway:
+        wait_for(
+            lambda: "failed" in str(http("GET", f"{gateway.base_url}/readyz").json()["checks"].get("speech"))
+        )
+        ready = http("GET", f"{gateway.base_url}/readyz")
+        assert ready.status == 503
+        assert "not installed" in ready.json()["checks"]["speech"]["pending"]["ovos-tts-plugin-missing"]
+        spoken, _ = asyncio.run(ask(gateway, key, "hello world", modality="audio"))
+        assert spoken.status == "failed" and spoken.status_details.error.code == "tts_failed"
+        assert "not installed" in spoken.status_details.error.message
+        typed, _ = asyncio.run(ask(gateway, key, "hello world"))
+        assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
 
 
 def test_the_messagebus_killed_mid_turn_fails_that_turn_at_once(tmp_path: Path) -> None:
@@ -133,57 +130,52 @@ INJECTED = Path(__file__).parent / "opm_test_plugins"
     [("hang", "tts_timeout", "longer than"), ("raise", "tts_failed", "injected fault")],
 )
 def test_a_tts_plugin_that_hangs_or_raises_fails_that_answer_only(
-    tmp_path: Path, fault: str, code: str, says: str
+    tmp_path: Path, ovos: OvosStack, fault: str, code: str, says: str
 ) -> None:
     """A deliberately injected fault (test/opm_test_plugins: an OPM TTS plugin that hangs or
     raises on demand): the spoken answer fails with a clear reason within the response timeout,
     and the session and the gateway go on answering."""
-    with OvosStack(tmp_path / "ovos") as stack:
-        stack.wait_ready(180)
-        settings = {
-            "messagebus_url": stack.bus_url,
-            "tts_plugin": "ovos-tts-plugin-injected-fault",
-            "tts_config": {"fault": fault},
-            "response_timeout_seconds": 4,
-        }
-        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(INJECTED), os.environ.get("PYTHONPATH")]))}
-        gateway, key = configured_gateway(tmp_path, settings, "home", f"tts-{fault}", env=env)
-        with gateway:
-            wait_for(lambda: http("GET", f"{gateway.base_url}/readyz").status == 200, timeout=60)
-            started = time.monotonic()
-            spoken, _ = asyncio.run(ask(gateway, key, "hello world", modality="audio"))
-            assert time.monotonic() - started < 20
-            assert spoken.status == "failed" and spoken.status_details.error.code == code, spoken
-            assert says in spoken.status_details.error.message
-            metrics = http("GET", f"{gateway.base_url}/metrics").body.decode()
-            kind = "timeout" if fault == "hang" else "error"
-            labels = f'component="tts",kind="{kind}",plugin="ovos-tts-plugin-injected-fault"'
-            assert f"ovos_realtime_speech_failures_total{{{labels}}} 1.0" in metrics
-            typed, _ = asyncio.run(ask(gateway, key, "hello world"))
-            assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
+    stack = ovos  # the shared stack (conftest): these faults are the gateway's, not OVOS's
+    settings = {
+        "messagebus_url": stack.bus_url,
+        "tts_plugin": "ovos-tts-plugin-injected-fault",
+        "tts_config": {"fault": fault},
+        "response_timeout_seconds": 4,
+    }
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(INJECTED), os.environ.get("PYTHONPATH")]))}
+    gateway, key = configured_gateway(tmp_path, settings, "home", f"tts-{fault}", env=env)
+    with gateway:
+        wait_for(lambda: http("GET", f"{gateway.base_url}/readyz").status == 200, timeout=60)
+        started = time.monotonic()
+        spoken, _ = asyncio.run(ask(gateway, key, "hello world", modality="audio"))
+        assert time.monotonic() - started < 20
+        assert spoken.status == "failed" and spoken.status_details.error.code == code, spoken
+        assert says in spoken.status_details.error.message
+        metrics = http("GET", f"{gateway.base_url}/metrics").body.decode()
+        kind = "timeout" if fault == "hang" else "error"
+        labels = f'component="tts",kind="{kind}",plugin="ovos-tts-plugin-injected-fault"'
+        assert f"ovos_realtime_speech_failures_total{{{labels}}} 1.0" in metrics
+        typed, _ = asyncio.run(ask(gateway, key, "hello world"))
+        assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
 
 
-def test_a_whisper_model_that_does_not_exist_is_named_at_start(tmp_path: Path) -> None:
+def test_a_whisper_model_that_does_not_exist_is_named_at_start(tmp_path: Path, ovos: OvosStack) -> None:
     """A typo in `stt_config.model`: the start output says which setting and why, /readyz names
     it, and the gateway still answers typed questions (text does not need the STT)."""
-    with OvosStack(tmp_path / "ovos") as stack:
-        stack.wait_ready(180)
-        settings = {"messagebus_url": stack.bus_url, "stt_config": {"model": str(tmp_path / "no-such-model")}}
-        gateway, key = configured_gateway(tmp_path, settings, "home", "badmodel")
-        with gateway:
-            wait_for(lambda: "speech is NOT ready" in gateway.stdout_path.read_text())
-            printed = gateway.stdout_path.read_text()
-            assert (
-                "error: stt_plugin 'ovos-realtime-stt-whisper' could not be loaded: stt_config.model:"
-                in printed
-            )
-            ready = http("GET", f"{gateway.base_url}/readyz")
-            assert ready.status == 503
-            assert (
-                "stt_config.model" in ready.json()["checks"]["speech"]["pending"]["ovos-realtime-stt-whisper"]
-            )
-            typed, _ = asyncio.run(ask(gateway, key, "hello world"))
-            assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
+    stack = ovos  # the shared stack (conftest): these faults are the gateway's, not OVOS's
+    settings = {"messagebus_url": stack.bus_url, "stt_config": {"model": str(tmp_path / "no-such-model")}}
+    gateway, key = configured_gateway(tmp_path, settings, "home", "badmodel")
+    with gateway:
+        wait_for(lambda: "speech is NOT ready" in gateway.stdout_path.read_text())
+        printed = gateway.stdout_path.read_text()
+        assert (
+            "error: stt_plugin 'ovos-realtime-stt-whisper' could not be loaded: stt_config.model:" in printed
+        )
+        ready = http("GET", f"{gateway.base_url}/readyz")
+        assert ready.status == 503
+        assert "stt_config.model" in ready.json()["checks"]["speech"]["pending"]["ovos-realtime-stt-whisper"]
+        typed, _ = asyncio.run(ask(gateway, key, "hello world"))
+        assert typed.status == "completed" and typed.output[0].content[0].text == "Hello world"
 
 
 CRASHING = Path(__file__).parent / "opm_crashing_plugin"
