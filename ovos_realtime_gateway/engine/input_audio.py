@@ -44,6 +44,11 @@ async def append_event(s: RealtimeSession, ev: ce.InputAudioBufferAppend) -> Non
         raise event_error(
             "invalid_value", "Invalid 'audio': expected base64-encoded audio bytes.", param="audio"
         ) from None
+    await append_decoded(s, audio)
+
+
+async def append_decoded(s: RealtimeSession, audio: bytes) -> None:
+    """An append event's audio, decoded from base64."""
     if len(audio) > MAX_APPEND_BYTES:
         raise event_error(
             "audio_too_large",
