@@ -122,6 +122,7 @@ def configure_voice(s: RealtimeSession) -> None:
     if s.voice is not None and s.voice.params == params and s.voice.format == s.input.format:
         return
     drop_live(s)
+    s.input.release_held()  # the new VAD hears the audio from `total_ms` on, not audio held before it
     s.voice = VoiceInput(s.input_format, params, s._vad, s.input.total_ms)
 
 

@@ -60,11 +60,16 @@ class InputAudioBuffer:
     def append_pcm(self, samples: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.int16]:
         """Add PCM at `rate`; the new 16 kHz samples (resampled from the PCM, not from the bytes)."""
         if self._pcm_in is None or self._pcm_in.rate != rate:
-            self._add(b"", self._transcoder.drain())  # appended bytes the resampler held back
+            self.release_held()
             if self._pcm_in is not None:
                 self._add(*self._pcm_in.flush())
             self._pcm_in = _PcmInput(rate, self.format.rate)
         return self._add(*self._pcm_in.feed(samples))
+
+    def release_held(self) -> None:
+        """Resample the appended audio the transcoder holds back into the 16 kHz copy (before PCM
+        appends, or before a new VAD starts at `total_ms`)."""
+        self._add(b"", self._transcoder.drain())
 
     def _add(
         self, audio: bytes | npt.NDArray[np.int16], samples: npt.NDArray[np.int16]
