@@ -4,6 +4,7 @@ is inflated; told to, it accepts it and the session works the same."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
 
@@ -20,7 +21,7 @@ APPEND = {"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\x10\
 async def test_permessage_deflate_is_declined_unless_the_setting_accepts_it(
     tmp_path: Path, settings: dict[str, object], window_bits: int
 ) -> None:
-    gateway, key = configured_gateway(tmp_path, settings, "deflate", "deflate")
+    gateway, key = await asyncio.to_thread(configured_gateway, tmp_path, settings, "deflate", "deflate")
     async with gateway, realtime_socket(gateway.api_base, key, compress=15) as reader:
         await reader.until("session.created")
         assert reader.ws.compress == window_bits  # what the handshake agreed
