@@ -17,9 +17,11 @@ gateway's code from DIR runs at the default settings too, in `--rounds` rounds a
 this code (before, now, now, before, …), and the two are printed side by side.
 
 `--append-ms` sets the audio per append event (20 ms by default; the VAD frame stays as set).
+`--compress 15` has the clients offer permessage-deflate, as the `openai` SDK's client (the
+`websockets` library) does by default; the gateway accepts it, and then inflates every append.
 
 Usage: .venv/bin/python bench/realtime_append.py [--frames 3000] [--sessions 40] [--seconds 10]
-       [--append-ms 20] [--before DIR] [--rounds 2]
+       [--append-ms 20] [--compress 0] [--before DIR] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -74,9 +76,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def open_session(
-    http: aiohttp.ClientSession, url: str, key: str, vad: dict[str, object] | None
+    http: aiohttp.ClientSession, url: str, key: str, vad: dict[str, object] | None, compress: int = 0
 ) -> aiohttp.ClientWebSocketResponse:
-    ws = await http.ws_connect(url, headers={"Authorization": f"Bearer {key}"})
+    ws = await http.ws_connect(url, headers={"Authorization": f"Bearer {key}"}, compress=compress)
     assert json.loads((await ws.receive()).data)["type"] == "session.created"
     update = {
         "type": "session.update",
@@ -99,9 +101,11 @@ async def drain_until_sentinel(ws: aiohttp.ClientWebSocketResponse) -> None:
             return
 
 
-async def gateway_throughput(url: str, key: str, frames: list[str], vad: dict[str, object] | None) -> float:
+async def gateway_throughput(
+    url: str, key: str, frames: list[str], vad: dict[str, object] | None, compress: int = 0
+) -> float:
     async with aiohttp.ClientSession() as http:
-        ws = await open_session(http, url, key, vad)
+        ws = await open_session(http, url, key, vad, compress)
         start = time.perf_counter()
         for frame in frames:
             await ws.send_str(frame)
@@ -135,10 +139,11 @@ async def capacity(  # noqa: PLR0913
     pid: int,
     vad: dict[str, object] | None = SERVER_VAD,
     append_ms: int = 20,
+    compress: int = 0,
 ) -> tuple[float, float]:
     """(gateway CPU seconds per session-second, worst sentinel round trip in s after the run)."""
     async with aiohttp.ClientSession() as http:
-        sockets = [await open_session(http, url, key, vad) for _ in range(sessions)]
+        sockets = [await open_session(http, url, key, vad, compress) for _ in range(sessions)]
         cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
 
         async def stream(ws: aiohttp.ClientWebSocketResponse, offset: int) -> None:
@@ -206,18 +211,17 @@ def measure(  # noqa: PLR0913
         pid = gateway.proc.pid
         url = gateway.api_base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
         talking = audio_frames(pauses=False, append_ms=args.append_ms)
+        wire = {"append_ms": args.append_ms, "compress": args.compress}
         result = {
-            "with_vad": asyncio.run(gateway_throughput(url, key, frames, SERVER_VAD)),
-            "without_vad": asyncio.run(gateway_throughput(url, key, frames, None)),
-            "talking": asyncio.run(
-                capacity(url, key, talking, args.sessions, args.seconds, pid, append_ms=args.append_ms)
-            )[0],
+            "with_vad": asyncio.run(gateway_throughput(url, key, frames, SERVER_VAD, args.compress)),
+            "without_vad": asyncio.run(gateway_throughput(url, key, frames, None, args.compress)),
+            "talking": asyncio.run(capacity(url, key, talking, args.sessions, args.seconds, pid, **wire))[0],
             "transport_only": asyncio.run(
-                capacity(url, key, cycle, args.sessions, args.seconds, pid, None, args.append_ms)
+                capacity(url, key, cycle, args.sessions, args.seconds, pid, None, **wire)
             )[0],
         }
         result["per_session"], result["worst"] = asyncio.run(
-            capacity(url, key, cycle, args.sessions, args.seconds, pid, append_ms=args.append_ms)
+            capacity(url, key, cycle, args.sessions, args.seconds, pid, **wire)
         )
     return result
 
@@ -235,6 +239,12 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--append-ms", type=int, default=20, help="audio per append event")
+    parser.add_argument(
+        "--compress",
+        type=int,
+        default=0,
+        help="permessage-deflate window bits the clients offer (15: as the openai SDK's websockets does)",
+    )
     parser.add_argument("--before", type=Path, help="a checkout of the gateway's code to compare with")
     parser.add_argument("--rounds", type=int, default=2, help="with --before: rounds of both, alternating")
     args = parser.parse_args()
@@ -261,7 +271,11 @@ def main() -> None:
             proc.terminate()
             proc.wait(10)
 
-    print(f"input_audio_buffer.append, {args.append_ms} ms of 24 kHz PCM16 each, {args.frames} of them")
+    deflate = ", permessage-deflate (not the echo)" if args.compress else ""
+    print(
+        f"input_audio_buffer.append, {args.append_ms} ms of 24 kHz PCM16 each, {args.frames} of them"
+        + deflate
+    )
     print(f"{'path':<48}{'frames/s':>10}{'x realtime':>12}{'ratio':>8}")
     rows = [(f"gateway, server_vad, {ms} ms VAD frames", run["with_vad"]) for ms, run in runs.items()]
     rows.append((f"gateway, server_vad, {DEFAULT_FRAME_MS} ms, each session alone", alone["with_vad"]))

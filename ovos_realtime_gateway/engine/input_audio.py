@@ -4,7 +4,6 @@ and stopped, the idle timeout) and the transcription of each committed turn."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import logging
 from typing import TYPE_CHECKING, Any
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ..audio import PIPELINE
 from ..observability.tracing import Span
 from ..protocol import client_events as ce
 from ..protocol import ids
@@ -24,7 +24,7 @@ from .responder import Turn, needs_user_text
 from .transcription import SttBackend, TranscriptionFailed, transcribe
 from .turns import SpeechStarted as Started
 from .turns import TurnSignal
-from .voice_input import VadUnavailable, VoiceInput
+from .voice_input import HANDOFF_MS, VadUnavailable, VoiceInput
 
 if TYPE_CHECKING:
     from .response import ResponseRun
@@ -32,15 +32,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ovos_realtime.engine")
 MAX_APPEND_BYTES = 15 * 1024 * 1024
+HANDOFF_SAMPLES = PIPELINE.rate * HANDOFF_MS // 1000
+"""Without server VAD nothing reads the 16 kHz copy before a commit (which flushes it): appends
+are resampled in blocks of this many samples."""
 
 
 async def append_event(s: RealtimeSession, ev: ce.InputAudioBufferAppend) -> None:
     try:
-        audio = base64.b64decode(ev.audio, validate=True)
+        audio = binascii.a2b_base64(ev.audio, strict_mode=True)  # b64decode(validate=True), less a copy
     except (binascii.Error, ValueError):
         raise event_error(
             "invalid_value", "Invalid 'audio': expected base64-encoded audio bytes.", param="audio"
         ) from None
+    await append_decoded(s, audio)
+
+
+async def append_decoded(s: RealtimeSession, audio: bytes) -> None:
+    """An append event's audio, decoded from base64."""
     if len(audio) > MAX_APPEND_BYTES:
         raise event_error(
             "audio_too_large",
@@ -56,7 +64,11 @@ async def append_audio(s: RealtimeSession, audio: bytes) -> None:
     if s.hooks.input_audio(audio):
         return
     _check_room(s, s.input.format.duration_ms(len(audio)))
-    await _heard(s, s.input.append(audio))  # the session's one 16 kHz copy, for VAD and STT
+    # the session's one 16 kHz copy, for VAD and STT: resampled once the VAD has a hand-off's worth
+    wanted = s.voice.wanted_samples if s.voice is not None else HANDOFF_SAMPLES
+    samples = s.input.append(audio, wanted)
+    if samples.size:
+        await _heard(s, samples)
 
 
 async def append_pcm(s: RealtimeSession, frame: PcmFrame) -> None:
@@ -110,6 +122,7 @@ def configure_voice(s: RealtimeSession) -> None:
     if s.voice is not None and s.voice.params == params and s.voice.format == s.input.format:
         return
     drop_live(s)
+    s.input.release_held()  # the new VAD hears the audio from `total_ms` on, not audio held before it
     s.voice = VoiceInput(s.input_format, params, s._vad, s.input.total_ms)
 
 

@@ -25,6 +25,7 @@ PCM_BYTES_PER_MS = PIPELINE.rate * 2 // 1000
 class InputAudioBuffer:
     def __init__(self, session_format: dict[str, Any]) -> None:
         self.format = AudioFormat.from_session(session_format)
+        self._bytes_per_ms = self.format.bytes_per_ms
         self._session_format = session_format
         self._transcoder = InputTranscoder(session_format)
         self._pcm_in: _PcmInput | None = None  # a call's PCM → the session's rate and 16 kHz
@@ -37,6 +38,7 @@ class InputAudioBuffer:
         fmt = AudioFormat.from_session(session_format)
         if fmt != self.format:
             self.format = fmt
+            self._bytes_per_ms = fmt.bytes_per_ms
             self._restart(session_format)
             self._data.clear()
             self._pcm.clear()
@@ -47,35 +49,44 @@ class InputAudioBuffer:
         self._pcm_in = None
         self._pcm_end_ms = self.total_ms
 
-    def append(self, audio: bytes) -> npt.NDArray[np.int16]:
-        """Add audio in the session's format; the new 16 kHz samples it made."""
+    def append(self, audio: bytes, min_out: int = 0) -> npt.NDArray[np.int16]:
+        """Add audio in the session's format; the new 16 kHz samples it made. With `min_out`, the
+        resampler may hold the audio back until it makes that many (the bytes count at once)."""
         if self._pcm_in is not None:  # PCM appends came first: their resamplers' tails first
             self._add(*self._pcm_in.flush())
             self._pcm_in = None
-        return self._add(audio, self._transcoder.feed(audio))
+        return self._add(audio, self._transcoder.feed(audio, min_out))
 
     def append_pcm(self, samples: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.int16]:
         """Add PCM at `rate`; the new 16 kHz samples (resampled from the PCM, not from the bytes)."""
         if self._pcm_in is None or self._pcm_in.rate != rate:
+            self.release_held()
             if self._pcm_in is not None:
                 self._add(*self._pcm_in.flush())
             self._pcm_in = _PcmInput(rate, self.format.rate)
         return self._add(*self._pcm_in.feed(samples))
+
+    def release_held(self) -> None:
+        """Resample the appended audio the transcoder holds back into the 16 kHz copy (before PCM
+        appends, or before a new VAD starts at `total_ms`)."""
+        self._add(b"", self._transcoder.drain())
 
     def _add(
         self, audio: bytes | npt.NDArray[np.int16], samples: npt.NDArray[np.int16]
     ) -> npt.NDArray[np.int16]:
         if not isinstance(audio, bytes):
             audio = encode(self.format, audio)
-        self._data.extend(audio)
-        self.total_ms += self.format.duration_ms(len(audio))
-        self._pcm.extend(samples.astype("<i2", copy=False).tobytes())
-        self._pcm_end_ms += len(samples) * 1000 / PIPELINE.rate
+        if audio:
+            self._data.extend(audio)
+            self.total_ms += len(audio) / self._bytes_per_ms
+        if samples.size:
+            self._pcm.extend(samples.astype("<i2", copy=False).tobytes())
+            self._pcm_end_ms += samples.size * 1000 / PIPELINE.rate
         return samples
 
     @property
     def duration_ms(self) -> float:
-        return self.format.duration_ms(len(self._data))
+        return len(self._data) / self._bytes_per_ms
 
     @property
     def start_ms(self) -> float:

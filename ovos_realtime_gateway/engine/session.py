@@ -173,6 +173,16 @@ class RealtimeSession:
             return exc
         return None
 
+    async def handle_audio(self, audio: bytes) -> ApiError | None:
+        """An `input_audio_buffer.append` with no event_id, its audio decoded (the transport's
+        fast path for the plain appends SDKs send): applied as `handle` applies the event."""
+        try:
+            await input_audio.append_decoded(self, audio)
+        except ApiError as exc:
+            self.emit(ErrorFrame(exc, None))
+            return exc
+        return None
+
     def fail(self, error: ApiError, client_event_id: str | None = None) -> None:
         self.emit(ErrorFrame(error, client_event_id))
 

@@ -102,6 +102,11 @@ class VoiceInput:
         self._hangover_frames = max(1, QUIET_HANGOVER_MS // backend.frame_ms)
         self._since_loud = self._hangover_frames  # frames since the last loud one
 
+    @property
+    def wanted_samples(self) -> int:
+        """16 kHz samples still missing for the next hand-off (before it, `feed` only holds them)."""
+        return self._due - self._held_samples
+
     async def feed(self, samples: npt.NDArray[np.int16]) -> list[TurnSignal]:
         """16 kHz samples of the session's input (the input buffer made them) → turn signals.
 

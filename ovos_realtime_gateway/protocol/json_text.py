@@ -45,15 +45,29 @@ def loads(text: str | bytes) -> Any:
     elif text.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     try:
-        data = _DECODER.decode(text)
+        data = _decode(text)
     except RecursionError:
         raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     _check(data)
     return data
 
 
+def _decode(text: str) -> Any:
+    """`_DECODER.decode(text)`: a document with no whitespace around it (every client event an
+    SDK sends) skips the two whitespace scans; any other goes the usual way, errors included."""
+    try:
+        data, end = _DECODER.raw_decode(text)
+    except json.JSONDecodeError:
+        return _DECODER.decode(text)
+    if end != len(text):
+        return _DECODER.decode(text)
+    return data
+
+
 def _check(data: Any) -> None:
     """Refuse nesting deeper than MAX_DEPTH and lone surrogates, without recursion."""
+    if type(data) is dict and _flat_ascii(data):  # an audio append: nothing to walk
+        return
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
@@ -68,6 +82,14 @@ def _check(data: Any) -> None:
                 stack.extend((item, depth + 1) for item in value.values())
             else:
                 stack.extend((item, depth + 1) for item in value)
+
+
+def _flat_ascii(data: dict[str, Any]) -> bool:
+    """Every value an ASCII string (and so every key: JSON keys are strings, checked below if not)."""
+    for key, value in data.items():
+        if type(value) is not str or not value.isascii() or not key.isascii():
+            return False
+    return True
 
 
 def _check_text(text: str) -> None:

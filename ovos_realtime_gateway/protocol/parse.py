@@ -6,6 +6,7 @@ client's `event_id` when one could be read.
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,10 @@ from . import json_text
 from .client_events import CLIENT_EVENT_ADAPTER, CLIENT_EVENT_TYPES, ClientEvent
 from .errors import ApiError, event_error, quote_list
 from .validation import api_error_from, first_error
+
+APPEND = "input_audio_buffer.append"
+_PLAIN_APPEND_HEADS = (f'{{"type": "{APPEND}", "audio": "', f'{{"type":"{APPEND}","audio":"')
+"""How the SDKs write an append (Python's `json.dumps` spacing, JavaScript's), without an event_id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +74,20 @@ def parse_client_event(data: dict[str, Any], accepted: tuple[str, ...] = CLIENT_
         return CLIENT_EVENT_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise BadEvent(api_error_from(first_error(exc.errors(include_url=False)), data), event_id) from None
+
+
+def plain_append(frame: str | bytes) -> bytes | None:
+    """The decoded audio of a frame that is exactly `{"type": "input_audio_buffer.append", "audio":
+    "<base64>"}` (either spacing in `_PLAIN_APPEND_HEADS`); None for any other frame, which the
+    full parse takes, errors included. Strict base64 holds no quote, backslash or control
+    character, so such a frame is that event and nothing else: 50 a second per session skip the
+    JSON decoder and the models."""
+    if type(frame) is not str or not frame.endswith('"}'):
+        return None
+    for head in _PLAIN_APPEND_HEADS:
+        if frame.startswith(head):
+            try:
+                return binascii.a2b_base64(frame[len(head) : -2], strict_mode=True)
+            except (binascii.Error, ValueError):
+                return None
+    return None

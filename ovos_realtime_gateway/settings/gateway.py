@@ -204,6 +204,12 @@ class GatewaySettings(Section):
         description="Serve the retired beta Realtime dialect (`OpenAI-Beta: realtime=v1`) "
         "through the adapter.",
     )
+    websocket_compression: bool = Field(
+        False,
+        description="Accept permessage-deflate on `/v1/realtime` when a client offers it (the "
+        "openai SDK's client does): less bandwidth for text events, but inflating every audio "
+        "append about doubled the transport's CPU per session (docs/performance.md).",
+    )
     messagebus_url: str | None = Field(
         None,
         description="OVOS messagebus to answer from (e.g. ws://127.0.0.1:8181/core); "

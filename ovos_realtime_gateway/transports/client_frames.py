@@ -7,12 +7,14 @@ never the session.
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from ..engine.session import RealtimeSession
 from ..observability.metrics import GatewayMetrics
 from ..protocol import dialect, errors
 from ..protocol.client_events import CLIENT_EVENT_TYPES
-from ..protocol.parse import BadEvent, decode_frame, parse_client_event
+from ..protocol.parse import APPEND, BadEvent, decode_frame, parse_client_event, plain_append
 
 log = logging.getLogger("ovos_realtime.transport")
 WS_EVENT_TYPES = tuple(t for t in CLIENT_EVENT_TYPES if t != "output_audio_buffer.clear")
@@ -27,6 +29,9 @@ async def apply_frame(
     metrics: GatewayMetrics,
     beta: bool = False,
 ) -> None:
+    if APPEND in accepted and (audio := plain_append(frame)) is not None:  # most frames: audio
+        await _apply(session, metrics, APPEND, None, session.handle_audio(audio))
+        return
     data: dict[str, object] = {}
     try:
         data = decode_frame(frame)
@@ -41,14 +46,25 @@ async def apply_frame(
         event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
         session.fail(exc, event_id if isinstance(event_id, str) else None)
         return
+    await _apply(session, metrics, parsed.type, parsed.event_id, session.handle(parsed))
+
+
+async def _apply(
+    session: RealtimeSession,
+    metrics: GatewayMetrics,
+    kind: str,
+    event_id: str | None,
+    handling: Coroutine[Any, Any, errors.ApiError | None],
+) -> None:
+    """Await the session's handling of one event: a refusal is counted, a bug costs the event."""
     try:
-        refused = await session.handle(parsed)
+        refused = await handling
         if refused is not None:
             metrics.client_event_errors.labels(code=str(refused.code)).inc()
-            if parsed.type == "session.update":  # the client's settings did not apply: say so
+            if kind == "session.update":  # the client's settings did not apply: say so
                 log.info("session %s: session.update refused: %s", session.id, refused.message)
     except Exception:  # a bug must cost one event, not the session
-        log.exception("session %s: %s failed", session.id, parsed.type)
+        log.exception("session %s: %s failed", session.id, kind)
         metrics.client_event_errors.labels(code="server_error").inc()
         session.fail(
             errors.ApiError(
@@ -56,5 +72,5 @@ async def apply_frame(
                 "The server had an error while processing your event; the session continues.",
                 type="server_error",
             ),
-            parsed.event_id,
+            event_id,
         )

@@ -48,7 +48,7 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
         protocols=("realtime",) if handshake.offered else (),
         heartbeat=20.0,
         max_msg_size=MAX_FRAME_BYTES,
-        compress=True,
+        compress=services.settings.websocket_compression,  # off: appends are not inflated
     )
     if not ws.can_prepare(request).ok:
         raise errors.ApiError(
