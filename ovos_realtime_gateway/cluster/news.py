@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from ..security.live_credentials import LiveCredentials, Unusable
 from ..security.policy_updates import PolicyUpdates
+from ..security.redis_client import fail_fast_client
 from ..security.secret_refs import SecretResolver, SecretValue
-from ..security.shared_limits import _credentials
 from ..settings import GatewaySettings
 from ..settings.cluster import ClusterSettings
 from ..tasks import TaskSupervisor
@@ -65,13 +65,8 @@ def channel(settings: ClusterSettings) -> str:
 
 
 def _client(settings: ClusterSettings, password: SecretValue | None, **options: Any) -> Any:
-    from redis.asyncio import Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
     assert settings.redis_url is not None
-    url, extra = _credentials(settings.redis_url, password)
-    return Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options, **extra)
+    return fail_fast_client(settings.redis_url, password, **options)
 
 
 async def publish(settings: ClusterSettings, password: SecretValue | None, news: News) -> int:

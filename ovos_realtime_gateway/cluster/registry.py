@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from ..security.redis_client import fail_fast_client
 from ..tasks import TaskSupervisor
 
 if TYPE_CHECKING:
@@ -117,27 +118,12 @@ class RedisRegistry:
         password: SecretValue | None,
         url: str = "",
     ) -> None:
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        from ..security.shared_limits import _credentials
-
         assert settings.redis_url is not None
         self.replica = Replica(new_replica_id(), settings.replica_url or url)
         self.prefix = settings.key_prefix
         self.lease_ms = int(settings.lease_seconds * 1000)
         self.timeout_s = settings.timeout_seconds
-        redis_url, extra = _credentials(settings.redis_url, password)
-        self.client = Redis.from_url(
-            redis_url,
-            socket_timeout=self.timeout_s,
-            socket_connect_timeout=self.timeout_s,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-            decode_responses=True,
-            **extra,
-        )
+        self.client = fail_fast_client(settings.redis_url, password, self.timeout_s, decode_responses=True)
         self._release = self.client.register_script(RELEASE)
         self._held: set[tuple[Kind, str]] = set()
         self._rewrite = True  # the next heartbeat writes the lease and every owner key

@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from ..tasks import TaskSupervisor
 from .ratelimit import (
@@ -33,6 +32,7 @@ from .ratelimit import (
     TokenBucket,
     limit_status,
 )
+from .redis_client import fail_fast_client
 from .secret_refs import SecretValue
 
 if TYPE_CHECKING:
@@ -121,25 +121,13 @@ class SharedRedis:
         fell_back: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
         assert settings.redis_url is not None
         self.prefix = settings.key_prefix
         self.timeout_s = settings.timeout_seconds
         self.fell_back = fell_back
         self.clock = clock
         self._down_until = 0.0
-        url, extra = _credentials(settings.redis_url, password)
-        self.client = Redis.from_url(
-            url,
-            socket_timeout=self.timeout_s,
-            socket_connect_timeout=self.timeout_s,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-            **extra,
-        )
+        self.client = fail_fast_client(settings.redis_url, password, self.timeout_s)
         self.buckets = self.client.register_script(BUCKETS)
         self.acquire = self.client.register_script(ACQUIRE)
         self.release = self.client.register_script(RELEASE)
@@ -170,24 +158,6 @@ def _redis_error() -> type[Exception]:
     from redis.exceptions import RedisError
 
     return RedisError
-
-
-def _credentials(url: str, password: SecretValue | None) -> tuple[str, dict[str, Any]]:
-    """The URL to connect to and, with `redis_password`, a credential provider reading the current
-    secret on each new connection (so a refreshed password is used without a restart)."""
-    if password is None:
-        return url, {}
-    from redis.credentials import CredentialProvider
-
-    parts = urlsplit(url)
-    username, secret = parts.username, password
-
-    class _Current(CredentialProvider):
-        def get_credentials(self) -> tuple[str] | tuple[str, str]:
-            return (username, secret.value) if username else (secret.value,)
-
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=netloc)), {"credential_provider": _Current()}
 
 
 class RedisRateLimiter:
