@@ -1,6 +1,6 @@
 """The signed hop between replicas (`cluster/hop.py`): what one replica signs, another believes;
-any change to the method, path, time, client, sender or body, a stale time, a wrong secret or a
-missing header is refused; a request without hop headers is no hop at all."""
+any change to the method, path, time, client, sender, body or `Authorization`, a stale time, a
+wrong secret or a missing header is refused; a request without hop headers is no hop at all."""
 
 from __future__ import annotations
 
@@ -28,9 +28,13 @@ def _secret(value: str) -> SecretValue:
     return SecretValue("cluster.hop_secret", parse_reference(value), value)
 
 
+AUTHORIZATION = "Bearer sk-proj-a"
+
+
 def _signed(secret: str = "s3cret", **changes: str) -> dict[str, str]:
-    headers = HopSigner(_secret(secret), "rep_aaaaaaaaaaaa").sign("POST", PATH, BODY, "10.0.0.7", now=NOW)
-    return {**headers, **changes}
+    signer = HopSigner(_secret(secret), "rep_aaaaaaaaaaaa")
+    headers = signer.sign("POST", PATH, BODY, "10.0.0.7", AUTHORIZATION, now=NOW)
+    return {"Authorization": AUTHORIZATION, **headers, **changes}
 
 
 def test_a_signed_hop_is_believed() -> None:
@@ -53,6 +57,7 @@ def test_no_hop_headers_is_no_hop() -> None:
         ("POST", PATH, BODY, {FROM: "rep_cccccccccccc"}),  # another sender
         ("POST", PATH, BODY, {TIME: str(int(NOW) + 1)}),  # another time
         ("POST", PATH, BODY, {SIGNATURE: "0" * 64}),  # a guessed signature
+        ("POST", PATH, BODY, {"Authorization": "Bearer sk-proj-b"}),  # replayed with another key
     ],
 )
 def test_anything_changed_is_refused(method: str, path: str, body: bytes, changes: dict[str, str]) -> None:

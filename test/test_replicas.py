@@ -329,19 +329,20 @@ async def test_hop_headers_are_believed_only_when_signed(trio: Trio) -> None:
     takes the client's address from it (the audit row of its failed authentication names it)."""
     secret = _secret_of(HOP_SECRET)
     path = "/v1/realtime/calls/rtc_00000000000000000000000000000000/hangup"
-    signed = HopSigner(secret, "rep_000000000000").sign("POST", path, b"", "192.0.2.77")
+    key = {"Authorization": "Bearer sk-ovos-wrong"}
+    signed = {
+        **HopSigner(secret, "rep_000000000000").sign("POST", path, b"", "192.0.2.77", key["Authorization"]),
+        **key,
+    }
     forged = HopSigner(_secret_of("not-the-secret"), "rep_000000000000").sign(
-        "POST", path, b"", "198.51.100.7"
+        "POST", path, b"", "198.51.100.7", key["Authorization"]
     )
     moved = {**signed, "X-OVOS-Hop-Client": "198.51.100.8"}  # signed for another client
-    for headers in (forged, moved, {"X-OVOS-Hop-Client": "198.51.100.9"}):
-        refused = await asyncio.to_thread(
-            http, "POST", trio.a.base_url + path, headers={**headers, "Authorization": "Bearer sk-ovos-wrong"}
-        )
+    rekeyed = {**signed, "Authorization": "Bearer sk-ovos-other"}  # a captured hop, another key
+    for headers in ({**forged, **key}, moved, {"X-OVOS-Hop-Client": "198.51.100.9", **key}, rekeyed):
+        refused = await asyncio.to_thread(http, "POST", trio.a.base_url + path, headers=headers)
         assert refused.status == 401 and refused.json()["error"]["code"] == "invalid_hop", refused.body
-    served = await asyncio.to_thread(
-        http, "POST", trio.a.base_url + path, headers={**signed, "Authorization": "Bearer sk-ovos-wrong"}
-    )
+    served = await asyncio.to_thread(http, "POST", trio.a.base_url + path, headers=signed)
     assert served.status == 401 and served.json()["error"]["code"] == "invalid_api_key", served.body
 
     def audited_from() -> list[str]:

@@ -90,7 +90,7 @@ class Forwarder:
         self, method: str, raw_path: str, body: bytes, client: str, given: Mapping[str, str]
     ) -> dict[str, str]:
         headers = {name: given[name] for name in PASSED_ON if name in given}
-        return {**headers, **self.signer.sign(method, raw_path, body, client)}
+        return {**headers, **self.signer.sign(method, raw_path, body, client, given.get("Authorization", ""))}
 
     async def request(
         self, owner: Replica, method: str, raw_path: str, headers: Mapping[str, str], body: bytes, client: str

@@ -2,7 +2,9 @@
 replayed to it with headers signed with `cluster.hop_secret`.
 
 The signature is an HMAC-SHA256 over the method, the path with its query, the hop's time, the
-client's address, the sending replica and the body's SHA-256. A replica believes the hop's client
+client's address, the sending replica, and the SHA-256 of the body and of the `Authorization` header
+(a captured hop cannot be replayed with another key, to skip the rate limit or borrow the client's
+address). A replica believes the hop's client
 address, and does not count the request against the rate limit again, only when the signature is
 right and at most `MAX_AGE_S` old; a hop header without a valid signature refuses the request."""
 
@@ -37,9 +39,12 @@ class Hop:
     sender: str
 
 
-def _message(method: str, path_qs: str, at: str, client: str, sender: str, body: bytes) -> bytes:
+def _message(  # noqa: PLR0913 - every part of what is signed
+    method: str, path_qs: str, at: str, client: str, sender: str, body: bytes, authorization: str
+) -> bytes:
     digest = hashlib.sha256(body).hexdigest()
-    return "\n".join((method.upper(), path_qs, at, client, sender, digest)).encode()
+    credentials = hashlib.sha256(authorization.encode()).hexdigest()
+    return "\n".join((method.upper(), path_qs, at, client, sender, digest, credentials)).encode()
 
 
 def _mac(secret: str, message: bytes) -> str:
@@ -53,13 +58,21 @@ class HopSigner:
         self.secret = secret
         self.replica_id = replica_id
 
-    def sign(
-        self, method: str, path_qs: str, body: bytes, client: str, now: float | None = None
+    def sign(  # noqa: PLR0913
+        self,
+        method: str,
+        path_qs: str,
+        body: bytes,
+        client: str,
+        authorization: str = "",
+        now: float | None = None,
     ) -> dict[str, str]:
+        """The hop headers for a request carrying `authorization` (its `Authorization` header)."""
         if self.secret is None:
             raise HopRefused("cluster.hop_secret is not set: this gateway forwards nothing")
         at = str(int(now if now is not None else time.time()))
-        mac = _mac(self.secret.value, _message(method, path_qs, at, client, self.replica_id, body))
+        message = _message(method, path_qs, at, client, self.replica_id, body, authorization)
+        mac = _mac(self.secret.value, message)
         return {TIME: at, CLIENT: client, FROM: self.replica_id, SIGNATURE: mac}
 
     def verify(
@@ -85,7 +98,7 @@ class HopSigner:
             raise HopRefused("unreadable hop time") from None
         if age > MAX_AGE_S:
             raise HopRefused(f"stale hop ({age:.0f} s old)")
-        message = _message(method, path_qs, at, client, sender, body)
+        message = _message(method, path_qs, at, client, sender, body, headers.get("Authorization", ""))
         secrets = [self.secret.value, self.secret.previous_within(SECRET_OVERLAP_S)]
         if not any(s and hmac.compare_digest(_mac(s, message), signature) for s in secrets):
             raise HopRefused("bad hop signature")
