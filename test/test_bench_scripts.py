@@ -52,3 +52,28 @@ def test_the_replicas_bench_measures_every_deployment(tmp_path: Path) -> None:
         assert len(mixes["latencies"]) >= 3 and mixes["per_second"] > 0, f"{label}: REST mixes answered"
         if label != SQLITE:
             assert mixes["state_per_request"] > 0, f"{label}: PostgreSQL (and Redis) did the work"
+
+
+@pytest.mark.slow
+def test_the_sessions_per_core_bench_pins_the_gateway_and_reads_its_turns(tmp_path: Path) -> None:
+    figures_file = tmp_path / "figures.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "sessions_per_core.py"),
+            "--quick",
+            "--json",
+            str(figures_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "the gateway pinned to core" in done.stdout, done.stdout
+    (load,) = json.loads(figures_file.read_text())["now 10"]
+    assert load["sessions"] == 10 and load["cpu"] > 0, "the pinned gateway's CPU was read"
+    assert load["sent"] >= 0.9 * load["due"], f"the client kept (near) real time: {load}"
+    assert len(load["events"]) == 10 and min(load["events"]) >= 1, "every session heard its speech start"
+    # a turn event cannot come before the audio that decided it was sent
+    assert load["lags"] and min(load["lags"]) >= 0, f"lags {load['lags']}"
