@@ -101,7 +101,7 @@ def test_the_sdist_carries_the_requirements_and_the_package_data(release: Releas
     wanted = {
         f"requirements/{name}.txt" for name in ("gateway", "ovos", "clients", "test", "lint", "constraints")
     }
-    missing = (wanted | set(PACKAGE_DATA) | {"setup.py", "README.md"}) - names
+    missing = (wanted | set(PACKAGE_DATA) | {"setup.py", "README.md", "LICENSE"}) - names
     assert not missing, f"the sdist lacks {sorted(missing)}"
     assert not [name for name in names if name.startswith("test/")], (
         "tests need the clone; they are not shipped"
@@ -114,6 +114,9 @@ def test_the_wheel_carries_the_package_data_and_entry_points(release: Release) -
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         declared = wheel.read(entry_points).decode()
     assert not set(PACKAGE_DATA) - names, f"the wheel lacks {sorted(set(PACKAGE_DATA) - names)}"
+    assert any(n.endswith(".dist-info/LICENSE") or "/licenses/LICENSE" in n for n in names), (
+        f"the wheel carries the Apache-2.0 text setup.py declares: {sorted(names)[:5]}..."
+    )
     assert "[opm.phal]\novos-realtime-gateway = ovos_realtime_gateway.phal:RealtimeGatewayPlugin" in declared
 
 
