@@ -47,7 +47,9 @@ def create_services(settings: GatewaySettings) -> GatewayServices:
         settings=settings,
         metrics=metrics,
         store=store_for(settings, secrets.store_password),
-        policy=PolicyEngine.from_settings(settings.policy_file, settings.opa_url, secrets.opa_token),
+        policy=PolicyEngine.from_settings(
+            settings.policy_file, settings.opa_url, secrets.opa_token, settings.opa_timeout_seconds
+        ),
         secrets=secrets,
         vad=vad_backend(
             settings.vad_plugin,

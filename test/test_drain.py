@@ -1,8 +1,9 @@
 """Graceful drain on SIGTERM (issue 18: a replica scaled down by Kubernetes). Real gateway
 processes, the real `openai` SDK, aiortc, the shared OVOS stack answering: the draining gateway
 says 503 on /readyz and to new sessions, calls and SIP INVITEs, keeps serving REST and its open
-session (which still gets its answer), and exits 0 once that session closes; a live WebRTC call
-holds the drain until it is hung up; a session still open at `drain_seconds` is told why and
+session (which still gets its answer), and exits 0 once that session closes; a session still being
+admitted when the drain begins is served, not cut; a live WebRTC call holds the drain until it is
+hung up; a session still open at `drain_seconds` is told why and
 closed 1001; a second SIGTERM stops at once."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import aiohttp
 import openai
 import pytest
 import websockets
+from aiohttp import web
 from openai.types.realtime import ResponseDoneEvent
 
 from ovos_realtime_gateway.ovos.stack import OvosStack
@@ -154,6 +156,60 @@ async def test_a_session_still_open_at_the_deadline_is_told_and_closed_1001(tmp_
     assert waited >= 2.5, f"the session was ended {waited:.1f} s after SIGTERM, before drain_seconds"
     assert code == 0, gateway.logs()[-3000:]
     assert "drain over: ending 1 session(s) and call(s)" in gateway.stdout_path.read_text()
+
+
+async def _held_policy_server(asked: asyncio.Event, release: asyncio.Event) -> tuple[web.AppRunner, str]:
+    """A stand-in OPA server that allows everything but holds each `realtime.connect` decision
+    until `release` (a deliberately injected delay: it keeps a session in admission)."""
+
+    async def decide(request: web.Request) -> web.Response:
+        if (await request.json())["input"].get("action") == "realtime.connect":
+            asked.set()
+            await release.wait()
+        return web.json_response({"result": {"allow": True, "reason": "test"}})
+
+    app = web.Application()
+    app.router.add_post("/v1/data/ovos_realtime/decision", decide)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def test_a_session_being_admitted_when_the_drain_begins_is_served_not_cut(tmp_path: Path) -> None:
+    """SIGTERM while a session's handshake is in admission (upgraded, its policy decision still
+    out) and nothing else is live: the drain counts it and waits; it opens and is served."""
+    asked, release = asyncio.Event(), asyncio.Event()
+    policy, opa_url = await _held_policy_server(asked, release)
+    settings = {"opa_url": opa_url, "opa_timeout_seconds": 60, "drain_seconds": 600}
+    try:
+        gateway, key = await asyncio.to_thread(configured_gateway, tmp_path, settings, "drain", "admitting")
+        async with gateway, aiohttp.ClientSession() as client:
+            assert gateway.proc is not None
+            url = gateway.api_base.replace("http://", "ws://") + "/realtime?model=gpt-realtime"
+            async with client.ws_connect(url, headers={"Authorization": f"Bearer {key}"}) as ws:
+                await asyncio.wait_for(asked.wait(), 60)  # upgraded; its connect decision is out
+                gateway.proc.send_signal(signal.SIGTERM)
+
+                async def draining() -> bool:
+                    answer = await _readyz(gateway)
+                    return answer.status == 503 and answer.json()["checks"]["drain"]["ok"] is False
+
+                await wait_until_async(draining, "the drain to begin", 30, every=0.1)
+                assert gateway.proc.poll() is None, "it stopped with a session in admission"
+                release.set()
+                created = json.loads((await ws.receive(timeout=30)).data)
+                assert created["type"] == "session.created", created
+                await ws.send_str(json.dumps({"type": "conversation.item.retrieve", "item_id": "nope"}))
+                answer = json.loads((await ws.receive(timeout=30)).data)
+                assert answer["type"] == "error" and answer["error"]["code"] == "item_not_found", answer
+            code = await _exit_code(gateway, 60)  # the session closed: nothing left to wait for
+        assert code == 0, gateway.logs()[-3000:]
+    finally:
+        release.set()
+        await policy.cleanup()
 
 
 async def test_sip_invites_get_503_and_a_second_sigterm_stops_at_once(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from ovos_realtime_gateway.rest.forwarded import client_address, networks
 from .conftest import SdkFactory
 from .gateway_process import GatewayProcess, configured_gateway, create_key, http
 from .realtime_helpers import EventReader, ws_url
+from .waiting import wait_until_async
 
 
 def _config(tmp_path: Path, settings: Mapping[str, object]) -> str:
@@ -183,15 +184,16 @@ async def test_websocket_upgrade_is_policy_checked_and_session_limited(tmp_path:
                     assert error["error"]["code"] == "session_limit_reached"
                     await second.receive()
                     assert second.close_code == 1013
+
             # the first one ended: its slot is free once the server has closed it (1013 means
-            # "try again later", and a moment later it works)
-            for _ in range(20):
-                async with http_session.ws_connect(url, headers=auth) as third:
-                    if (await EventReader(third).next())["type"] == "session.created":
-                        break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the slot of a closed session was never released")
+            # "try again later"); the gauge falls after the slot is released
+            async def none_open() -> bool:
+                answer = await asyncio.to_thread(http, "GET", f"{limited.base_url}/metrics")
+                return b"\novos_realtime_sessions_open 0.0\n" in answer.body
+
+            await wait_until_async(none_open, "the first session's slot released", 30)
+            async with http_session.ws_connect(url, headers=auth) as third:
+                assert (await EventReader(third).next())["type"] == "session.created"
             metrics = (await asyncio.to_thread(http, "GET", f"{limited.base_url}/metrics")).body.decode()
             throttled = 'ovos_realtime_rate_limit_decisions_total{limit="sessions",result="throttled"} 1.0'
             assert throttled in metrics

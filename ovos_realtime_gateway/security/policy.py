@@ -197,13 +197,17 @@ class PolicyEngine:
 
     @classmethod
     def from_settings(
-        cls, policy_file: Path | None, opa_url: str | None, opa_token: SecretValue | None = None
+        cls,
+        policy_file: Path | None,
+        opa_url: str | None,
+        opa_token: SecretValue | None = None,
+        opa_timeout_s: float = 2.0,
     ) -> PolicyEngine:
         """The engine of the settings; a `policy_file` that cannot be read or does not compile is
         a PolicyError naming it."""
         text = read_policy_file(policy_file) if policy_file else default_policy_text()
         try:
-            return cls(text, opa_url, opa_token=opa_token)
+            return cls(text, opa_url, opa_timeout_s, opa_token)
         except PolicyError as exc:
             raise PolicyError(f"policy_file {policy_file or '(the default policy)'}: {exc}") from None
 

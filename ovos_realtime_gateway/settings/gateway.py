@@ -102,6 +102,13 @@ class GatewaySettings(Section):
         description="Bearer token sent to `opa_url` (OPA's token authentication): a literal or a "
         "reference (`env:`, `file:`, `vault:`).",
     )
+    opa_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="How long a decision may take at `opa_url`; past it the request is denied "
+        "(fails closed).",
+    )
     vault: VaultSettings = Field(
         default_factory=VaultSettings, description="Where `vault:` secret references are read from."
     )

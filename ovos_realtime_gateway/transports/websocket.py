@@ -41,8 +41,14 @@ OUTBOX_EVENTS = 2048
 
 async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    if "call_id" not in request.query:
-        services.drain.refuse_new_work()  # draining: 503 before the upgrade, another replica takes it
+    if "call_id" in request.query:  # a sideband: the call it joins is the live work
+        return await _upgrade(request, services)
+    services.drain.refuse_new_work()  # draining: 503 before the upgrade, another replica takes it
+    with services.drain.session():  # live from here: a drain that begins while it is admitted waits
+        return await _upgrade(request, services)
+
+
+async def _upgrade(request: web.Request, services: GatewayServices) -> web.StreamResponse:
     handshake = read_handshake(request)
     ws = web.WebSocketResponse(
         protocols=("realtime",) if handshake.offered else (),
@@ -77,7 +83,7 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
         "realtime.session", ovos_realtime__session_id=record.id, ovos_realtime__project=principal.project_id
     )
     try:
-        with log_context(session_id=record.id), span.activated(), services.drain.session():
+        with log_context(session_id=record.id), span.activated():
             await _open(request, ws, services, handshake, outbox, translate, principal, record)
     finally:
         span.end()
