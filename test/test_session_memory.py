@@ -18,6 +18,7 @@ from .realtime_helpers import EventReader, realtime_socket
 RATE = 24_000
 TURN_S = 60
 TURNS = 12  # 12 minutes of speech: 34.6 MB of PCM16 at 24 kHz
+HALF = 6
 MANUAL = {
     "type": "realtime",
     "audio": {"input": {"turn_detection": None, "transcription": None}},
@@ -70,12 +71,18 @@ async def test_a_long_conversation_keeps_only_its_newest_audio_in_memory(
     assert gateway.proc is not None
     first = await _turn(conversation, TURN_S, seed=0)  # warm-up: transcoder, buffers, allocator
     before = rss_kib(gateway.proc.pid)
-    items = [first] + [await _turn(conversation, TURN_S, seed=n) for n in range(1, TURNS)]
+    items = [first] + [await _turn(conversation, TURN_S, seed=n) for n in range(1, HALF)]
+    halfway = rss_kib(gateway.proc.pid)
+    items += [await _turn(conversation, TURN_S, seed=n) for n in range(HALF, TURNS)]
     # (each turn waited for its commit's event: its audio is stored)
-    grown_mb = (rss_kib(gateway.proc.pid) - before) / 1024
-    appended_mb = (TURNS - 1) * TURN_S * RATE * 2 / 1e6
-    # kept whole, the conversation's audio made the gateway grow by what was appended (31.7 MB)
-    assert grown_mb < 12, f"the gateway grew {grown_mb:.1f} MB over {appended_mb:.1f} MB of audio"
+    after = rss_kib(gateway.proc.pid)
+    turn_mb = TURN_S * RATE * 2 / 1e6
+    # kept whole, the conversation's audio made the gateway grow by what was appended: 2.9 MB a
+    # turn, 31.7 MB in all. Early growth is the allocator settling (more of it on a loaded
+    # machine); the second half's slope is what keeping the audio would show
+    grown_mb, slope_mb = (after - before) / 1024, (after - halfway) / 1024 / (TURNS - HALF)
+    assert slope_mb < turn_mb / 3, f"the gateway grew {slope_mb:.2f} MB a turn of {turn_mb:.2f} MB"
+    assert grown_mb < (TURNS - 1) * turn_mb * 0.6, f"the gateway grew {grown_mb:.1f} MB in all"
 
     newest = await _retrieve(conversation, items[-1])
     audio = base64.b64decode(newest["content"][0]["audio"])  # type: ignore[index]  # a stored item: dict[str, object]
