@@ -102,6 +102,11 @@ class GatewaySettings(Section):
         description="Bearer token sent to `opa_url` (OPA's token authentication): a literal or a "
         "reference (`env:`, `file:`, `vault:`).",
     )
+    metrics_token: str | None = Field(
+        None,
+        description="Bearer token `GET /metrics` requires (`Authorization: Bearer …`; a literal or a "
+        "reference: `env:`, `file:`, `vault:`); none: /metrics is open. /healthz and /readyz stay open.",
+    )
     vault: VaultSettings = Field(
         default_factory=VaultSettings, description="Where `vault:` secret references are read from."
     )
@@ -376,7 +381,7 @@ class GatewaySettings(Section):
                 data = {"stt_plugin": profile.stt_plugin, "tts_plugin": profile.tts_plugin, **data}
         return data
 
-    @field_validator("opa_token", "tls_key_password", "store_password")
+    @field_validator("opa_token", "tls_key_password", "store_password", "metrics_token")
     @classmethod
     def _reference(cls, value: str | None) -> str | None:
         return check_reference(value)
