@@ -126,6 +126,20 @@ def test_without_the_token_metrics_are_open(tmp_path: Path) -> None:
         assert _metrics(gateway, "anything").status == 200  # a header is not asked for, nor checked
 
 
+def test_the_compose_stack_gives_the_gateway_and_prometheus_the_same_token_file() -> None:
+    """What test_containers runs (too long for every change) rests on this wiring: one file,
+    mounted into both containers where the gateway's setting and Prometheus's job read it."""
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    assistant = yaml.safe_load((ROOT / "deploy" / "compose" / "assistant.yaml").read_text())
+    (job,) = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())["scrape_configs"]
+    path = job["authorization"]["credentials_file"]
+    assert assistant["metrics_token"] == f"file:{path}"
+    mount = f"${{VOICEENGINE_METRICS_TOKEN_FILE:-./deploy/compose/metrics-token}}:{path}:ro"
+    for service in ("voiceengine-assistant", "voiceengine-prometheus"):
+        assert mount in compose[service]["volumes"], service
+    assert (ROOT / "deploy" / "compose" / "metrics-token").read_text().strip()
+
+
 @pytest.fixture
 def protected(tmp_path: Path) -> Iterator[tuple[GatewayProcess, Path]]:
     token_file = _token_file(tmp_path, TOKEN)
