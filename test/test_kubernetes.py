@@ -261,6 +261,7 @@ def test_the_replicas_overlay_runs_n_pods_on_shared_state_and_drains_within_thei
         settings.shared_limits.redis_password,
         settings.cluster.redis_password,
         settings.cluster.hop_secret,
+        settings.metrics_token,  # /metrics is closed beyond the pod: Prometheus scrapes with it
     ):
         _secret_file(reference, mounts, secret)
     # each pod tells the others its own address: the downward API's pod IP, through --replica-url

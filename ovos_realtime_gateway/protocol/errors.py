@@ -74,6 +74,21 @@ def missing_credentials() -> ApiError:
     )
 
 
+def invalid_metrics_token(presented: str | None) -> ApiError:
+    """`GET /metrics` without the gateway's `metrics_token` (missing or wrong)."""
+    message = (
+        "Missing bearer authentication in header: /metrics needs the gateway's metrics_token."
+        if presented is None
+        else f"Incorrect metrics token provided: {mask_key(presented)}."
+    )
+    return ApiError(
+        401,
+        message,
+        code=None if presented is None else "invalid_metrics_token",
+        headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+    )
+
+
 def invalid_api_key(presented: str) -> ApiError:
     return ApiError(
         401,

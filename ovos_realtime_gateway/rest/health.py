@@ -1,4 +1,5 @@
-"""Liveness, readiness, metrics and the OpenAPI document: unauthenticated operational routes."""
+"""Liveness, readiness, metrics and the OpenAPI document: operational routes, open but for /metrics
+when `metrics_token` is set."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ..security.gate import Caller
 from ..services import SERVICES, GatewayServices
 from ..version import __version__
 
@@ -89,8 +91,13 @@ def export_readiness(services: GatewayServices) -> None:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    export_readiness(request.app[SERVICES])
-    body = request.app[SERVICES].metrics.render()
+    """The Prometheus exposition; with `metrics_token` set, only for `Authorization: Bearer <it>`."""
+    services = request.app[SERVICES]
+    token = services.secrets.metrics_token
+    if token is not None:
+        await services.gate.check_token(Caller.of(request), "metrics.read", token.value)
+    export_readiness(services)
+    body = services.metrics.render()
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

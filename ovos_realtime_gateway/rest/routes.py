@@ -295,8 +295,11 @@ ROUTES: tuple[Route, ...] = (
         "metrics",
         "Prometheus metrics",
         "operations",
+        description="Open unless the gateway's `metrics_token` is set; then it needs "
+        "`Authorization: Bearer <metrics_token>` (a 401 with `WWW-Authenticate: Bearer` otherwise).",
         secured=False,
         replies=(Reply("200", "Prometheus text format", media="text/plain"),),
+        errors=("401", "429"),
     ),
     Route(
         "GET",

@@ -4,6 +4,8 @@ the policy, audit. It knows the request only as a `Caller`; no web framework is 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +23,11 @@ from .policy_input import policy_input
 from .ratelimit import FailureThrottle, LimitStatus, RequestLimits
 
 HOP_CLIENT = "ovos_realtime.hop_client"  # on a request another replica forwarded (signed): its client
+
+
+def _digest(token: str) -> bytes:
+    """What tokens are compared by: equal lengths, so the comparison's time says nothing of either."""
+    return hashlib.sha256(token.encode()).digest()
 
 
 class _Request(Protocol):
@@ -103,8 +110,8 @@ class Gate:
         status = await self.authorize(caller, principal, action, resource, transport=transport, hidden=hidden)
         return principal, status
 
-    async def authenticate(self, caller: Caller, action: str, *, token: str | None = None) -> Principal:
-        """Who is calling (the auth-failure throttle and audit included); nothing is admitted yet."""
+    async def _unthrottled(self, caller: Caller, action: str) -> str:
+        """The caller's address, unless the auth-failure throttle holds it (then the 429)."""
         address = caller.remote or "unknown"
         wait = await self.throttle.blocked(address)
         self.metrics.rate_limit_decisions.labels(
@@ -115,6 +122,11 @@ class Gate:
             self.record(action, "throttled", 429, None, None, address, remote=address)
             limit = self.failures_per_minute()
             raise errors.rate_limited(f"failed authentications from {address}", limit, wait)
+        return address
+
+    async def authenticate(self, caller: Caller, action: str, *, token: str | None = None) -> Principal:
+        """Who is calling (the auth-failure throttle and audit included); nothing is admitted yet."""
+        address = await self._unthrottled(caller, action)
         if token is None:
             token = bearer_token(caller.authorization)
         try:
@@ -128,6 +140,22 @@ class Gate:
         # per-project limits may be keyed by name: what is decided next (a session's lifetime) needs it
         await self.remember_project(principal.project_id)
         return principal
+
+    async def check_token(self, caller: Caller, action: str, expected: str) -> None:
+        """Admit a caller whose bearer token is `expected`, an operator's secret (`metrics_token`),
+        not a project key: compared in constant time, behind the same auth-failure throttle. A
+        refusal is counted and audited as one row per address and window (a scraper retries)."""
+        address = await self._unthrottled(caller, action)
+        presented = bearer_token(caller.authorization)
+        if presented is not None and hmac.compare_digest(_digest(presented), _digest(expected)):
+            return
+        await self.throttle.failed(address)
+        reason = "missing" if presented is None else "invalid_token"
+        self.metrics.auth_failures.labels(reason=reason).inc()
+        self.record(
+            action, "unauthenticated", 401, None, None, f"{address} {reason}", reason=reason, remote=address
+        )
+        raise errors.invalid_metrics_token(presented)
 
     async def authorize(
         self,

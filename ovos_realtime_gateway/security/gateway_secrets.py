@@ -20,6 +20,7 @@ class GatewaySecrets:
     redis_password: SecretValue | None = None  # shared_limits.redis_password
     cluster_redis_password: SecretValue | None = None  # cluster.redis_password
     hop_secret: SecretValue | None = None  # cluster.hop_secret: authenticates replica-to-replica requests
+    metrics_token: SecretValue | None = None  # metrics_token: the bearer token GET /metrics requires
     servers: tuple[IceServer, ...] = ()
     turn_credentials: tuple[SecretValue | None, ...] = ()
 
@@ -41,6 +42,7 @@ class GatewaySecrets:
             ),
             cluster_redis_password=resolver.add("cluster.redis_password", settings.cluster.redis_password),
             hop_secret=resolver.add("cluster.hop_secret", settings.cluster.hop_secret),
+            metrics_token=resolver.add("metrics_token", settings.metrics_token),
             servers=settings.ice_servers,
             turn_credentials=tuple(
                 resolver.add(f"ice_servers.{i}.credential", s.credential)

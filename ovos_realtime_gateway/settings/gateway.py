@@ -109,6 +109,11 @@ class GatewaySettings(Section):
         description="How long a decision may take at `opa_url`; past it the request is denied "
         "(fails closed).",
     )
+    metrics_token: str | None = Field(
+        None,
+        description="Bearer token `GET /metrics` requires (`Authorization: Bearer …`; a literal or a "
+        "reference: `env:`, `file:`, `vault:`); none: /metrics is open. /healthz and /readyz stay open.",
+    )
     vault: VaultSettings = Field(
         default_factory=VaultSettings, description="Where `vault:` secret references are read from."
     )
@@ -383,7 +388,7 @@ class GatewaySettings(Section):
                 data = {"stt_plugin": profile.stt_plugin, "tts_plugin": profile.tts_plugin, **data}
         return data
 
-    @field_validator("opa_token", "tls_key_password", "store_password")
+    @field_validator("opa_token", "tls_key_password", "store_password", "metrics_token")
     @classmethod
     def _reference(cls, value: str | None) -> str | None:
         return check_reference(value)
