@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ovos_realtime_gateway.cluster.registry import (
+    Kind,
     LocalRegistry,
     RedisRegistry,
     RegistryUnavailable,
@@ -130,6 +131,63 @@ async def _gone(registry: RedisRegistry, replica_id: str) -> bool:
     return replica_id not in await registry.live_replicas()
 
 
+async def test_a_silent_replicas_owner_keys_expire_on_their_own(
+    pair: tuple[RedisRegistry, RedisRegistry],
+) -> None:
+    """Nobody looks a dead replica's things up: its owner keys still leave Redis, one TTL after its
+    last beat, so replicas SIGKILLed over months do not pile keys up. The live one's stay."""
+    a, b = pair
+    await a.claim("call", "rtc_10")
+    await a.claim("session", "sess_10")
+    await b.claim("call", "rtc_11")
+    keys = [a._owner_key("call", "rtc_10"), a._owner_key("session", "sess_10")]
+    for key in keys:
+        assert 0 < await b.client.pttl(key) <= a.owner_ttl_ms  # every owner key expires
+    await a.tasks.close()  # the heartbeat stops, as under SIGKILL: nothing is given up or deleted
+    stopped = time.monotonic()
+
+    async def expired() -> bool:
+        return not await b.client.exists(*keys)  # a raw look: `owner` would drop them itself
+
+    await _until(expired, "the silent replica's owner keys expired")
+    assert time.monotonic() - stopped >= LEASE_S  # (not dropped early: they outlived its lease)
+    assert await b.owner("call", "rtc_11") == b.replica
+    assert await a.client.get(b._owner_key("call", "rtc_11")) == b.replica.id
+
+
+async def test_a_live_replicas_owner_keys_outlive_their_ttl_and_a_slow_redis(
+    redis_server: RedisServer, pair: tuple[RedisRegistry, RedisRegistry], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The heartbeat renews the owner keys with the lease: over three TTLs, with Redis frozen
+    (SIGSTOP, a deliberately injected fault) for longer than a beat in the middle, none of a live
+    replica's keys is ever missing, and its things are still found from the other replica."""
+    a, b = pair
+    things: list[tuple[Kind, str]] = [("call", f"rtc_live_{n}") for n in range(20)] + [
+        ("session", "sess_live")
+    ]
+    for kind, thing_id in things:
+        await a.claim(kind, thing_id)
+    keys = [a._owner_key(kind, thing_id) for kind, thing_id in things]
+    ttl_s = a.owner_ttl_ms / 1000
+    started = time.monotonic()
+
+    async def all_present_until(moment: float) -> None:
+        while time.monotonic() < moment:
+            assert await b.client.exists(*keys) == len(keys), "a live replica's owner key expired"
+            await asyncio.sleep(0.05)
+
+    await all_present_until(started + 1.5 * ttl_s)
+    await asyncio.to_thread(redis_server.freeze)
+    try:
+        await asyncio.sleep(0.75 * LEASE_S)  # the fault's length (a beat fails), not a synchronisation
+    finally:
+        await asyncio.to_thread(redis_server.thaw)
+    assert "cluster: Redis unavailable" in caplog.text  # a beat did fail meanwhile
+    await all_present_until(started + 3 * ttl_s)
+    for kind, thing_id in things:
+        assert await b.owner(kind, thing_id) == a.replica
+
+
 async def test_a_restarted_redis_gets_the_lease_and_owners_back(
     redis_server: RedisServer, pair: tuple[RedisRegistry, RedisRegistry]
 ) -> None:
@@ -175,6 +233,21 @@ async def test_flushed_redis_gets_them_back_too(pair: tuple[RedisRegistry, Redis
     await a.client.flushall()
     assert await b.owner("call", "rtc_6") is None
     await _until(lambda: _owned_by(b, "rtc_6", a.replica), "A's owner key back after FLUSHALL", seconds=10)
+
+
+async def test_an_owner_key_lost_under_a_live_lease_is_written_back(
+    pair: tuple[RedisRegistry, RedisRegistry],
+) -> None:
+    """One owner key gone while the lease lives (deleted by hand, say): the next beat's renewal
+    finds it missing and writes it back, with its TTL; a released one is not brought back."""
+    a, b = pair
+    await a.claim("call", "rtc_12")
+    await a.claim("call", "rtc_13")
+    await a.release("call", "rtc_13")
+    await b.client.delete(a._owner_key("call", "rtc_12"))
+    await _until(lambda: _owned_by(b, "rtc_12", a.replica), "the lost owner key written back", seconds=10)
+    assert 0 < await b.client.pttl(a._owner_key("call", "rtc_12")) <= a.owner_ttl_ms
+    assert await b.owner("call", "rtc_13") is None
 
 
 async def _owned_by(registry: RedisRegistry, call_id: str, replica: Replica) -> bool:

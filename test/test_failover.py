@@ -205,6 +205,11 @@ async def test_a_replica_killed_with_sigkill(cluster: Cluster) -> None:
             )
             lost = await cluster.session(live_id)
             assert lost.end_reason == "replica_lost" and lost.replica_id == killed, lost
+            owner_key = f"{cluster.prefix}owner:session:{live_id}"  # no leak in Redis: it expires
+            client = cluster.redis.client()
+            await wait_until_async(
+                lambda: asyncio.to_thread(lambda: not client.exists(owner_key)), "A's owner key expired"
+            )
             assert [i["content"][0]["text"] for i in await cluster.store.list_items(live_id)] == [
                 "alive on A"
             ]

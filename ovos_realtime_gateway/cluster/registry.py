@@ -3,14 +3,15 @@
 
 In Redis, a replica's lease `<prefix>replica:<id>` holds its URL and expires `lease_seconds` after
 its last renewal (every third of it); `<prefix>owner:<kind>:<id>` names the replica holding a
-session or call. A thing has an owner only while that replica's lease lives, so a killed replica's
-things have none once its lease expired, and a closed one's none at once (it gives its lease up and
-deletes its owner keys; a dead replica's owner key is dropped when it is next looked up). The
-replica keeps what it holds in memory too: when Redis was unreachable
-or lost its keys (restarted without persistence), the next heartbeat that reaches it writes the
-lease and every owner key back. A Redis call waits at most `timeout_seconds`; `claim` and `release`
-never fail (the heartbeat catches up), `owner` of another replica's thing and `live_replicas`
-raise `RegistryUnavailable` rather than guess while Redis cannot answer."""
+session or call and expires `OWNER_TTL_LEASES` leases after its last renewal, which comes with the
+lease's, in the same atomic call. A thing has an owner only while that replica's lease lives, so a
+killed replica's things have none once its lease expired, and a closed one's none at once (it gives
+its lease up and deletes its owner keys; a dead replica's owner key is dropped when it is next
+looked up, or expires on its own). The replica keeps what it holds in memory too: when Redis was
+unreachable or lost its keys (restarted without persistence), the next heartbeat that reaches it
+writes the lease and every owner key back. A Redis call waits at most `timeout_seconds`; `claim`
+and `release` never fail (the heartbeat catches up), `owner` of another replica's thing and
+`live_replicas` raise `RegistryUnavailable` rather than guess while Redis cannot answer."""
 
 from __future__ import annotations
 
@@ -45,6 +46,31 @@ for _, key in ipairs(KEYS) do
 end
 return released
 """
+
+# Renews the lease (KEYS[1], to ARGV[1] for ARGV[2] ms) if it still exists (else -1) and the owner
+# keys (KEYS[2..]) that name this replica (ARGV[3]) for ARGV[4] ms, in one atomic call whatever
+# their count; answers the positions (1-based, among the owner keys) of those that were missing.
+RENEW = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'XX') then
+  return -1
+end
+local missing = {}
+for i = 2, #KEYS do
+  local holder = redis.call('GET', KEYS[i])
+  if holder == ARGV[3] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[4])
+  elseif not holder then
+    missing[#missing + 1] = i - 1
+  end
+end
+return missing
+"""
+
+# An owner key lives this many leases past its last renewal. Renewed in the lease's own atomic call,
+# it cannot expire before its replica's lease (one lease would do); the second lease is margin for
+# a claim written between beats and for a beat that Redis answers late, so while the lease lives
+# the owner key does, and a dead replica's keys are gone at most two leases after its last beat.
+OWNER_TTL_LEASES = 2
 
 
 @dataclass(frozen=True)
@@ -122,9 +148,11 @@ class RedisRegistry:
         self.replica = Replica(new_replica_id(), settings.replica_url or url)
         self.prefix = settings.key_prefix
         self.lease_ms = int(settings.lease_seconds * 1000)
+        self.owner_ttl_ms = OWNER_TTL_LEASES * self.lease_ms
         self.timeout_s = settings.timeout_seconds
         self.client = fail_fast_client(settings.redis_url, password, self.timeout_s, decode_responses=True)
         self._release = self.client.register_script(RELEASE)
+        self._renew = self.client.register_script(RENEW)
         self._held: set[tuple[Kind, str]] = set()
         self._rewrite = True  # the next heartbeat writes the lease and every owner key
         self._registered = False  # the lease was written once (a later rewrite is a re-registration)
@@ -179,29 +207,46 @@ class RedisRegistry:
             await asyncio.sleep(self.lease_ms / 3000)
 
     async def _beat(self) -> None:
-        """Renew the lease; when it was gone (Redis restarted, or unreachable since), write it and
-        every owner key again."""
+        """Renew the lease and the owner keys, in one call; when the lease was gone (Redis restarted,
+        or unreachable since), write it and every owner key again."""
         lease = self._lease_key(self.replica.id)
         if not self._rewrite:
-            renewed = await self._call(self.client.set(lease, self.replica.url, px=self.lease_ms, xx=True))
-            if renewed:
+            held = list(self._held)
+            keys = [lease] + [self._owner_key(kind, thing_id) for kind, thing_id in held]
+            args: list[str | int] = [self.replica.url, self.lease_ms, self.replica.id, self.owner_ttl_ms]
+            missing = await self._call(self._renew(keys=keys, args=args))
+            if missing != -1:
+                await self._restore_missing([held[position - 1] for position in missing])
                 return
             log.warning("cluster: this replica's lease was gone from Redis; registering again")
         held = list(self._held)
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.set(lease, self.replica.url, px=self.lease_ms)
             for kind, thing_id in held:
-                pipe.set(self._owner_key(kind, thing_id), self.replica.id)
+                pipe.set(self._owner_key(kind, thing_id), self.replica.id, px=self.owner_ttl_ms)
             await self._call(pipe.execute())
         self._rewrite = False
         if self._registered and self.registered_again is not None:
             self.registered_again(held)  # peers may have taken it for dead meanwhile
         self._registered = True
 
+    async def _restore_missing(self, missing: list[tuple[Kind, str]]) -> None:
+        """Write back the owner keys a renewal found gone while the lease lived (a claim whose own
+        write has not landed yet, or a key deleted by hand), unless released or claimed since."""
+        still_held = [thing for thing in missing if thing in self._held]
+        if not still_held:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for kind, thing_id in still_held:
+                pipe.set(self._owner_key(kind, thing_id), self.replica.id, px=self.owner_ttl_ms, nx=True)
+            await self._call(pipe.execute())
+
     async def claim(self, kind: Kind, thing_id: str) -> None:
         self._held.add((kind, thing_id))
         try:
-            await self._call(self.client.set(self._owner_key(kind, thing_id), self.replica.id))
+            await self._call(
+                self.client.set(self._owner_key(kind, thing_id), self.replica.id, px=self.owner_ttl_ms)
+            )
         except RegistryUnavailable:
             pass  # written by the heartbeat once Redis answers
 
@@ -259,7 +304,7 @@ class RedisRegistry:
                 break
             except RegistryUnavailable:
                 if loop.time() > deadline:
-                    break  # the lease expires on its own; the owner keys name a replica with none
+                    break  # the lease expires on its own, the owner keys after it
                 await asyncio.sleep(0.1)
         await self.client.aclose()
 
