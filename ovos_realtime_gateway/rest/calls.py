@@ -16,7 +16,7 @@ from ..calls.call import Call
 from ..calls.sdp import check_offer
 from ..calls.sip.call import SipCall
 from ..calls.webrtc import WebRtcCall
-from ..cluster.forward import OwnerUnreachable, owner_elsewhere, path_of, unavailable
+from ..cluster.forward import OwnerUnreachable, check_gone, owner_elsewhere, path_of
 from ..engine.responder import Responder, UnavailableResponder
 from ..protocol import errors, ids, json_text
 from ..protocol.session_config import Config, initial_session
@@ -212,11 +212,8 @@ async def _elsewhere(request: web.Request, operation: str, principal: Principal)
         )
     except OwnerUnreachable as exc:
         log.warning("call %s: its replica could not be reached: %s", call_id, exc)
-        if await owner_elsewhere(services.cluster, "call", call_id) is None:
-            forwards.labels(kind="control", result="owner_gone").inc()
-            raise call_not_found(call_id) from None  # it was gone: its call with it
-        forwards.labels(kind="control", result="unreachable").inc()
-        raise unavailable("The replica holding this call cannot be reached") from None
+        await check_gone(services.cluster, "call", call_id, forwards, "control")
+        raise call_not_found(call_id) from None  # it was gone: its call with it
     forwards.labels(kind="control", result="answered").inc()
     return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
