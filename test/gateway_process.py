@@ -38,9 +38,12 @@ def cli(*args: str, data_dir: Path | None = None, check: bool = True) -> subproc
     return done
 
 
-def create_key(data_dir: Path, project: str) -> str:
-    """A new project key, as `keys create` prints it on its last stdout line."""
-    return cli("keys", "create", "--project", project, data_dir=data_dir).stdout.strip().splitlines()[-1]
+def create_key(data_dir: Path | None, project: str, config: Path | None = None) -> str:
+    """A new project key, as `keys create` prints it on its last stdout line (`config`: a settings
+    file, e.g. one naming a PostgreSQL store)."""
+    options = ("--config", str(config)) if config is not None else ()
+    done = cli("keys", "create", "--project", project, *options, data_dir=data_dir)
+    return done.stdout.strip().splitlines()[-1]
 
 
 class GatewayProcess:

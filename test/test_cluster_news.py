@@ -21,7 +21,7 @@ import openai
 import pytest
 import websockets
 
-from .gateway_process import GatewayProcess, cli, http
+from .gateway_process import GatewayProcess, cli, create_key, http
 from .postgres_server import PostgresServer
 from .redis_server import RedisServer
 from .test_policy_updates import NO_MODELS, NO_MODELS_TESTS
@@ -82,8 +82,7 @@ def _wait_for_subscribers(redis_server: RedisServer, count: int) -> None:
 
 
 def _key(replicas: Replicas, project: str) -> str:
-    done = cli("keys", "create", "--project", project, "--config", str(replicas.configs["c"]))
-    return done.stdout.strip().splitlines()[-1]
+    return create_key(None, project, replicas.configs["c"])
 
 
 def _key_id(key: str) -> str:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from ovos_realtime_gateway.cluster.registry import (
     Kind,
@@ -20,7 +21,7 @@ from ovos_realtime_gateway.cluster.registry import (
     RegistryUnavailable,
     Replica,
 )
-from ovos_realtime_gateway.settings import ClusterSettings
+from ovos_realtime_gateway.settings import ClusterSettings, SharedLimitsSettings
 
 from .gateway_process import GatewayProcess
 from .redis_server import RedisServer
@@ -266,6 +267,26 @@ async def test_a_gateway_alone_holds_its_own() -> None:
     await local.release("call", "rtc_7")
     assert await local.owner("call", "rtc_7") is None
     await local.close()
+
+
+@pytest.mark.parametrize("section", [ClusterSettings, SharedLimitsSettings])
+def test_a_redis_password_needs_its_url_and_no_password_in_it(section: type[BaseModel]) -> None:
+    """`cluster` and `shared_limits` refuse `redis_password` alone or beside a URL's password, with
+    the same words (one check serves both); a cluster also needs `hop_secret`."""
+    extra = {"hop_secret": "s"} if section is ClusterSettings else {}
+    alone = {"redis_password": "env:REDIS_PASSWORD", **extra}
+    with pytest.raises(
+        ValidationError, match="redis_password is the password of redis_url: give redis_url too"
+    ):
+        section.model_validate(alone)
+    both = {"redis_url": "redis://:pw@127.0.0.1:6379/0", "redis_password": "pw", **extra}
+    with pytest.raises(ValidationError, match="either in redis_url or in redis_password, not both"):
+        section.model_validate(both)
+    accepted = {"redis_url": "redis://127.0.0.1:6379/0", "redis_password": "pw", **extra}
+    assert section.model_validate(accepted).model_dump()["redis_password"] == "pw"
+    if section is ClusterSettings:
+        with pytest.raises(ValidationError, match=r"a cluster \(redis_url\) needs hop_secret"):
+            section.model_validate({"redis_url": "redis://127.0.0.1:6379/0"})
 
 
 async def redis_server_keys(redis_server: RedisServer, pattern: str) -> list[str]:

@@ -21,7 +21,7 @@ import aiohttp
 import psycopg
 import pytest
 
-from .gateway_process import GatewayProcess, cli
+from .gateway_process import GatewayProcess, create_key
 from .postgres_server import PostgresServer
 from .realtime_helpers import EventReader, ws_url
 from .redis_server import RedisServer
@@ -49,7 +49,7 @@ def pair(tmp_path: Path, postgres: PostgresServer, redis_server: RedisServer) ->
     }
     config = tmp_path / "replica.json"
     config.write_text(json.dumps({"store_url": store_url, "cluster": cluster}))
-    key = cli("keys", "create", "--project", "alpha", "--config", str(config)).stdout.strip().splitlines()[-1]
+    key = create_key(None, "alpha", config)
     a = GatewayProcess(tmp_path / "a-data", "--config", str(config), log_name="a")
     b = GatewayProcess(tmp_path / "b-data", "--config", str(config), log_name="b")
     try:

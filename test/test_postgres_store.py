@@ -17,7 +17,7 @@ import pytest
 from ovos_realtime_gateway.store import SqliteStore
 from ovos_realtime_gateway.store.postgres import PostgresStore
 
-from .gateway_process import GatewayProcess, cli, configured_gateway, http
+from .gateway_process import GatewayProcess, cli, configured_gateway, create_key, http
 from .postgres_server import PostgresServer
 from .realtime_helpers import realtime_socket
 
@@ -125,10 +125,7 @@ async def test_a_gateway_on_postgresql_serves_the_openai_sdk_and_saves_its_conve
     url = await asyncio.to_thread(postgres.create_user, "gateway", "gw-pass")
     config = _pg_config(tmp_path, url, "gw-pass")
     data_dir = tmp_path / "data"
-    created_key = await asyncio.to_thread(
-        cli, "keys", "create", "--project", "alpha", "--config", str(config), data_dir=data_dir
-    )
-    key = created_key.stdout.split()[-1]
+    key = await asyncio.to_thread(create_key, data_dir, "alpha", config)
     async with GatewayProcess(data_dir, "--config", str(config), log_name="postgresql") as gateway:
         sdk = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
         secret = await sdk.realtime.client_secrets.create(

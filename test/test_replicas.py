@@ -32,7 +32,7 @@ import pytest
 from ovos_realtime_gateway.cluster.hop import HopSigner
 from ovos_realtime_gateway.security.secret_refs import SecretValue, parse_reference
 
-from .gateway_process import GatewayProcess, cli, http
+from .gateway_process import GatewayProcess, cli, create_key, http
 from .postgres_server import PostgresServer
 from .realtime_helpers import EventReader, ws_url
 from .redis_server import RedisServer
@@ -148,13 +148,8 @@ def trio(
         configs[name] = root / f"{name}.json"
         configs[name].write_text(json.dumps({**shared, "sip": sip} if name == "a" else shared))
 
-    def key(project: str) -> str:
-        done = cli(
-            "keys", "create", "--project", project, "--config", str(configs["b"]), data_dir=root / "cli"
-        )
-        return done.stdout.strip().splitlines()[-1]
-
-    keys = {project: key(project) for project in ("alpha", "beta", "phones", "gamma")}
+    projects = ("alpha", "beta", "phones", "gamma")
+    keys = {project: create_key(root / "cli", project, configs["b"]) for project in projects}
     gateways = [
         GatewayProcess(root / f"{name}-data", "--config", str(configs[name]), log_name=name)
         for name in ("a", "b", "c")
@@ -423,8 +418,7 @@ async def test_a_revoked_keys_relayed_sideband_ends_on_both_replicas(
     config = tmp_path / "cli.json"
     cluster = {"redis_url": trio.redis.url, "key_prefix": PREFIX, "hop_secret": HOP_SECRET}
     config.write_text(json.dumps({"store_url": trio.store_url, "cluster": cluster}))
-    made = await asyncio.to_thread(cli, "keys", "create", "--project", "alpha", "--config", str(config))
-    monitor_key = made.stdout.strip().splitlines()[-1]
+    monitor_key = await asyncio.to_thread(create_key, None, "alpha", config)
     with sdk(trio.a, trio.key) as on_a:
         call_id = await place_call(on_a, peer)
     await peer.until("session.created", 30)

@@ -15,6 +15,7 @@ import json
 import secrets
 import shutil
 import socket
+import sqlite3
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -284,6 +285,20 @@ async def test_calls_are_rejected_transferred_and_refused(tmp_path: Path, webhoo
             sdk.close()
             stranger.close()
     assert not webhooks.refused
+    done = await asyncio.to_thread(_audited, gateway.data_dir, "calls.accept", "calls.reject", "calls.refer")
+    assert [row for row in done if row[1:] == ("allowed", 200)] == [
+        ("calls.reject", "allowed", 200),
+        ("calls.accept", "allowed", 200),
+        ("calls.refer", "allowed", 200),
+    ], done
+
+
+def _audited(data_dir: Path, *actions: str) -> list[tuple[str, str, int]]:
+    """The audit rows of these actions (action, decision, status), oldest first."""
+    with contextlib.closing(sqlite3.connect(data_dir / "ovos-realtime.db")) as db:
+        marks = ", ".join("?" * len(actions))
+        query = f"select action, decision, status from audit_log where action in ({marks}) order by ts, rowid"
+        return db.execute(query, actions).fetchall()
 
 
 async def test_unannounced_and_unwelcome_calls_are_declined(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from ovos_realtime_gateway.store.postgres import PostgresStore
 
-from .gateway_process import GatewayProcess, cli, http
+from .gateway_process import GatewayProcess, create_key, http
 from .postgres_server import PostgresServer
 from .realtime_helpers import realtime_socket
 from .waiting import wait_until_async
@@ -52,10 +52,7 @@ async def test_postgresql_down_then_back(tmp_path: Path, own_postgres: PostgresS
     config = tmp_path / "pg.json"
     config.write_text(json.dumps({"store_url": url}))
     data_dir = tmp_path / "data"
-    created = await asyncio.to_thread(
-        cli, "keys", "create", "--project", "alpha", "--config", str(config), data_dir=data_dir
-    )
-    key = created.stdout.split()[-1]
+    key = await asyncio.to_thread(create_key, data_dir, "alpha", config)
     async with GatewayProcess(data_dir, "--config", str(config), log_name="outage") as gateway:
         sdk = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0)
         try:
@@ -140,8 +137,7 @@ def test_a_locked_sqlite_store_is_a_503_not_a_500(tmp_path: Path) -> None:
     """Another process holds sqlite's write lock past the store's busy timeout (5 s): minting a
     client secret (a write) answers 503 `store_unavailable`; once the lock is gone it works."""
     data_dir = tmp_path / "data"
-    created = cli("keys", "create", "--project", "alpha", data_dir=data_dir)
-    key = created.stdout.split()[-1]
+    key = create_key(data_dir, "alpha")
     with GatewayProcess(data_dir, log_name="locked") as gateway:
         holder = sqlite3.connect(data_dir / "ovos-realtime.db", isolation_level=None)
         try:

@@ -10,7 +10,7 @@ import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..cluster.forward import OwnerUnreachable, owner_elsewhere, path_of, unavailable
+from ..cluster.forward import OwnerUnreachable, check_gone, owner_elsewhere, path_of
 from ..protocol import errors
 from ..protocol.server_events import error_event
 from ..security.gate import Caller
@@ -122,11 +122,8 @@ async def _relayed(
         await services.forwarder.relay(ws, owner, path_of(request), headers, client)
     except OwnerUnreachable as exc:
         log.warning("sideband of call %s: its replica could not be reached: %s", call_id, exc)
-        if await owner_elsewhere(services.cluster, "call", call_id) is None:
-            forwards.labels(kind="sideband", result="owner_gone").inc()
-            return False  # it was gone, and its call with it
-        forwards.labels(kind="sideband", result="unreachable").inc()
-        raise unavailable("The replica holding this call cannot be reached") from None
+        await check_gone(services.cluster, "call", call_id, forwards, "sideband")
+        return False  # it was gone, and its call with it
     forwards.labels(kind="sideband", result="answered").inc()
     return True
 

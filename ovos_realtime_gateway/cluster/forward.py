@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict
+from prometheus_client import Counter
 from yarl import URL
 
 from ..protocol import errors
@@ -61,6 +62,17 @@ def unavailable(what: str) -> errors.ApiError:
 
 class OwnerUnreachable(Exception):
     """The owner could not be reached (gone since the registry named it, or cut off)."""
+
+
+async def check_gone(registry: Registry, kind: Kind, thing_id: str, forwards: Counter, route: str) -> None:
+    """After OwnerUnreachable: returns when the owner is gone since (the thing with it; counted
+    `owner_gone`), for the caller to answer as for an unknown one; while the owner still lives, a
+    503 the client may retry (counted `unreachable`). `route`: the forwards' `kind` label."""
+    if await owner_elsewhere(registry, kind, thing_id) is None:
+        forwards.labels(kind=route, result="owner_gone").inc()
+        return
+    forwards.labels(kind=route, result="unreachable").inc()
+    raise unavailable(f"The replica holding this {kind} cannot be reached") from None
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -13,7 +16,7 @@ from ..calls.call import Call
 from ..calls.sdp import check_offer
 from ..calls.sip.call import SipCall
 from ..calls.webrtc import WebRtcCall
-from ..cluster.forward import OwnerUnreachable, owner_elsewhere, path_of, unavailable
+from ..cluster.forward import OwnerUnreachable, check_gone, owner_elsewhere, path_of
 from ..engine.responder import Responder, UnavailableResponder
 from ..protocol import errors, ids, json_text
 from ..protocol.session_config import Config, initial_session
@@ -162,21 +165,29 @@ async def create_call(request: web.Request) -> web.Response:
     )
 
 
-async def _managed_call(
-    request: web.Request, operation: str, principal: Principal | None = None, config: Config | None = None
-) -> tuple[GatewayServices, Principal, Call]:
-    """The caller's call, once the policy allowed `calls.manage` on it (`operation`: hangup,
-    accept, reject, refer; `config`: the session an accept would run)."""
-    services = request.app[SERVICES]
-    call_id = request.match_info["call_id"]
-    if principal is None:
-        principal = await authenticate(request, "calls.manage")
-    target = services.calls.policy_resource(call_id, operation, config)
-    await authorize(request, principal, "calls.manage", target, hidden=call_not_found(call_id))
-    call = services.calls.find(call_id, principal.project_id)  # the second line
-    if not isinstance(call, Call):
-        raise call_not_found(call_id)
-    return services, principal, call
+@dataclass(frozen=True)
+class _Control:
+    """A call-control request admitted here (the call is not another replica's): its caller and
+    operation (hangup, accept, reject, refer)."""
+
+    request: web.Request
+    principal: Principal
+    operation: str
+
+    @property
+    def services(self) -> GatewayServices:
+        return self.request.app[SERVICES]
+
+    async def call(self, config: Config | None = None) -> Call:
+        """The caller's call, once the policy allowed `calls.manage` on it (`config`: the session an
+        accept would run)."""
+        call_id = self.request.match_info["call_id"]
+        target = self.services.calls.policy_resource(call_id, self.operation, config)
+        await authorize(self.request, self.principal, "calls.manage", target, hidden=call_not_found(call_id))
+        call = self.services.calls.find(call_id, self.principal.project_id)  # the second line
+        if not isinstance(call, Call):
+            raise call_not_found(call_id)
+        return call
 
 
 async def _elsewhere(request: web.Request, operation: str, principal: Principal) -> web.Response | None:
@@ -201,13 +212,34 @@ async def _elsewhere(request: web.Request, operation: str, principal: Principal)
         )
     except OwnerUnreachable as exc:
         log.warning("call %s: its replica could not be reached: %s", call_id, exc)
-        if await owner_elsewhere(services.cluster, "call", call_id) is None:
-            forwards.labels(kind="control", result="owner_gone").inc()
-            raise call_not_found(call_id) from None  # it was gone: its call with it
-        forwards.labels(kind="control", result="unreachable").inc()
-        raise unavailable("The replica holding this call cannot be reached") from None
+        await check_gone(services.cluster, "call", call_id, forwards, "control")
+        raise call_not_found(call_id) from None  # it was gone: its call with it
     forwards.labels(kind="control", result="answered").inc()
     return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+ControlWork = Callable[[_Control], Awaitable[Call]]
+
+
+def _call_control(operation: str) -> Callable[[ControlWork], Handler]:
+    """A call-control handler (`operation`: hangup, accept, reject, refer), all alike around the
+    work: the caller authenticated (and rate-counted), the request forwarded when another replica
+    holds the call, else the work done here on the call it returns, audited, 200."""
+
+    def handler_for(work: ControlWork) -> Handler:
+        @functools.wraps(work)
+        async def handler(request: web.Request) -> web.Response:
+            principal = await authenticate(request, "calls.manage")
+            if (forwarded := await _elsewhere(request, operation, principal)) is not None:
+                return forwarded
+            call = await work(_Control(request, principal, operation))
+            audit_success(request, f"calls.{operation}", {"id": call.id})
+            return web.Response(status=200)
+
+        return handler
+
+    return handler_for
 
 
 def _sip_call(call: Call) -> SipCall:
@@ -220,54 +252,41 @@ def _sip_call(call: Call) -> SipCall:
     return call
 
 
-async def hangup_call(request: web.Request) -> web.Response:
-    principal = await authenticate(request, "calls.manage")
-    if (forwarded := await _elsewhere(request, "hangup", principal)) is not None:
-        return forwarded
-    _, _, call = await _managed_call(request, "hangup", principal)
+@_call_control("hangup")
+async def hangup_call(control: _Control) -> Call:
+    call = await control.call()
     if isinstance(call, SipCall):
         await call.hangup()
     await call.end("hangup")
-    audit_success(request, "calls.hangup", {"id": call.id})
-    return web.Response(status=200)
+    return call
 
 
-async def accept_call(request: web.Request) -> web.Response:
-    principal = await authenticate(request, "calls.manage")
-    if (forwarded := await _elsewhere(request, "accept", principal)) is not None:
-        return forwarded
-    session = await read_json(request, RealtimeSessionRequest, allow_empty=False)
-    config = initial_session(session, request.app[SERVICES].settings.session_defaults())
-    services, principal, call = await _managed_call(request, "accept", principal, config)
-    sip = _sip_call(call)
-    record = await _call_record(services, principal, session, None)
+@_call_control("accept")
+async def accept_call(control: _Control) -> Call:
+    session = await read_json(control.request, RealtimeSessionRequest, allow_empty=False)
+    services = control.services
+    sip = _sip_call(await control.call(initial_session(session, services.settings.session_defaults())))
+    record = await _call_record(services, control.principal, session, None)
     await sip.accept(record, services.responder or UnavailableResponder())
-    sip.hold_for(principal)
+    sip.hold_for(control.principal)
     await services.store.save_session(record)
-    audit_success(request, "calls.accept", {"id": call.id})
-    return web.Response(status=200)
+    return sip
 
 
-async def reject_call(request: web.Request) -> web.Response:
-    principal = await authenticate(request, "calls.manage")
-    if (forwarded := await _elsewhere(request, "reject", principal)) is not None:
-        return forwarded
-    _, _, call = await _managed_call(request, "reject", principal)
-    body = await read_json(request, CallRejectBody)
+@_call_control("reject")
+async def reject_call(control: _Control) -> Call:
+    call = await control.call()
+    body = await read_json(control.request, CallRejectBody)
     await _sip_call(call).reject(body.status_code or 603)
-    audit_success(request, "calls.reject", {"id": call.id})
-    return web.Response(status=200)
+    return call
 
 
-async def refer_call(request: web.Request) -> web.Response:
-    principal = await authenticate(request, "calls.manage")
-    if (forwarded := await _elsewhere(request, "refer", principal)) is not None:
-        return forwarded
-    _, _, call = await _managed_call(request, "refer", principal)
-    body = await read_json(request, CallReferBody, allow_empty=False)
+@_call_control("refer")
+async def refer_call(control: _Control) -> Call:
+    call = await control.call()
+    body = await read_json(control.request, CallReferBody, allow_empty=False)
     await _sip_call(call).refer(body.target_uri)
-    audit_success(request, "calls.refer", {"id": call.id})
-    return web.Response(status=200)
+    return call
 
 
 def call_not_found(call_id: str) -> errors.ApiError:

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..security.secret_refs import check_reference
 from .section import Section
-from .telemetry import RedisUrl
+from .telemetry import RedisUrl, check_redis_password
 
 
 class ClusterSettings(Section):
@@ -70,12 +70,7 @@ class ClusterSettings(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> ClusterSettings:
-        if self.redis_url is None:
-            if self.redis_password is not None:
-                raise ValueError("redis_password is the password of redis_url: give redis_url too")
-            return self
-        if self.redis_password is not None and urlsplit(self.redis_url).password is not None:
-            raise ValueError("give the Redis password either in redis_url or in redis_password, not both")
-        if self.hop_secret is None:
+        check_redis_password(self.redis_url, self.redis_password)
+        if self.redis_url is not None and self.hop_secret is None:
             raise ValueError("a cluster (redis_url) needs hop_secret, shared by every replica")
         return self

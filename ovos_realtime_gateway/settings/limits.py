@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import Field, field_validator, model_validator
 
 from ..security.secret_refs import check_reference
 from .section import Section
-from .telemetry import RedisUrl
+from .telemetry import RedisUrl, check_redis_password
 
 
 class RateLimits(Section):
@@ -59,9 +57,5 @@ class SharedLimitsSettings(Section):
 
     @model_validator(mode="after")
     def _password_needs_url(self) -> SharedLimitsSettings:
-        if self.redis_password is not None:
-            if self.redis_url is None:
-                raise ValueError("redis_password is the password of redis_url: give redis_url too")
-            if urlsplit(self.redis_url).password is not None:
-                raise ValueError("give the Redis password either in redis_url or in redis_password, not both")
+        check_redis_password(self.redis_url, self.redis_password)
         return self

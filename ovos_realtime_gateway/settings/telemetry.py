@@ -43,6 +43,16 @@ RedisUrl = Annotated[str, AfterValidator(_checked_redis_url)]
 """A setting that names a Redis server, checked by `check_redis_url`."""
 
 
+def check_redis_password(url: str | None, password: str | None) -> None:
+    """Raise ValueError unless `redis_password` goes with a `redis_url` that carries none itself."""
+    if password is None:
+        return
+    if url is None:
+        raise ValueError("redis_password is the password of redis_url: give redis_url too")
+    if urlsplit(url).password is not None:
+        raise ValueError("give the Redis password either in redis_url or in redis_password, not both")
+
+
 class EventBridgeSettings(Section):
     """The event bridge: session, response, call and policy events to a Redis stream (off unless
     `redis_url` is set). Ids, timings and outcomes only; a slow or down Redis never holds up a
