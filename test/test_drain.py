@@ -26,6 +26,7 @@ from openai.types.realtime import ResponseDoneEvent
 from ovos_realtime_gateway.ovos.stack import OvosStack
 
 from .gateway_process import GatewayProcess, HttpResult, configured_gateway, http
+from .loopback_app import OPA_DECISION_PATH, serve_post
 from .realtime_helpers import realtime_socket, say_and_ask
 from .sip_peer import PhoneCall, SipPeer, header
 from .test_sip_calls import free_udp_port
@@ -168,14 +169,7 @@ async def _held_policy_server(asked: asyncio.Event, release: asyncio.Event) -> t
             await release.wait()
         return web.json_response({"result": {"allow": True, "reason": "test"}})
 
-    app = web.Application()
-    app.router.add_post("/v1/data/ovos_realtime/decision", decide)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}"
+    return await serve_post(OPA_DECISION_PATH, decide)
 
 
 async def test_a_session_being_admitted_when_the_drain_begins_is_served_not_cut(tmp_path: Path) -> None:

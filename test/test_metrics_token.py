@@ -7,9 +7,7 @@ sees the gateway up, and a job without it sees it down."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
-import subprocess
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +17,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from ovos_realtime_gateway.ovos.stack import free_port
 from ovos_realtime_gateway.settings import GatewaySettings
 
 from .gateway_process import GatewayProcess, HttpResult, configured_gateway, http
+from .prometheus_server import prometheus_server
 from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,9 +163,6 @@ def test_a_real_prometheus_scrapes_with_the_shipped_credentials_file(
 ) -> None:
     """The shipped Compose scrape config (its `credentials_file` pointed at the test's token file)
     scrapes the protected gateway; the same job without it is refused: Prometheus says `up` 0."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus is missing: scripts/install-system-deps test installs it")
     gateway, token_file = protected
     config = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
     (job,) = config["scrape_configs"]
@@ -180,30 +175,12 @@ def test_a_real_prometheus_scrapes_with_the_shipped_credentials_file(
         "global": {"scrape_interval": "1s"},
         "scrape_configs": [job, bare],
     }  # (no rule_files: the shipped path is the container's)
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = tmp_path / "prometheus.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        api = f"http://127.0.0.1:{port}/api/v1"
+    with prometheus_server(tmp_path, config) as server:
         want = {job["job_name"]: 1.0, "without-token": 0.0}
 
         def scraped() -> bool:
-            assert server.poll() is None, log.read_text()[-3000:]
-            return _up(api) == want
+            server.check_alive()
+            return _up(server.api) == want
 
         wait_until(scraped, "Prometheus's first scrape of both jobs", timeout=60, every=0.5)
-    finally:
-        server.terminate()
-        server.wait(30)
     assert TOKEN not in gateway.logs()

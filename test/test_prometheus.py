@@ -25,9 +25,10 @@ import yaml
 from openai.types.realtime import RealtimeAudioInputTurnDetectionParam
 
 from ovos_realtime_gateway.observability import dashboards
-from ovos_realtime_gateway.ovos.stack import OvosStack, free_port
+from ovos_realtime_gateway.ovos.stack import OvosStack
 
 from .gateway_process import GatewayProcess, configured_gateway, create_key, http
+from .prometheus_server import prometheus_server
 from .realtime_helpers import say_and_ask, speak_in_real_time
 from .speech import chunks, user_speech_pcm
 from .test_webrtc_calls import place_call
@@ -133,9 +134,6 @@ def answering(
 def prometheus(
     answering: tuple[GatewayProcess, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus is missing: scripts/install-system-deps test installs it")
     root = tmp_path_factory.mktemp("prometheus-server")
     target = answering[0].base_url.removeprefix("http://")
     config = {
@@ -143,31 +141,13 @@ def prometheus(
         "rule_files": [str(RULES)],
         "scrape_configs": [{"job_name": "ovos-realtime", "static_configs": [{"targets": [target]}]}],
     }
-    (root / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = root / "prometheus.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={root / 'prometheus.yml'}",
-                f"--storage.tsdb.path={root / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    api = f"http://127.0.0.1:{port}/api/v1"
-    try:
+    with prometheus_server(root, config) as server:
         deadline = time.monotonic() + 60
-        while _query(api, 'up{job="ovos-realtime"}') != [1.0]:
-            assert server.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, f"no scrape of the gateway:\n{log.read_text()[-3000:]}"
+        while _query(server.api, 'up{job="ovos-realtime"}') != [1.0]:
+            server.check_alive()
+            assert time.monotonic() < deadline, f"no scrape of the gateway:\n{server.log.read_text()[-3000:]}"
             time.sleep(0.5)
-        yield api
-    finally:
-        server.terminate()
-        server.wait(30)
+        yield server.api
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from ovos_realtime_gateway.security.secret_refs import SecretValue, parse_refere
 from ovos_realtime_gateway.settings import GatewaySettings
 
 from .gateway_process import GatewayProcess, cli, configured_gateway, http
+from .loopback_app import OPA_DECISION_PATH, serve_post
 from .openbao import OpenBao, start_openbao
 from .sip_peer import PhoneCall, SipPeer
 from .test_sip_calls import free_udp_port
@@ -71,14 +72,8 @@ async def receiver() -> AsyncIterator[Receiver]:
         queue.put_nowait(Delivery(await request.text(), dict(request.headers)))
         return web.Response(status=200)
 
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # aiohttp's private server attribute, typed optional
-    yield Receiver(f"http://127.0.0.1:{port}/hook", queue)
+    runner, base = await serve_post("/hook", hook)
+    yield Receiver(f"{base}/hook", queue)
     await runner.cleanup()
 
 
@@ -392,13 +387,7 @@ async def test_the_opa_token_is_sent_and_follows_its_rotation(tmp_path: Path) ->
             return web.json_response({"code": "unauthorized"}, status=401)
         return web.json_response({"result": {"allow": True, "reason": ""}})
 
-    app = web.Application()
-    app.router.add_post("/v1/data/ovos_realtime/decision", decide)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    opa = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # aiohttp's private server attribute, typed optional
+    runner, opa = await serve_post(OPA_DECISION_PATH, decide)
     token_file = tmp_path / "opa.token"
     token_file.write_text(first)
     settings = {"opa_url": opa, "opa_token": f"file:{token_file}", "vault": {"refresh_seconds": 0.5}}
